@@ -1,0 +1,5 @@
+import sys
+
+from transferops.cli.main import main
+
+sys.exit(main())

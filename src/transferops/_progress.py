@@ -1,0 +1,36 @@
+"""Progress bars that respect ``--quiet`` (and are silent when stderr is not a terminal in CI)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+_QUIET = False
+
+
+def set_quiet(quiet: bool) -> None:
+    global _QUIET
+    _QUIET = quiet
+
+
+def is_quiet() -> bool:
+    return _QUIET or os.environ.get("TRANSFEROPS_QUIET", "") not in ("", "0")
+
+
+def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, **kw: Any) -> Iterator[T]:
+    return iter(tqdm(iterable, desc=desc, total=total, disable=is_quiet(), leave=False, **kw))
+
+
+def bar(*, desc: str, total: int | None = None, **kw: Any) -> tqdm:
+    return tqdm(desc=desc, total=total, disable=is_quiet(), leave=False, **kw)
+
+
+def say(msg: str) -> None:
+    """Print a human-facing status line unless quiet."""
+    if not is_quiet():
+        print(msg, flush=True)

@@ -1,0 +1,90 @@
+"""``transferops`` entry point.
+
+Each stage owns its commands in ``transferops/<stage>/cli.py`` exposing ``register(subparsers)``;
+this module only wires them together, so adding a command is one new module plus one line in
+:data:`COMMAND_MODULES`. Handlers return an exit code. Errors derived from
+:class:`~transferops.errors.TransferOpsError` print one clear line (no traceback) and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from transferops.errors import GateFailedError, TransferOpsError
+
+#: Modules contributing sub-commands, in the order they appear in ``--help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "transferops.checkpoints.cli",
+    "transferops.select.cli",
+    "transferops.finetune.cli",
+    "transferops.predict.cli",
+    "transferops.evaluate.cli",
+    "transferops.deploy.cli",
+    "transferops.monitor.cli",
+    "transferops.abtest.cli",
+    "transferops.economics.cli",
+    "transferops.adapt.cli",
+    "transferops.demo",
+)
+
+
+def module_exists(name: str) -> bool:
+    """True when ``name`` can be imported (its parent package may itself be absent)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="transferops",
+        description="Transfer learning from a few hundred labels to a monitored production model.",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or status lines")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        if not module_exists(name):
+            continue
+        module = importlib.import_module(name)
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Offline by design: never let transformers/huggingface_hub reach the network.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from transferops._progress import set_quiet
+
+    set_quiet(bool(args.quiet))
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except GateFailedError as exc:
+        print(f"gate failed: {exc}", file=sys.stderr)
+        return 1
+    except TransferOpsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

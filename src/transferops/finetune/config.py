@@ -1,0 +1,137 @@
+"""Training configuration: one dataclass per concern, validated in ``__post_init__``.
+
+Unknown keys (from YAML or ``TrainConfig.from_dict``) are an error that names the key and the
+closest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from transferops.errors import ConfigError
+
+Strategy = Literal["auto", "head", "freeze", "full", "lora"]
+Task = Literal["auto", "binary", "multiclass", "multilabel"]
+Loss = Literal["ce", "focal"]
+STRATEGIES: tuple[str, ...] = ("auto", "head", "freeze", "full", "lora")
+
+#: Learning rate and epochs per strategy when the user gives none.
+DEFAULT_LR = {"full": 3e-5, "freeze": 5e-5, "lora": 5e-4, "head": 2e-3}
+DEFAULT_EPOCHS = {"full": 3, "freeze": 4, "lora": 5, "head": 40}
+
+
+def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def _check_range(name: str, value: float | int | None, lo: float | None = None, hi: float | None = None,
+                 *, lo_open: bool = False) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        raise ConfigError(f"{name}: must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name}: must be <= {hi}, got {value!r}")
+
+
+@dataclass
+class LoraSettings:
+    """LoRA hyper-parameters (PEFT). ``target_modules=None`` picks the attention query/value layers."""
+
+    r: int = field(default=8, metadata={"help": "rank of the update matrices"})
+    alpha: int = field(default=16, metadata={"help": "scaling numerator (alpha / r)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
+    target_modules: list[str] | None = field(default=None, metadata={"help": "module names to adapt"})
+
+    def __post_init__(self) -> None:
+        _check_range("lora.r", self.r, 1, 1024)
+        _check_range("lora.alpha", self.alpha, 1)
+        _check_range("lora.dropout", self.dropout, 0.0, 0.9)
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved verbatim in the artifact manifest."""
+
+    checkpoint: str = "minilm-l6"
+    strategy: Strategy = "auto"
+    task: Task = "auto"
+    epochs: int | None = None
+    max_steps: int | None = None
+    lr: float | None = None
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_length: int = 128
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    loss: Loss = "ce"
+    focal_gamma: float = 2.0
+    class_weight: Literal["balanced"] | None = None
+    oversample: bool = False
+    early_stopping_patience: int | None = 2
+    metric: str = "macro_f1"
+    seed: int = 0
+    freeze_layers: int | None = None
+    freeze_fraction: float | None = None
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    bucket_by_length: bool = True
+    eval_batch_size: int = 64
+    dedupe: bool = False
+    near_duplicate_threshold: float = 0.95
+    check_near_duplicates: bool = True
+    calibrate: bool = False
+    baseline: bool = True
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**_known(LoraSettings, self.lora, "lora"))
+        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("task", self.task, ("auto", "binary", "multiclass", "multilabel"))
+        _check_choice("loss", self.loss, ("ce", "focal"))
+        _check_choice("class_weight", self.class_weight, (None, "balanced"))
+        _check_choice("metric", self.metric, ("macro_f1", "accuracy", "micro_f1", "weighted_f1", "loss"))
+        _check_range("epochs", self.epochs, 1, 1000)
+        _check_range("max_steps", self.max_steps, 1)
+        _check_range("lr", self.lr, 0.0, 1.0, lo_open=True)
+        _check_range("batch_size", self.batch_size, 1, 4096)
+        _check_range("grad_accum", self.grad_accum, 1, 1024)
+        _check_range("max_length", self.max_length, 8, 8192)
+        _check_range("warmup_ratio", self.warmup_ratio, 0.0, 0.5)
+        _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_range("focal_gamma", self.focal_gamma, 0.0, 10.0)
+        _check_range("early_stopping_patience", self.early_stopping_patience, 1)
+        _check_range("freeze_layers", self.freeze_layers, 0)
+        _check_range("freeze_fraction", self.freeze_fraction, 0.0, 1.0)
+        _check_range("near_duplicate_threshold", self.near_duplicate_threshold, 0.5, 1.0)
+        if self.freeze_layers is not None and self.freeze_fraction is not None:
+            raise ConfigError("freeze_layers and freeze_fraction: give one, not both")
+
+    def resolved_lr(self, strategy: str) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[strategy]
+
+    def resolved_epochs(self, strategy: str) -> int:
+        return self.epochs if self.epochs is not None else DEFAULT_EPOCHS[strategy]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return cls(**_known(cls, d, "train"))
+
+
+def _known(klass: type, d: dict[str, Any], where: str) -> dict[str, Any]:
+    names = [f.name for f in dataclasses.fields(klass)]
+    for k in d:
+        if k not in names:
+            close = difflib.get_close_matches(k, names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(names)}."
+            raise ConfigError(f"{where}: unknown key '{k}'.{hint}")
+    return dict(d)

@@ -1,0 +1,92 @@
+"""Resumable training state in safetensors + JSON only (no pickle is ever read back)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from transferops._util import read_json, write_json
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().cpu().clone().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    missing = [k for k in state if k not in params]
+    if missing:
+        raise RuntimeError(f"saved state does not match the model (e.g. {missing[0]})")
+    with torch.no_grad():
+        for k, v in state.items():
+            params[k].copy_(v.to(params[k].device))
+
+
+def save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {"param_groups": sd["param_groups"], "scalars": {}}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"{idx}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                meta["scalars"][f"{idx}.{k}"] = v
+    save_file(tensors, str(path.with_suffix(".safetensors")))
+    write_json(path.with_suffix(".json"), meta)
+
+
+def load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+    tensors = load_file(str(path.with_suffix(".safetensors")))
+    meta = read_json(path.with_suffix(".json"))
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = v
+    for key, v in meta["scalars"].items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(dir_: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
+                    info: dict[str, Any], best: dict[str, torch.Tensor] | None) -> None:
+    """Write to a temp folder and rename, so a kill mid-write keeps the previous checkpoint."""
+    tmp = dir_.with_name(dir_.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
+    if best is not None:
+        save_file(best, str(tmp / "best.safetensors"))
+    save_optimizer(opt, tmp / "optimizer")
+    write_json(tmp / "scheduler.json", {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"})
+    write_json(tmp / "state.json", info)
+    old = dir_.with_name(dir_.name + ".old")
+    if dir_.exists():
+        dir_.rename(old)
+    tmp.rename(dir_)
+    if old.exists():
+        import shutil
+
+        shutil.rmtree(old)
+
+
+def load_checkpoint(dir_: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any
+                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+    if not (dir_ / "state.json").exists():
+        old = dir_.with_name(dir_.name + ".old")  # killed between the two renames
+        if (old / "state.json").exists():
+            dir_ = old
+    load_trainable(model, load_file(str(dir_ / "trainable.safetensors")))
+    load_optimizer(opt, dir_ / "optimizer")
+    sd = sched.state_dict()
+    sd.update(read_json(dir_ / "scheduler.json"))
+    sched.load_state_dict(sd)
+    best = load_file(str(dir_ / "best.safetensors")) if (dir_ / "best.safetensors").exists() else None
+    return read_json(dir_ / "state.json"), best
+
+
+def has_checkpoint(dir_: Path) -> bool:
+    return (dir_ / "state.json").exists() or (dir_.with_name(dir_.name + ".old") / "state.json").exists()

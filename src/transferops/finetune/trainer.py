@@ -1,0 +1,285 @@
+"""The training loop (accelerate), read top to bottom: build → strategy → epochs → best weights.
+
+Runs unchanged under ``accelerate launch`` / ``torchrun`` on several GPUs: the model, optimiser,
+scheduler and data loader go through ``Accelerator.prepare``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from transferops._progress import bar, say
+from transferops.errors import NotFittedError
+from transferops.finetune.batching import BucketBatchSampler, TokenizedDataset, make_collate, tokenize
+from transferops.finetune.config import TrainConfig
+from transferops.finetune.losses import balanced_weights, build_loss
+from transferops.finetune.state import has_checkpoint, load_checkpoint, save_checkpoint, trainable_state
+from transferops.finetune.strategies import StrategyInfo, apply_strategy, encoder_layers
+from transferops.metrics import classification_metrics
+from transferops.modeling import batched_forward, build_classifier, sigmoid, softmax
+
+
+def linear_warmup(step: int, warmup: int, total: int) -> float:
+    """LR multiplier: linear warm-up to 1, then linear decay to 0 (a pure function)."""
+    if step < warmup:
+        return (step + 1) / max(1, warmup)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_metric: float = float("nan")
+    train_seconds: float = 0.0
+    examples_seen: int = 0
+    stopped_early: bool = False
+    resumed_from_epoch: int | None = None
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples_seen / self.train_seconds if self.train_seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["examples_per_second"] = round(self.examples_per_second, 2)
+        return d
+
+
+class FineTuner:
+    """Fine-tune a pretrained checkpoint as a text classifier.
+
+    >>> ft = FineTuner(TrainConfig(strategy="lora", epochs=2))                      # doctest: +SKIP
+    >>> ft.fit(train_texts, y_train, val_texts, y_val, labels=["neg", "pos"],
+    ...        task="binary", checkpoint_path=ckpt.path, state_dir="runs/x/training_state")
+    >>> ft.model_, ft.result_.best_metric                                            # doctest: +SKIP
+    """
+
+    def __init__(self, config: TrainConfig, *, strategy: str | None = None, strategy_reason: str = "") -> None:
+        self.config = config
+        self.strategy = strategy or config.strategy
+        self.strategy_reason = strategy_reason or f"strategy '{self.strategy}' chosen by the user"
+
+    # ------------------------------------------------------------------ public
+    def fit(self, train_texts: list[str], y_train: np.ndarray, val_texts: list[str], y_val: np.ndarray, *,
+            labels: list[str], task: str, checkpoint_path: str | Path, state_dir: str | Path | None = None,
+            resume: bool = False) -> FineTuner:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        cfg = self.config
+        self.labels_, self.task_ = list(labels), task
+        multilabel = task == "multilabel"
+        set_seed(cfg.seed)
+        from transferops.modeling import load_tokenizer
+
+        self.tokenizer_ = load_tokenizer(checkpoint_path)
+        model = build_classifier(checkpoint_path, labels, task)
+        model, self.strategy_info_ = apply_strategy(model, cfg, self.strategy, self.strategy_reason)
+        say(f"strategy {self.strategy}: {self.strategy_info_.trainable_params:,} of "
+            f"{self.strategy_info_.total_params:,} parameters train ({self.strategy_reason})")
+
+        acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+        weight = None
+        if cfg.class_weight == "balanced":
+            weight = balanced_weights(torch.as_tensor(y_train), len(labels), multilabel)
+        loss_fn = build_loss(cfg.loss, multilabel=multilabel, gamma=cfg.focal_gamma, weight=weight)
+
+        use_cache = self.strategy == "head" and _head_is_cacheable(model)
+        if use_cache:
+            # The backbone is frozen: compute its output once, train the head on it for many epochs.
+            feats_tr = _cls_features(model, self.tokenizer_, train_texts, cfg)
+            feats_va = _cls_features(model, self.tokenizer_, val_texts, cfg)
+            dataset: Any = torch.utils.data.TensorDataset(feats_tr, torch.as_tensor(
+                y_train, dtype=torch.float32 if multilabel else torch.long))
+            sampler = BucketBatchSampler(np.ones(len(y_train), dtype=int), cfg.batch_size, seed=cfg.seed,
+                                         bucket=False, weights=_oversample_weights(y_train, cfg, multilabel))
+            loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler)
+        else:
+            enc = tokenize(self.tokenizer_, train_texts, cfg.max_length)
+            dataset = TokenizedDataset(enc, np.asarray(y_train))
+            sampler = BucketBatchSampler(dataset.lengths, cfg.batch_size, seed=cfg.seed,
+                                         bucket=cfg.bucket_by_length,
+                                         weights=_oversample_weights(y_train, cfg, multilabel))
+            loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
+                                                 collate_fn=make_collate(self.tokenizer_, multilabel))
+
+        epochs = cfg.resolved_epochs(self.strategy)
+        steps_per_epoch = math.ceil(len(sampler) / cfg.grad_accum)
+        total_steps = epochs * steps_per_epoch
+        if cfg.max_steps:
+            total_steps = min(total_steps, cfg.max_steps)
+        warmup = int(cfg.warmup_ratio * total_steps)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=cfg.resolved_lr(self.strategy), weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup(s, warmup, total_steps))
+        model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+        loss_fn = loss_fn.to(acc.device)
+
+        res = FitResult()
+        start_epoch, step, bad_epochs = 0, 0, 0
+        best_state: dict[str, torch.Tensor] | None = None
+        sdir = Path(state_dir) if state_dir else None
+        if resume and sdir is not None and has_checkpoint(sdir):
+            info, best_state = load_checkpoint(sdir, acc.unwrap_model(model), opt, sched)
+            start_epoch, step, bad_epochs = info["epoch"] + 1, info["step"], info["bad_epochs"]
+            res.history, res.best_epoch, res.best_metric = info["history"], info["best_epoch"], info["best_metric"]
+            res.train_seconds, res.examples_seen = info["train_seconds"], info["examples_seen"]
+            res.resumed_from_epoch = start_epoch
+            say(f"resuming after epoch {start_epoch} (step {step}) from {sdir}")
+
+        higher_is_better = cfg.metric != "loss"
+        for epoch in range(start_epoch, epochs):
+            if step >= total_steps:
+                break
+            sampler.set_epoch(epoch)
+            model.train()
+            t0 = time.perf_counter()
+            running, nb = 0.0, 0
+            with bar(desc=f"epoch {epoch + 1}/{epochs}", total=len(sampler), unit="batch") as pb:
+                for batch in loader:
+                    with acc.accumulate(model):
+                        if use_cache:
+                            feats, target = batch
+                            logits = _head_forward(acc.unwrap_model(model), feats)
+                        else:
+                            target = batch.pop("labels")
+                            logits = model(**batch).logits
+                        loss = loss_fn(logits, target)
+                        acc.backward(loss)
+                        opt.step()
+                        sched.step()
+                        opt.zero_grad()
+                    running += float(loss.detach())
+                    nb += 1
+                    res.examples_seen += int(target.shape[0])
+                    pb.update(1)
+                    pb.set_postfix(loss=f"{running / nb:.4f}")
+                    if acc.sync_gradients:
+                        step += 1
+                        if step >= total_steps:
+                            break
+            res.train_seconds += time.perf_counter() - t0
+            # Validation
+            m = acc.unwrap_model(model)
+            if use_cache:
+                val_logits = _head_logits(m, feats_va)
+            else:
+                val_logits = batched_forward(m, self.tokenizer_, val_texts, max_length=cfg.max_length,
+                                             batch_size=cfg.eval_batch_size, desc="validate")
+            val_metrics = _metrics_from_logits(val_logits, y_val, multilabel)
+            val_metrics["loss"] = float(loss_fn(torch.as_tensor(val_logits).to(acc.device),
+                                                torch.as_tensor(y_val).to(acc.device)))
+            record = {"epoch": epoch + 1, "step": step, "train_loss": running / max(nb, 1),
+                      "lr": sched.get_last_lr()[0], **{f"val_{k}": v for k, v in val_metrics.items()}}
+            res.history.append(record)
+            score = val_metrics[cfg.metric]
+            improved = (np.isnan(res.best_metric) or (score > res.best_metric + 1e-4 if higher_is_better
+                                                        else score < res.best_metric - 1e-4))
+            if improved:
+                res.best_metric, res.best_epoch, bad_epochs = score, epoch + 1, 0
+                best_state = trainable_state(m)
+            else:
+                bad_epochs += 1
+            say(f"epoch {epoch + 1}: train_loss {record['train_loss']:.4f}  val_{cfg.metric} {score:.4f}"
+                + ("  (best)" if improved else ""))
+            if sdir is not None and acc.is_main_process:
+                save_checkpoint(sdir, m, opt, sched, {
+                    "epoch": epoch, "step": step, "bad_epochs": bad_epochs, "history": res.history,
+                    "best_epoch": res.best_epoch, "best_metric": res.best_metric,
+                    "train_seconds": res.train_seconds, "examples_seen": res.examples_seen,
+                }, best_state)
+            if cfg.early_stopping_patience and bad_epochs >= cfg.early_stopping_patience:
+                res.stopped_early = True
+                say(f"early stopping: no improvement in val_{cfg.metric} for {bad_epochs} epochs")
+                break
+
+        model = acc.unwrap_model(model)
+        if best_state is not None:
+            from transferops.finetune.state import load_trainable
+
+            load_trainable(model, best_state)
+        model.eval()
+        self.model_ = model
+        self.result_ = res
+        return self
+
+    def predict_logits(self, texts: list[str]) -> np.ndarray:
+        if not hasattr(self, "model_"):
+            raise NotFittedError("FineTuner is not fitted; call fit() first")
+        return batched_forward(self.model_, self.tokenizer_, texts, max_length=self.config.max_length,
+                               batch_size=self.config.eval_batch_size)
+
+    @property
+    def strategy_info(self) -> StrategyInfo:
+        return self.strategy_info_
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _metrics_from_logits(logits: np.ndarray, y: np.ndarray, multilabel: bool) -> dict[str, float]:
+    proba = sigmoid(logits) if multilabel else softmax(logits)
+    return classification_metrics(y, proba, multilabel=multilabel)
+
+
+def _oversample_weights(y: np.ndarray, cfg: TrainConfig, multilabel: bool) -> np.ndarray | None:
+    if not cfg.oversample or multilabel:
+        return None
+    counts = np.bincount(y)
+    w = 1.0 / counts[y]
+    return w / w.sum()
+
+
+def _head_is_cacheable(model: torch.nn.Module) -> bool:
+    """BERT-style (pooler → classifier) and RoBERTa/MPNet-style heads read only token 0."""
+    mt = getattr(getattr(model, "config", None), "model_type", "")
+    return mt in {"bert", "mpnet", "roberta", "xlm-roberta"}
+
+
+def _cls_features(model: torch.nn.Module, tokenizer: Any, texts: list[str], cfg: TrainConfig) -> torch.Tensor:
+    """Last-layer hidden state of the first token, shape (n, 1, hidden)."""
+    base = model.base_model
+    hidden = []
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    with torch.inference_mode(), bar(desc="encode (frozen)", total=len(texts), unit="text") as pb:
+        for s in range(0, len(texts), cfg.eval_batch_size):
+            idx = order[s:s + cfg.eval_batch_size]
+            enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=cfg.max_length,
+                            padding=True, return_tensors="pt")
+            out = base(**{k: v.to(next(model.parameters()).device) for k, v in enc.items()})
+            hidden.append(out.last_hidden_state[:, :1, :].float().cpu())
+            pb.update(len(idx))
+    h = torch.cat(hidden)
+    res = torch.empty_like(h)
+    res[torch.as_tensor(order)] = h
+    return res
+
+
+def _head_forward(model: torch.nn.Module, feats: torch.Tensor) -> torch.Tensor:
+    base = model.base_model
+    pooler = getattr(base, "pooler", None)
+    if pooler is not None:
+        pooled = pooler(feats)
+        drop = getattr(model, "dropout", torch.nn.Identity())
+        return model.classifier(drop(pooled))
+    return model.classifier(feats)
+
+
+def _head_logits(model: torch.nn.Module, feats: torch.Tensor) -> np.ndarray:
+    model.eval()
+    with torch.inference_mode():
+        out = _head_forward(model, feats.to(next(model.parameters()).device)).float().cpu().numpy()
+    model.train()
+    return out
+
+
+def n_encoder_layers(model: torch.nn.Module) -> int:
+    return len(encoder_layers(model))
