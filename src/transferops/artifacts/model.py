@@ -25,7 +25,14 @@ import numpy as np
 import pandas as pd
 
 from transferops._util import read_json, write_json
-from transferops.constants import DATA_DIR, MANIFEST_NAME, MODEL_DIR, TEST_SPLIT, VALIDATION_SPLIT
+from transferops.constants import (
+    DATA_DIR,
+    EXPORT_MANIFEST,
+    MANIFEST_NAME,
+    MODEL_DIR,
+    TEST_SPLIT,
+    VALIDATION_SPLIT,
+)
 from transferops.errors import ArtifactError, DataError
 from transferops.modeling import batched_forward, quiet_transformers, sigmoid, softmax
 
@@ -142,7 +149,7 @@ class TransferOpsModel:
     def decide(self, proba: np.ndarray) -> list[Any]:
         """Labels from probabilities: argmax (binary: stored threshold), or per-label thresholds."""
         if self.multilabel:
-            th = self.thresholds if self.thresholds is not None else 0.5
+            th: Any = self.thresholds if self.thresholds is not None else 0.5
             return [[self.labels[j] for j in np.flatnonzero(row >= th)] for row in proba]
         th = self.manifest.get("decision_threshold")
         if th is not None and len(self.labels) == 2:
@@ -207,6 +214,10 @@ def load(path: str | Path, **kw: Any) -> Any:
 
     >>> m = transferops.load("runs/news"); m.predict(["Shares rose"])   # doctest: +SKIP
     """
+    if (Path(path) / EXPORT_MANIFEST).exists():  # an ONNX export (transferops export)
+        from transferops.deploy.onnx_runtime import OnnxModel
+
+        return OnnxModel(path, **kw)
     manifest = read_manifest(path)
     if manifest.get("kind") == "ensemble":
         from transferops.adapt.ensemble import EnsembleModel  # type: ignore[import-not-found]

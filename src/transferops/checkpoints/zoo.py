@@ -7,6 +7,7 @@ what is available and the exact install command.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -69,10 +70,8 @@ class ResolvedCheckpoint:
                 table = {}
         if key not in table:
             table[key] = sha256_file(wf)
-            try:
+            with contextlib.suppress(OSError):  # a read-only home must not stop training
                 write_json(index, table)
-            except OSError:
-                pass  # a read-only home must not stop training
         return table[key]
 
     def config(self) -> dict[str, Any]:
@@ -211,7 +210,7 @@ def _from_hf_cache(repo_id: str) -> Path | None:
         return None
     try:
         return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any miss means "not cached"
+    except Exception:
         return None
 
 

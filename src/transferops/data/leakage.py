@@ -83,8 +83,8 @@ def find_leakage(
         for start in range(0, len(a), chunk):
             sims = a[start:start + chunk] @ b.T
             ii, jj = np.nonzero(sims >= threshold)
-            for i, j in zip(ii, jj, strict=True):
-                pair = (start + int(i), int(j))
+            for ri, rj in zip(ii, jj, strict=True):
+                pair = (start + int(ri), int(rj))
                 if pair not in exact:
-                    rep.near_pairs.append((pair[0], pair[1], float(sims[i, j])))
+                    rep.near_pairs.append((pair[0], pair[1], float(sims[ri, rj])))
     return rep

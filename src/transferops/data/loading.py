@@ -291,7 +291,7 @@ def load_labeled(
         elif multilabel:
             y = _parse_multilabel(raw.iloc[i][cm.label], cm.label_sep)
             if y is None:
-                bad(i, cm.label, "missing label")
+                bad(i, cm.label or "label", "missing label")
                 continue
         else:
             v = raw.iloc[i][cm.label]

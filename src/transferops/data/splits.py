@@ -103,7 +103,9 @@ def make_splits(data: LabeledData, config: SplitConfig | None = None) -> Splits:
         rng.shuffle(uniq)
         # Greedily fill test, then validation, by row count so sizes track the requested fractions.
         sizes = {g: int(c) for g, c in zip(*np.unique(groups, return_counts=True), strict=True)}
-        test_g, val_g, acc_t, acc_v = set(), set(), 0, 0
+        test_g: set[str] = set()
+        val_g: set[str] = set()
+        acc_t = acc_v = 0
         for g in uniq:
             if acc_t < cfg.test_size * n and len(test_g) < len(uniq) - 2:
                 test_g.add(g)

@@ -18,9 +18,9 @@ import transferops
 from transferops._progress import say
 from transferops._util import package_versions, sha256_file, sha256_texts, utcnow, write_json
 from transferops.artifacts.model import TransferOpsModel
-from transferops.cli.main import module_exists
 from transferops.baselines import baseline_report
 from transferops.checkpoints import resolve_checkpoint
+from transferops.cli.main import module_exists
 from transferops.constants import (
     DATA_DIR,
     LABEL_COL,
@@ -32,7 +32,15 @@ from transferops.constants import (
     TRAINING_STATE_DIR,
     VALIDATION_SPLIT,
 )
-from transferops.data import ColumnMap, LabeledData, SplitConfig, Splits, find_leakage, load_labeled, make_splits
+from transferops.data import (
+    ColumnMap,
+    LabeledData,
+    SplitConfig,
+    Splits,
+    find_leakage,
+    load_labeled,
+    make_splits,
+)
 from transferops.errors import ConfigError, DataError
 from transferops.finetune.config import TrainConfig
 from transferops.finetune.strategies import choose_auto
@@ -114,6 +122,8 @@ def train(
     keep_state: bool = False,
     encoding: str = "utf-8",
     name: str | None = None,
+    validation_data: str | Path | pd.DataFrame | None = None,
+    test_data: str | Path | pd.DataFrame | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train a classifier and save it as an artifact folder.
@@ -121,6 +131,9 @@ def train(
     >>> res = transferops.train("news.csv", out="runs/news", checkpoint="minilm-l6",
     ...                         strategy="lora", epochs=2)                          # doctest: +SKIP
     >>> print(res.summary())                                                        # doctest: +SKIP
+
+    ``validation_data`` and ``test_data`` (same columns as ``data``) use predefined splits instead of
+    splitting ``data``; give both or neither.
     """
     cfg = config or TrainConfig()
     if overrides:
@@ -153,7 +166,16 @@ def train(
     task = labeled.task
     multilabel = task == "multilabel"
 
-    splits = _load_or_make_splits(labeled, split_cfg, out, resume)
+    if (validation_data is None) != (test_data is None):
+        raise ConfigError("validation_data and test_data: give both predefined splits, or neither")
+    predefined = None
+    if validation_data is not None and test_data is not None:
+        val_l = load_labeled(validation_data, columns, task=labeled.task, encoding=encoding,
+                             known_labels=labeled.labels)
+        test_l = load_labeled(test_data, columns, task=labeled.task, encoding=encoding, known_labels=labeled.labels)
+        predefined = Splits(labeled, val_l, test_l)
+        split_cfg = SplitConfig(method="random", seed=cfg.seed)
+    splits = _load_or_make_splits(labeled, split_cfg, out, resume, predefined)
     data_dir = out / DATA_DIR
     test_sha = sha256_file(data_dir / TEST_SPLIT)
 
@@ -179,7 +201,8 @@ def train(
         baseline = baseline_report(train_part.texts, y_tr, splits.test.texts, y_te, n_classes=len(labels),
                                    multilabel=multilabel, seed=cfg.seed)
 
-    strategy, reason = cfg.strategy, ""
+    strategy: str = cfg.strategy
+    reason = ""
     if strategy == "auto":
         n_layers = int(ckpt.config().get("num_hidden_layers", 6))
         strategy, extra, reason = choose_auto(len(train_part), n_layers)
@@ -270,7 +293,8 @@ def _save_split(part: LabeledData, path: Path) -> None:
     df.to_parquet(path, index=False)
 
 
-def _load_or_make_splits(labeled: LabeledData, cfg: SplitConfig, out: Path, resume: bool) -> Splits:
+def _load_or_make_splits(labeled: LabeledData, cfg: SplitConfig, out: Path, resume: bool,
+                         predefined: Splits | None = None) -> Splits:
     d = out / DATA_DIR
     paths = [d / TRAIN_SPLIT, d / VALIDATION_SPLIT, d / TEST_SPLIT]
     if all(p.exists() for p in paths):
@@ -280,12 +304,12 @@ def _load_or_make_splits(labeled: LabeledData, cfg: SplitConfig, out: Path, resu
             if labeled.task == "multilabel":
                 df[LABEL_COL] = df[LABEL_COL].apply(list)
             parts.append(LabeledData(df, labeled.task, labeled.labels, labeled.columns, labeled.source))
-        fresh = make_splits(labeled, cfg)
+        fresh = predefined or make_splits(labeled, cfg)
         if sha256_texts(fresh.test.texts) != sha256_texts(parts[2].texts):
             raise DataError(f"{out}: the saved test split differs from the one this data and seed produce; "
                             "resume with the same data, or train into a new --out")
         return Splits(*parts)
-    splits = make_splits(labeled, cfg)
+    splits = predefined or make_splits(labeled, cfg)
     d.mkdir(parents=True, exist_ok=True)
     _save_split(splits.train, d / TRAIN_SPLIT)
     _save_split(splits.validation, d / VALIDATION_SPLIT)

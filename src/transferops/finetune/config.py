@@ -75,6 +75,8 @@ class TrainConfig:
     class_weight: Literal["balanced"] | None = None
     oversample: bool = False
     early_stopping_patience: int | None = 2
+    #: Restore the weights of the best validation epoch (False: keep the last epoch's weights).
+    select_best: bool = True
     metric: str = "macro_f1"
     seed: int = 0
     freeze_layers: int | None = None
@@ -127,11 +129,19 @@ class TrainConfig:
         return cls(**_known(cls, d, "train"))
 
 
+#: Names users bring from other tools (transformers, Keras) mapped to ours, for "did you mean".
+SYNONYMS = {"learning_rate": "lr", "num_epochs": "epochs", "num_train_epochs": "epochs", "model": "checkpoint",
+            "model_name": "checkpoint", "model_name_or_path": "checkpoint", "max_seq_length": "max_length",
+            "per_device_train_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accum",
+            "warmup": "warmup_ratio", "patience": "early_stopping_patience", "rank": "r", "lora_alpha": "alpha",
+            "lora_dropout": "dropout", "lora_r": "r"}
+
+
 def _known(klass: type, d: dict[str, Any], where: str) -> dict[str, Any]:
     names = [f.name for f in dataclasses.fields(klass)]
     for k in d:
         if k not in names:
-            close = difflib.get_close_matches(k, names, n=1)
+            close = [SYNONYMS[k]] if SYNONYMS.get(k) in names else difflib.get_close_matches(k, names, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else f" Valid keys: {', '.join(names)}."
             raise ConfigError(f"{where}: unknown key '{k}'.{hint}")
     return dict(d)

@@ -13,6 +13,7 @@ class FocalLoss(torch.nn.Module):
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.gamma = gamma
+        self.weight: torch.Tensor | None
         self.register_buffer("weight", weight if weight is not None else None)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -32,6 +33,7 @@ class BinaryFocalLoss(torch.nn.Module):
     def __init__(self, gamma: float = 2.0, pos_weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.gamma = gamma
+        self.pos_weight: torch.Tensor | None
         self.register_buffer("pos_weight", pos_weight if pos_weight is not None else None)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -55,7 +57,7 @@ def build_loss(kind: str, *, multilabel: bool, gamma: float, weight: torch.Tenso
     return torch.nn.CrossEntropyLoss(weight=weight)
 
 
-def balanced_weights(y: "torch.Tensor | list[int]", n_classes: int, multilabel: bool = False) -> torch.Tensor:
+def balanced_weights(y: torch.Tensor | list[int], n_classes: int, multilabel: bool = False) -> torch.Tensor:
     """sklearn's 'balanced' weights n / (k * n_c); for multi-label, pos_weight = negatives / positives."""
     t = torch.as_tensor(y)
     if multilabel:

@@ -202,7 +202,7 @@ class FineTuner:
                 break
 
         model = acc.unwrap_model(model)
-        if best_state is not None:
+        if best_state is not None and cfg.select_best:
             from transferops.finetune.state import load_trainable
 
             load_trainable(model, best_state)
@@ -246,7 +246,7 @@ def _head_is_cacheable(model: torch.nn.Module) -> bool:
 
 def _cls_features(model: torch.nn.Module, tokenizer: Any, texts: list[str], cfg: TrainConfig) -> torch.Tensor:
     """Last-layer hidden state of the first token, shape (n, 1, hidden)."""
-    base = model.base_model
+    base: Any = model.base_model
     hidden = []
     order = np.argsort([-len(t) for t in texts], kind="stable")
     with torch.inference_mode(), bar(desc="encode (frozen)", total=len(texts), unit="text") as pb:
@@ -264,13 +264,14 @@ def _cls_features(model: torch.nn.Module, tokenizer: Any, texts: list[str], cfg:
 
 
 def _head_forward(model: torch.nn.Module, feats: torch.Tensor) -> torch.Tensor:
-    base = model.base_model
+    base: Any = model.base_model
+    head: Any = model.classifier
     pooler = getattr(base, "pooler", None)
     if pooler is not None:
         pooled = pooler(feats)
         drop = getattr(model, "dropout", torch.nn.Identity())
-        return model.classifier(drop(pooled))
-    return model.classifier(feats)
+        return head(drop(pooled))  # type: ignore[no-any-return]
+    return head(feats)  # type: ignore[no-any-return]
 
 
 def _head_logits(model: torch.nn.Module, feats: torch.Tensor) -> np.ndarray:

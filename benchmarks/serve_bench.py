@@ -1,0 +1,411 @@
+"""Serving benchmark: latency/throughput of ``transferops serve`` vs a naive peer vs raw ONNX Runtime,
+int8 accuracy drop and size, and memory for 1 vs 20 LoRA adapters.
+
+    .venv/bin/python benchmarks/serve_bench.py [--model RUN] [--duration 5] [--threads 1]
+
+Without ``--model`` it trains a BBC MiniLM classifier first (strategy freeze, 1 epoch, 600-article
+stratified subset, max_length 128; cached under the transferops cache dir). Writes
+``benchmarks/results/serve_bench.json`` and ``.md``.
+
+Systems (one text per request, closed-loop clients on loopback, each cell ``--duration`` seconds):
+  (a) transferops serve — ONNX int8 + dynamic batching (subprocess, uvicorn)
+  (b) naive peer — FastAPI + transformers pipeline per request, PyTorch fp32 (benchmarks/serve_naive.py)
+  (c) raw ONNX Runtime int8 in-process, full batches of 32 (no HTTP: the ceiling on this machine)
+
+The load generator is a minimal asyncio HTTP/1.1 keep-alive client (lighter than httpx, so it
+steals less CPU from the server under test). The machine is shared and noisy: short cells, read
+the numbers as rough.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFEROPS_QUIET", "1")
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+PY = sys.executable
+SHORT = "Shares in the carmaker rose after strong quarterly sales"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- model
+def get_model(args: argparse.Namespace, cache: Path) -> tuple[Path, Any]:
+    import pandas as pd
+
+    import transferops
+    from transferops.data.bundled import load_bbc
+
+    bbc = load_bbc()
+    subset = bbc.groupby("label").sample(120, random_state=0).reset_index(drop=True)
+    heldout = bbc[~bbc["id"].isin(subset["id"])].sample(frac=1.0, random_state=1)
+    if args.model:
+        return Path(args.model), heldout
+    run = cache / "bbc-minilm-freeze"
+    if not (run / "transferops.json").exists():
+        shutil.rmtree(run, ignore_errors=True)
+        log("training BBC MiniLM (freeze, 1 epoch, 600 articles, max_length 128)")
+        t0 = time.perf_counter()
+        transferops.train(pd.DataFrame(subset[["text", "label"]]), out=run, checkpoint="minilm-l6",
+                          strategy="freeze", epochs=1, max_length=128, batch_size=16,
+                          check_near_duplicates=False)
+        log(f"  trained in {time.perf_counter() - t0:.0f}s")
+    return run, heldout
+
+
+def get_lora(cache: Path, heldout: Any) -> Path:
+    import pandas as pd
+
+    import transferops
+
+    run = cache / "bbc-minilm-lora"
+    if not (run / "transferops.json").exists():
+        shutil.rmtree(run, ignore_errors=True)
+        log("training a BBC MiniLM LoRA adapter (30 steps) for the adapter memory figure")
+        data = pd.DataFrame(heldout[["text", "label"]].iloc[:300])
+        transferops.train(data, out=run, checkpoint="minilm-l6", strategy="lora", max_steps=30,
+                          max_length=128, batch_size=16, check_near_duplicates=False)
+    return run
+
+
+# --------------------------------------------------------------------------- load generation
+async def _client(host: str, port: int, path: str, body: bytes, deadline: float, lat: list[float],
+                  errors: list[str]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    try:
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            writer.write(head + body)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b""):
+                    break
+                k, _, v = line.decode().partition(":")
+                if k.lower() == "content-length":
+                    length = int(v)
+            await reader.readexactly(length)
+            dt = time.perf_counter() - t0
+            status = int(status_line.split()[1]) if status_line else 0
+            if status == 200:
+                lat.append(dt)
+            else:
+                errors.append(str(status))
+    except (ConnectionError, asyncio.IncompleteReadError) as exc:
+        errors.append(type(exc).__name__)
+    finally:
+        writer.close()
+
+
+async def _load(port: int, path: str, text: str, concurrency: int, duration: float) -> dict[str, Any]:
+    body = json.dumps({"texts": [text]}).encode()
+    lat: list[float] = []
+    errors: list[str] = []
+    # warm-up: a few requests per connection
+    await asyncio.gather(*[_client("127.0.0.1", port, path, body, time.perf_counter() + 0.5, [], [])
+                           for _ in range(min(concurrency, 4))])
+    t0 = time.perf_counter()
+    await asyncio.gather(*[_client("127.0.0.1", port, path, body, t0 + duration, lat, errors)
+                           for _ in range(concurrency)])
+    elapsed = time.perf_counter() - t0
+    ms = np.asarray(lat) * 1000
+    return {"requests": len(lat), "errors": len(errors), "seconds": round(elapsed, 2),
+            "throughput_rps": round(len(lat) / elapsed, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
+            "p95_ms": round(float(np.percentile(ms, 95)), 2) if len(ms) else None,
+            "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None}
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
+    import httpx
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError("server not ready in time")
+
+
+def start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_ready(port, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# --------------------------------------------------------------------------- parts
+def bench_raw_ort(export: Path, texts: dict[str, str], duration: float, threads: int) -> dict[str, Any]:
+    from transferops.deploy.onnx_runtime import OnnxSession
+    from transferops.modeling import load_tokenizer
+
+    em = json.loads((export / "export.json").read_text())
+    sess = OnnxSession(export / "model.int8.onnx", load_tokenizer(export), max_length=em["max_length"],
+                       threads=threads)
+    out = {}
+    for kind, text in texts.items():
+        batch = [text] * 32
+        sess.run(batch)
+        n, lat = 0, []
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < duration:
+            b0 = time.perf_counter()
+            sess.run(batch, batch_size=32)
+            lat.append(time.perf_counter() - b0)
+            n += len(batch)
+        el = time.perf_counter() - t0
+        ms = np.asarray(lat) * 1000
+        out[kind] = {"texts": n, "seconds": round(el, 2), "throughput_tps": round(n / el, 1),
+                     "batch_p50_ms": round(float(np.percentile(ms, 50)), 2),
+                     "batch_p95_ms": round(float(np.percentile(ms, 95)), 2)}
+        log(f"  raw ORT int8 {kind}: {out[kind]['throughput_tps']} texts/s")
+    return out
+
+
+def bench_http(name: str, cmd: list[str], port: int, texts: dict[str, str], conc: list[int],
+               duration: float) -> dict[str, Any]:
+    proc = start(cmd, port)
+    res: dict[str, Any] = {}
+    try:
+        res["rss_mb"] = round(rss_mb(proc.pid), 1)
+        for kind, text in texts.items():
+            for c in conc:
+                r = asyncio.run(_load(port, "/v1/models/bbc/predict", text, c, duration))
+                res[f"{kind}_c{c}"] = r
+                log(f"  {name} {kind} c={c}: {r['throughput_rps']} req/s  p50 {r['p50_ms']} ms  "
+                    f"p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms  errors {r['errors']}")
+    finally:
+        stop(proc)
+    return res
+
+
+def int8_accuracy(run: Path, export: Path, heldout: Any, n: int) -> dict[str, Any]:
+    import transferops
+    from transferops.deploy.onnx_runtime import OnnxModel
+
+    df = heldout.iloc[:n]
+    texts, y = df["text"].tolist(), df["label"].to_numpy()
+    t0 = time.perf_counter()
+    pt = np.asarray(transferops.load(run, threads=2).predict(texts))
+    t_pt = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    q8 = np.asarray(OnnxModel(export, variant="int8", threads=2).predict(texts))
+    t_q8 = time.perf_counter() - t0
+    f32 = np.asarray(OnnxModel(export, variant="fp32", threads=2).predict(texts))
+    acc = {k: float((v == y).mean()) for k, v in {"pytorch": pt, "onnx_fp32": f32, "onnx_int8": q8}.items()}
+    return {"n_heldout": len(texts), "accuracy": acc,
+            "drop_points": round(100 * (acc["pytorch"] - acc["onnx_int8"]), 3),
+            "agreement_int8_vs_pytorch": float((q8 == pt).mean()),
+            "batch_scoring_texts_per_s": {"pytorch": round(len(texts) / t_pt, 1),
+                                          "onnx_int8": round(len(texts) / t_q8, 1)}}
+
+
+def bench_adapters(lora: Path, work: Path, counts: list[int], threads: int) -> dict[str, Any]:
+    from safetensors.numpy import load_file, save_file
+
+    rng = np.random.default_rng(0)
+    size = (lora / "model" / "adapter_model.safetensors").stat().st_size
+    res: dict[str, Any] = {"adapter_file_kb": round(size / 1024, 1)}
+    for k in counts:
+        d = work / f"adapters-{k}"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        for i in range(k):
+            dst = d / f"task{i:02d}"
+            shutil.copytree(lora, dst, ignore=shutil.ignore_patterns("data"))
+            f = dst / "model" / "adapter_model.safetensors"
+            w = load_file(str(f))
+            for key, v in w.items():  # distinct weights per adapter (no accidental sharing)
+                if "lora_B" in key or "classifier" in key:
+                    w[key] = (v + rng.standard_normal(v.shape) * 0.01).astype(v.dtype)
+            save_file(w, str(f))
+        port = free_port()
+        proc = start([PY, "-m", "transferops", "--quiet", "serve", "--adapters", str(d), "--port", str(port),
+                      "--threads", str(threads)], port)
+        try:
+            import httpx
+
+            for i in range(k):  # touch every adapter once
+                httpx.post(f"http://127.0.0.1:{port}/v1/models/task{i:02d}/predict", json={"texts": [SHORT]},
+                           timeout=60).raise_for_status()
+            res[f"rss_mb_{k}"] = round(rss_mb(proc.pid), 1)
+            log(f"  {k} adapters: RSS {res[f'rss_mb_{k}']} MB")
+        finally:
+            stop(proc)
+    return res
+
+
+def write_md(res: dict[str, Any], path: Path) -> None:
+    lines = ["# Serving benchmark", "",
+             f"Machine: {res['machine']}. Cells of {res['duration_s']} s, one text per request, closed-loop "
+             "clients on loopback; shared, noisy CPU — read as rough figures.", "",
+             "| system | text | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for sys_name, key in (("(a) transferops serve, ONNX int8 + batching", "transferops"),
+                          ("(b) naive FastAPI + pipeline (PyTorch)", "naive")):
+        for cell, r in res[key].items():
+            if not isinstance(r, dict):
+                continue
+            kind, c = cell.split("_c")
+            lines.append(f"| {sys_name} | {kind} | {c} | {r['throughput_rps']} | {r['p50_ms']} | "
+                         f"{r['p95_ms']} | {r['p99_ms']} | {r['errors']} |")
+    for kind, r in res["raw_ort"].items():
+        lines.append(f"| (c) raw ORT int8, batches of 32, in-process | {kind} | – | "
+                     f"{r['throughput_tps']} texts/s | – | batch p95 {r['batch_p95_ms']} | – | 0 |")
+    q = res["int8"]
+    lines += ["", "| int8 | value |", "|---|---|",
+              f"| held-out BBC articles | {q['n_heldout']} |",
+              f"| accuracy PyTorch / ONNX fp32 / ONNX int8 | {q['accuracy']['pytorch']:.4f} / "
+              f"{q['accuracy']['onnx_fp32']:.4f} / {q['accuracy']['onnx_int8']:.4f} |",
+              f"| int8 drop | {q['drop_points']} points |",
+              f"| size fp32 → int8 | {res['sizes']['onnx_fp32_mb']} MB → {res['sizes']['onnx_int8_mb']} MB "
+              f"({res['sizes']['ratio']}×) |",
+              f"| batch scoring texts/s PyTorch / ONNX int8 | {q['batch_scoring_texts_per_s']['pytorch']} / "
+              f"{q['batch_scoring_texts_per_s']['onnx_int8']} |"]
+    a = res.get("adapters", {})
+    if a:
+        lines += ["", "| LoRA adapters over one MiniLM base | RSS |", "|---|---|"]
+        lines += [f"| {k.split('_')[-1]} adapters | {v} MB |" for k, v in a.items()
+                  if k.startswith("rss_mb_")]
+        lines.append(f"| adapter file | {a['adapter_file_kb']} KB |")
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'NO'} |" for t in res["targets"]]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="trained BBC artifact (default: train one)")
+    ap.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads for every system")
+    ap.add_argument("--concurrency", default="1,8,32")
+    ap.add_argument("--heldout", type=int, default=600, help="held-out articles for the int8 accuracy drop")
+    ap.add_argument("--adapters", default="1,20", help="adapter counts for the memory figure ('' to skip)")
+    ap.add_argument("--skip-naive", action="store_true")
+    args = ap.parse_args()
+
+    from transferops._util import cache_dir
+    from transferops.deploy.onnx_export import export_onnx
+
+    cache = cache_dir() / "bench"
+    cache.mkdir(parents=True, exist_ok=True)
+    run, heldout = get_model(args, cache)
+    export = cache / f"{run.name}-onnx"
+    if not (export / "export.json").exists():
+        log("exporting to ONNX + int8")
+        export_onnx(run, export, quantize="int8", max_drop=0.01, overwrite=True)
+    em = json.loads((export / "export.json").read_text())
+    long_text = max(heldout["text"].iloc[:50], key=len)[:3000]
+    texts = {"short": SHORT, "long": long_text}
+    conc = [int(c) for c in args.concurrency.split(",")]
+    res: dict[str, Any] = {"machine": f"{os.cpu_count()} visible CPUs (shared with other jobs)",
+                           "duration_s": args.duration, "threads": args.threads, "model": str(run),
+                           "texts": {"short_chars": len(SHORT), "long_chars": len(long_text)},
+                           "export": {k: em[k] for k in ("parity", "int8", "sizes")}}
+    sizes = em["sizes"]
+    res["sizes"] = {"onnx_fp32_mb": round(sizes["onnx_fp32"] / 2**20, 1),
+                    "onnx_int8_mb": round(sizes["onnx_int8"] / 2**20, 1),
+                    "ratio": round(sizes["onnx_int8"] / sizes["onnx_fp32"], 3)}
+    log("int8 accuracy on held-out BBC articles")
+    res["int8"] = int8_accuracy(run, export, heldout, args.heldout)
+    log(f"  {res['int8']}")
+    log("raw ONNX Runtime int8, full batches")
+    res["raw_ort"] = bench_raw_ort(export, texts, args.duration, args.threads)
+    port = free_port()
+    log("transferops serve (ONNX int8 + dynamic batching)")
+    res["transferops"] = bench_http("transferops", [PY, "-m", "transferops", "--quiet", "serve", "--model",
+                                                    f"bbc={export}", "--port", str(port), "--threads",
+                                                    str(args.threads), "--max-batch-size", "32",
+                                                    "--max-wait-ms", "2"], port, texts, conc, args.duration)
+    if not args.skip_naive:
+        port = free_port()
+        log("naive FastAPI + transformers pipeline")
+        res["naive"] = bench_http("naive", [PY, str(ROOT / "serve_naive.py"), str(run / "model"), str(port),
+                                            str(args.threads)], port, texts, conc, args.duration)
+    else:
+        res["naive"] = {}
+    if args.adapters:
+        log("memory: LoRA adapters over one base")
+        lora = get_lora(cache, heldout)
+        counts = [int(k) for k in args.adapters.split(",")]
+        res["adapters"] = bench_adapters(lora, cache, counts, args.threads)
+
+    # ---- targets
+    cmax = max(conc)
+    t: list[dict[str, Any]] = []
+    for kind in texts:
+        a = res["transferops"][f"{kind}_c{cmax}"]["throughput_rps"]
+        c = res["raw_ort"][kind]["throughput_tps"]
+        t.append({"target": f"(a) ≥ 80% of (c) throughput at c={cmax}, {kind}",
+                  "measured": f"{a} vs {c} ({a / c:.0%})", "met": a >= 0.8 * c})
+        if res["naive"]:
+            b = res["naive"][f"{kind}_c{cmax}"]["throughput_rps"]
+            t.append({"target": f"(a) ≥ 3× (b) throughput at c={cmax}, {kind}",
+                      "measured": f"{a} vs {b} ({a / max(b, 1e-9):.1f}×)", "met": a >= 3 * b})
+    p95 = res["transferops"]["short_c1"]["p95_ms"]
+    t.append({"target": "(a) p95 at c=1, short text ≤ 15 ms", "measured": f"{p95} ms", "met": p95 <= 15})
+    drop = res["int8"]["drop_points"]
+    t.append({"target": "int8 accuracy drop ≤ 0.5 point", "measured": f"{drop} points", "met": drop <= 0.5})
+    t.append({"target": "int8 size ≤ 0.3× fp32", "measured": f"{res['sizes']['ratio']}×",
+              "met": res["sizes"]["ratio"] <= 0.3})
+    errs = sum(r["errors"] for s in ("transferops", "naive") for r in res[s].values() if isinstance(r, dict))
+    t.append({"target": "zero errors under load", "measured": str(errs), "met": errs == 0})
+    res["targets"] = t
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "serve_bench.json").write_text(json.dumps(res, indent=2))
+    write_md(res, RESULTS / "serve_bench.md")
+    log(f"wrote {RESULTS / 'serve_bench.json'} and .md")
+    for x in t:
+        log(f"  {'met ' if x['met'] else 'MISS'} {x['target']}: {x['measured']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Dynamic batching: texts from many requests are coalesced into one model call.
+
+A batch closes at ``max_batch_size`` texts or ``max_wait_ms`` after its first text, whichever
+comes first; requests larger than ``max_batch_size`` are split into chunks so no batch exceeds it.
+Inference runs in a thread pool (never on the event loop). The queue is bounded in texts: when a
+request does not fit, :class:`Overloaded` is raised at once (the server answers 503 + Retry-After)
+instead of growing memory without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Protocol
+
+from transferops.deploy.runtime import InferResult, Runner
+
+
+class Overloaded(Exception):
+    """The queue cannot take the request now; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"queue full; retry after {retry_after:.1f}s")
+        self.retry_after = retry_after
+
+
+class BatcherClosed(Exception):
+    """The model behind this batcher was unloaded."""
+
+
+class HasRunner(Protocol):
+    runner: Runner
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    future: asyncio.Future[tuple[Runner, InferResult]]
+
+
+class DynamicBatcher:
+    """Coalesces ``submit`` calls for one named model into batches run by ``slot.runner``.
+
+    The runner is read at the start of every batch, so swapping ``slot.runner`` replaces the model
+    without failing requests already in a batch (they finish on the old one).
+    """
+
+    def __init__(self, slot: HasRunner, *, executor: Executor, max_batch_size: int = 32,
+                 max_wait_ms: float = 2.0, queue_size: int = 2048,
+                 on_batch: Callable[[int, float], None] | None = None,
+                 on_depth: Callable[[int], None] | None = None) -> None:
+        self.slot = slot
+        self.executor = executor
+        self.max_batch_size = max_batch_size
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.queue_size = queue_size
+        self.on_batch = on_batch
+        self.on_depth = on_depth
+        self._jobs: deque[_Job] = deque()
+        self._queued = 0  # texts waiting (not yet in a running batch)
+        self._closed = False
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ema_batch_s = 0.05  # running estimate of one batch's time, for Retry-After
+
+    @property
+    def depth(self) -> int:
+        return self._queued
+
+    def _set_depth(self, delta: int) -> None:
+        self._queued += delta
+        if self.on_depth is not None:
+            self.on_depth(self._queued)
+
+    async def submit(self, texts: list[str]) -> list[tuple[Runner, InferResult]]:
+        """Queue ``texts`` (split into chunks of at most ``max_batch_size``); await all results."""
+        if self._closed:
+            raise BatcherClosed("model unloaded")
+        n = len(texts)
+        if self._queued + n > self.queue_size:
+            batches_ahead = (self._queued + n) / max(self.max_batch_size, 1)
+            raise Overloaded(retry_after=max(1.0, batches_ahead * self._ema_batch_s))
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._loop = loop
+            self._wake = asyncio.Event()
+            self._task = loop.create_task(self._worker())
+        futures = []
+        for s in range(0, n, self.max_batch_size):
+            fut: asyncio.Future[tuple[Runner, InferResult]] = loop.create_future()
+            self._jobs.append(_Job(texts[s:s + self.max_batch_size], fut))
+            futures.append(fut)
+        self._set_depth(n)
+        assert self._wake is not None
+        self._wake.set()
+        return list(await asyncio.gather(*futures))
+
+    def close(self) -> None:
+        """Stop taking requests; queued ones still finish. Safe to call from any thread."""
+        self._closed = True
+        if self._loop is not None and self._wake is not None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is self._loop:
+                self._wake.set()
+            elif not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _take_batch(self) -> list[_Job]:
+        batch: list[_Job] = []
+        size = 0
+        while self._jobs and (not batch or size + len(self._jobs[0].texts) <= self.max_batch_size):
+            job = self._jobs.popleft()
+            if job.future.done():  # the client went away: drop its texts
+                self._set_depth(-len(job.texts))
+                continue
+            batch.append(job)
+            size += len(job.texts)
+        return batch
+
+    async def _worker(self) -> None:
+        assert self._wake is not None and self._loop is not None
+        wake, loop = self._wake, self._loop
+        while True:
+            if not self._jobs:
+                if self._closed:
+                    return
+                wake.clear()
+                await wake.wait()
+                continue
+            if self._queued < self.max_batch_size and self.max_wait_s > 0:
+                deadline = loop.time() + self.max_wait_s
+                while self._queued < self.max_batch_size and not self._closed:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    wake.clear()
+                    try:
+                        await asyncio.wait_for(wake.wait(), remaining)
+                    except TimeoutError:
+                        break
+            batch = self._take_batch()
+            if not batch:
+                continue
+            texts = [t for job in batch for t in job.texts]
+            self._set_depth(-len(texts))
+            runner = self.slot.runner
+            t0 = time.perf_counter()
+            try:
+                result = await loop.run_in_executor(self.executor, runner.infer, texts)
+            except Exception as exc:
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            dt = time.perf_counter() - t0
+            self._ema_batch_s = 0.8 * self._ema_batch_s + 0.2 * dt
+            if self.on_batch is not None:
+                self.on_batch(len(texts), dt)
+            off = 0
+            for job in batch:
+                k = len(job.texts)
+                if not job.future.done():
+                    job.future.set_result((runner, result.slice(off, off + k)))
+                off += k
+

@@ -1,0 +1,113 @@
+"""``transferops export`` and ``transferops serve``: thin layers over the deploy API."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from transferops.errors import ConfigError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("export", help="export a trained model to ONNX (+ int8) with parity/accuracy gates",
+                       description="Export to ONNX (fp32 + dynamic int8). Fails (exit 1) when fp32 parity "
+                                   "or the int8 accuracy drop gate fails.")
+    p.add_argument("--model", required=True, help="trained artifact folder (transferops train --out)")
+    p.add_argument("--out", required=True, help="export folder to create")
+    p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (only onnx)")
+    p.add_argument("--quantize", default="int8", choices=["int8", "none"],
+                   help="dynamic int8 quantization (default int8; 'none' exports fp32 only)")
+    p.add_argument("--max-drop", type=float, default=1.0,
+                   help="largest int8 accuracy drop vs PyTorch on the validation split, in points "
+                        "(default 1)")
+    p.add_argument("--sample-size", type=int, default=1000, help="validation texts used for the checks")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
+    p.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="serve models over HTTP with dynamic batching and review routing",
+                       description="REST server: POST /v1/models/{name}/predict, /healthz, /readyz, "
+                                   "/metrics, /docs. Exported folders run on ONNX Runtime, artifacts on "
+                                   "PyTorch.")
+    s.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
+                   help="model to serve (export folder or artifact); repeat for several; NAME defaults to "
+                        "the folder name")
+    s.add_argument("--adapters", help="folder of LoRA artifacts served over one shared base model each")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-batch-size", type=int, default=32)
+    s.add_argument("--max-wait-ms", type=float, default=2.0)
+    s.add_argument("--queue-size", type=int, default=4096, help="texts waiting before requests get 503")
+    s.add_argument("--max-texts-per-request", type=int, default=1024)
+    s.add_argument("--max-chars-per-text", type=int, default=20_000)
+    s.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024)
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--review-threshold", type=float, help="confidence below this is routed to review")
+    g.add_argument("--target-auto-accuracy", type=float,
+                   help="derive the threshold from the validation split: smallest review rate whose auto "
+                        "predictions reach this accuracy (e.g. 0.98)")
+    s.add_argument("--admin-token", help="token for /admin endpoints (or env TRANSFEROPS_ADMIN_TOKEN)")
+    s.add_argument("--threads", type=int, help="intra-op threads for ONNX Runtime / PyTorch")
+    s.add_argument("--workers", type=int, default=1, help="inference threads (batches run in parallel)")
+    s.add_argument("--variant", choices=["int8", "fp32"], help="ONNX variant to serve (default int8)")
+    s.add_argument("--db-url", help="prediction log database (used by the monitoring extension)")
+    s.add_argument("--ab", help="A/B arms: control=runs/a,treatment=runs/b")
+    s.add_argument("--split", default="50/50", help="A/B traffic split (default 50/50)")
+    s.add_argument("--ab-key", default="header:X-User-Id",
+                   help="assignment key: header:NAME, query:NAME or id")
+    s.add_argument("--experiment", help="experiment name (POST /v1/experiments/NAME/predict)")
+    s.add_argument("--model-root", action="append", default=[],
+                   help="extra folder POST /admin/models may load from (repeatable)")
+    s.add_argument("--log-level", default="warning",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    s.set_defaults(func=cmd_serve)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item.rstrip("/")).name, item
+        if not name or not path:
+            raise ConfigError(f"{what}: {item!r} must look like NAME=PATH")
+        if name in out:
+            raise ConfigError(f"{what}: the name {name!r} is used twice; give one with NAME=PATH")
+        out[name] = path
+    return out
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from transferops.deploy.onnx_export import export_onnx
+
+    res = export_onnx(args.model, args.out, quantize=None if args.quantize == "none" else "int8",
+                      max_drop=args.max_drop / 100.0, sample_size=args.sample_size, overwrite=args.overwrite)
+    print(res.summary())
+    return 0
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    from transferops.deploy.server import ServeSettings
+
+    ab = _pairs(args.ab.split(","), "--ab") if args.ab else None
+    return ServeSettings(
+        models=_pairs(args.model, "--model"), adapters=args.adapters, host=args.host, port=args.port,
+        max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
+        max_texts_per_request=args.max_texts_per_request, max_chars_per_text=args.max_chars_per_text,
+        max_body_bytes=args.max_body_bytes, review_threshold=args.review_threshold,
+        target_auto_accuracy=args.target_auto_accuracy, admin_token=args.admin_token, threads=args.threads,
+        db_url=args.db_url, ab=ab, ab_split=args.split, ab_key=args.ab_key, experiment=args.experiment,
+        variant=args.variant, model_roots=list(args.model_root), inference_workers=args.workers)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from transferops._extras import require
+    from transferops._progress import say
+    from transferops.deploy.server import create_app
+
+    uvicorn = require("uvicorn", "serve")
+    settings = settings_from_args(args)
+    app = create_app(settings)
+    say(f"serving on http://{settings.host}:{settings.port}  (docs at /docs, metrics at /metrics)")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    return 0

@@ -1,0 +1,332 @@
+"""Export a trained artifact to ONNX (fp32 + dynamic int8) with parity and accuracy gates.
+
+The exported folder is self-sufficient for serving::
+
+    model.onnx            fp32 graph, inputs input_ids/attention_mask[/token_type_ids] with dynamic
+                          batch and sequence axes, outputs ``logits`` and ``embedding`` (mean-pooled
+                          last hidden state over the attention mask, for the drift sketch)
+    model.int8.onnx       onnxruntime dynamic int8 quantization of the fp32 graph
+    tokenizer files       copied from the artifact's model/ folder
+    transferops.json      the artifact manifest (labels, task, temperature, thresholds, metrics...)
+    export.json           parity, int8 accuracy drop, sizes, versions
+    data/validation.parquet, data/test.parquet   (review threshold derivation, evaluation)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from transferops._extras import require
+from transferops._progress import say
+from transferops._util import human_bytes, package_versions, sha256_file, utcnow, write_json
+from transferops.constants import (
+    DATA_DIR,
+    EXPORT_MANIFEST,
+    MANIFEST_NAME,
+    MODEL_DIR,
+    ONNX_INT8_MODEL,
+    ONNX_MODEL,
+    TEST_SPLIT,
+    VALIDATION_SPLIT,
+)
+from transferops.errors import ConfigError, GateFailedError
+
+#: Parity gates between the fp32 ONNX graph and PyTorch (the issue's numbers).
+MIN_ARGMAX_AGREEMENT = 0.999
+MAX_PROB_DIFF = 1e-4
+OPSET = 17
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
+                   "merges.txt", "vocab.json", "sentencepiece.bpe.model", "spm.model",
+                   "added_tokens.json")
+
+Quantize = Literal["int8"]
+
+
+@dataclass
+class ExportResult:
+    """What ``export_onnx`` produced and measured (also written to ``export.json``)."""
+
+    path: Path
+    files: dict[str, str]
+    sizes: dict[str, int]
+    parity: dict[str, Any]
+    int8: dict[str, Any] | None
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["path"] = str(self.path)
+        return d
+
+    def summary(self) -> str:
+        p = self.parity
+        lines = [f"exported to {self.path}",
+                 f"  fp32 parity on {p['n']} validation texts: argmax agreement {p['argmax_agreement']:.4f} "
+                 f"(gate ≥ {MIN_ARGMAX_AGREEMENT}), max prob diff {p['max_prob_diff']:.2e} "
+                 f"(gate ≤ {MAX_PROB_DIFF:.0e})",
+                 f"  sizes: pytorch {human_bytes(self.sizes['pytorch'])}, onnx fp32 "
+                 f"{human_bytes(self.sizes['onnx_fp32'])}"
+                 + (f", onnx int8 {human_bytes(self.sizes['onnx_int8'])} "
+                    f"({self.sizes['onnx_int8'] / max(self.sizes['onnx_fp32'], 1):.2f}× fp32)"
+                    if "onnx_int8" in self.sizes else "")]
+        if self.int8:
+            q = self.int8
+            lines.append(f"  int8: accuracy {q['accuracy_int8']:.4f} vs pytorch {q['accuracy_pytorch']:.4f} "
+                         f"(drop {q['accuracy_drop'] * 100:+.2f} points, gate ≤ {q['max_drop'] * 100:.2f}); "
+                         f"agreement with pytorch {q['argmax_agreement']:.4f}")
+        lines += [f"  FAILED: {f}" for f in self.failures]
+        return "\n".join(lines)
+
+
+class _WithEmbedding:
+    """Factory for a torch module returning ``(logits, embedding)`` (built lazily: torch import)."""
+
+    @staticmethod
+    def build(model: Any) -> Any:
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self, inner: Any) -> None:
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+                kw = {"input_ids": input_ids, "attention_mask": attention_mask}
+                if token_type_ids is not None:
+                    kw["token_type_ids"] = token_type_ids
+                out = self.inner(**kw, output_hidden_states=True)
+                hidden = out.hidden_states[-1]
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                return out.logits, emb
+
+        return Wrapper(model).eval()
+
+
+def _load_torch_model(model_dir: Path, manifest: dict[str, Any]) -> Any:
+    """The artifact's classifier in eager attention (traceable), LoRA merged into the base."""
+    from transformers import AutoModelForSequenceClassification
+
+    from transferops.modeling import quiet_transformers
+
+    mdir = model_dir / MODEL_DIR
+    with quiet_transformers():
+        if manifest["strategy"]["name"] == "lora":
+            from transferops.artifacts.model import _load_lora
+
+            model = _load_lora(manifest, mdir).merge_and_unload()
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                str(mdir), local_files_only=True, use_safetensors=True, attn_implementation="eager")
+    if hasattr(model, "set_attn_implementation"):
+        with contextlib.suppress(Exception):  # models without the switch trace fine as they are
+            model.set_attn_implementation("eager")
+    return model.eval()
+
+
+def _torch_forward(wrapper: Any, tok: Any, texts: list[str], max_length: int, batch_size: int = 32
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
+    logits, embs = [], []
+    with torch.inference_mode():
+        for s in range(0, len(texts), batch_size):
+            enc = tok(texts[s:s + batch_size], truncation=True, max_length=max_length, padding=True,
+                      return_tensors="pt")
+            lg, em = wrapper(**{k: enc[k] for k in _input_names(tok) if k in enc})
+            logits.append(lg.float().numpy())
+            embs.append(em.float().numpy())
+    return np.concatenate(logits), np.concatenate(embs)
+
+
+def _input_names(tok: Any) -> list[str]:
+    names = [n for n in getattr(tok, "model_input_names", ["input_ids", "attention_mask"])
+             if n in ("input_ids", "attention_mask", "token_type_ids")]
+    return sorted(names, key=["input_ids", "attention_mask", "token_type_ids"].index)
+
+
+def _pytorch_size(src: Path, manifest: dict[str, Any]) -> int:
+    """Weights needed to run the PyTorch model: the folder, plus the base checkpoint for LoRA."""
+    size = sum(f.stat().st_size for f in (src / MODEL_DIR).glob("*.safetensors"))
+    if manifest["strategy"]["name"] == "lora":
+        base = Path(manifest["base"]["path"])
+        if base.exists():
+            size += sum(f.stat().st_size for f in base.glob("*.safetensors"))
+    return size
+
+
+def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | None = "int8",
+                max_drop: float = 0.01, sample_size: int = 1000, opset: int = OPSET,
+                overwrite: bool = False) -> ExportResult:
+    """Export ``model_dir`` (a transferops artifact) to ONNX in ``out`` and check it.
+
+    Raises :class:`~transferops.errors.GateFailedError` when fp32 parity fails (argmax agreement
+    < 99.9% or max probability difference > 1e-4) or the int8 accuracy drop on the validation split
+    exceeds ``max_drop`` (a fraction: 0.01 = 1 point). The folder and ``export.json`` are still
+    written so the failure can be inspected.
+
+    >>> res = export_onnx("runs/news", "runs/news-onnx", quantize="int8")      # doctest: +SKIP
+    >>> res.int8["accuracy_drop"] <= 0.01                                        # doctest: +SKIP
+    True
+    """
+    require("onnx", "onnx")
+    ort = require("onnxruntime", "onnx")
+    import torch
+
+    from transferops.artifacts.model import read_manifest
+    from transferops.modeling import load_tokenizer, softmax
+
+    if quantize not in (None, "int8"):
+        raise ConfigError(f"quantize: {quantize!r} is not one of 'int8', None")
+    if not -1 <= max_drop <= 1:
+        # Negative values are allowed on purpose: "int8 must beat PyTorch by this much" (gate tests).
+        raise ConfigError(f"max_drop: {max_drop!r} must be a fraction in [-1, 1] (0.01 = one point)")
+    src, dst = Path(model_dir), Path(out)
+    manifest = read_manifest(src)
+    if manifest.get("kind") == "ensemble":
+        raise ConfigError(f"model: {src} is an ensemble; export its members one by one")
+    if src.resolve() == dst.resolve():
+        raise ConfigError("out: must differ from the model folder")
+    if (dst / EXPORT_MANIFEST).exists() and not overwrite:
+        raise ConfigError(f"out: {dst} already holds an export; choose another --out or pass --overwrite")
+    dst.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    task = manifest["task"]
+    max_length = int(manifest["config"]["max_length"])
+    tok = load_tokenizer(src / MODEL_DIR)
+    names = _input_names(tok)
+
+    # ---- export fp32 -------------------------------------------------------------------------
+    model = _load_torch_model(src, manifest)
+    wrapper = _WithEmbedding.build(model)
+    dummy = tok(["a short example text", "another one"], truncation=True, max_length=max_length,
+                padding=True, return_tensors="pt")
+    args = tuple(dummy[n] for n in names)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names}
+    axes.update({"logits": {0: "batch"}, "embedding": {0: "batch"}})
+    fp32_path = dst / ONNX_MODEL
+    say(f"exporting {src} → {fp32_path} (opset {opset})")
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer chatter about Python-side shape checks
+        torch.onnx.export(wrapper, args, str(fp32_path), input_names=names,
+                          output_names=["logits", "embedding"], dynamic_axes=axes, opset_version=opset,
+                          dynamo=False, do_constant_folding=True)
+
+    # ---- copy what the server needs ----------------------------------------------------------
+    for fname in TOKENIZER_FILES:
+        f = src / MODEL_DIR / fname
+        if f.exists():
+            shutil.copy2(f, dst / fname)
+    shutil.copy2(src / MANIFEST_NAME, dst / MANIFEST_NAME)
+    (dst / DATA_DIR).mkdir(exist_ok=True)
+    for split in (VALIDATION_SPLIT, TEST_SPLIT):
+        f = src / DATA_DIR / split
+        if f.exists():
+            shutil.copyfile(f, dst / DATA_DIR / split)
+
+    # ---- parity on a validation sample -------------------------------------------------------
+    import pandas as pd
+
+    val_file = src / DATA_DIR / VALIDATION_SPLIT
+    if val_file.exists():
+        val = pd.read_parquet(val_file)
+    else:
+        val = pd.DataFrame({"text": ["parity check text"] * 8, "label": [manifest["labels"][0]] * 8})
+    val = val.iloc[:sample_size]
+    texts = [str(t) for t in val["text"]]
+    temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
+
+    def to_proba(z: np.ndarray) -> np.ndarray:
+        z = z / temperature
+        return 1.0 / (1.0 + np.exp(-z)) if task == "multilabel" else softmax(z)
+
+    pt_logits, _ = _torch_forward(wrapper, tok, texts, max_length)
+    from transferops.deploy.onnx_runtime import OnnxSession
+
+    sess32 = OnnxSession(fp32_path, tok, max_length=max_length, threads=None)
+    o32_logits, _ = sess32.run(texts)
+    p_pt, p_32 = to_proba(pt_logits), to_proba(o32_logits)
+    if task == "multilabel":
+        agree = float(((p_pt >= 0.5) == (p_32 >= 0.5)).all(axis=1).mean())
+    else:
+        agree = float((p_pt.argmax(1) == p_32.argmax(1)).mean())
+    parity = {"n": len(texts), "argmax_agreement": agree, "max_prob_diff": float(np.abs(p_pt - p_32).max()),
+              "min_argmax_agreement": MIN_ARGMAX_AGREEMENT, "max_prob_diff_allowed": MAX_PROB_DIFF}
+    failures = []
+    if agree < MIN_ARGMAX_AGREEMENT:
+        failures.append(f"fp32 argmax agreement {agree:.4f} < {MIN_ARGMAX_AGREEMENT}")
+    if parity["max_prob_diff"] > MAX_PROB_DIFF:
+        failures.append(f"fp32 max probability difference {parity['max_prob_diff']:.2e} > "
+                        f"{MAX_PROB_DIFF:.0e}")
+
+    # ---- int8 ---------------------------------------------------------------------------------
+    int8_info: dict[str, Any] | None = None
+    if quantize == "int8":
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        int8_path = dst / ONNX_INT8_MODEL
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
+        try:
+            quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        sess8 = OnnxSession(int8_path, tok, max_length=max_length, threads=None)
+        o8_logits, _ = sess8.run(texts)
+        p_8 = to_proba(o8_logits)
+        y = val["label"].tolist()
+        if task == "multilabel":
+            from transferops.metrics import encode_labels
+
+            yy = encode_labels(y, manifest["labels"], True)
+            acc_pt = float(((p_pt >= 0.5) == yy).all(axis=1).mean())
+            acc_8 = float(((p_8 >= 0.5) == yy).all(axis=1).mean())
+            agree8 = float(((p_pt >= 0.5) == (p_8 >= 0.5)).all(axis=1).mean())
+        else:
+            lab = np.asarray(manifest["labels"], dtype=object)
+            yarr = np.asarray([str(v) for v in y], dtype=object)
+            acc_pt = float((lab[p_pt.argmax(1)] == yarr).mean())
+            acc_8 = float((lab[p_8.argmax(1)] == yarr).mean())
+            agree8 = float((p_pt.argmax(1) == p_8.argmax(1)).mean())
+        drop = acc_pt - acc_8
+        int8_info = {"n": len(texts), "split": "validation", "accuracy_pytorch": acc_pt,
+                     "accuracy_int8": acc_8, "accuracy_drop": drop, "max_drop": max_drop,
+                     "argmax_agreement": agree8,
+                     "max_prob_diff": float(np.abs(p_pt - p_8).max()), "weight_type": "QInt8",
+                     "method": "onnxruntime.quantization.quantize_dynamic"}
+        if drop > max_drop + 1e-12:
+            failures.append(f"int8 accuracy drop {drop * 100:.2f} points > --max-drop {max_drop * 100:.2f} "
+                            "points (export without --quantize, or raise --max-drop if acceptable)")
+
+    sizes = {"pytorch": _pytorch_size(src, manifest), "onnx_fp32": fp32_path.stat().st_size}
+    files = {"onnx_fp32": ONNX_MODEL}
+    if quantize == "int8":
+        sizes["onnx_int8"] = (dst / ONNX_INT8_MODEL).stat().st_size
+        files["onnx_int8"] = ONNX_INT8_MODEL
+    res = ExportResult(path=dst, files=files, sizes=sizes, parity=parity, int8=int8_info,
+                       passed=not failures, failures=failures, seconds=round(time.perf_counter() - t0, 2))
+    write_json(dst / EXPORT_MANIFEST, {
+        "format_version": 1, "created": utcnow(), "source": str(src.resolve()), "format": "onnx",
+        "opset": opset, "inputs": names, "outputs": ["logits", "embedding"], "max_length": max_length,
+        "default_variant": "int8" if quantize == "int8" else "fp32",
+        "sha256": {k: sha256_file(dst / v) for k, v in files.items()},
+        "versions": {**package_versions(("transferops", "torch", "transformers", "onnx", "onnxruntime")),
+                     "onnxruntime_build": ort.__version__},
+        **{k: v for k, v in res.to_dict().items() if k != "path"},
+    })
+    if failures:
+        raise GateFailedError(f"export of {src} failed its gates: " + "; ".join(failures)
+                              + f" (details in {dst / EXPORT_MANIFEST})")
+    return res

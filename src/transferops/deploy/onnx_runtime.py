@@ -1,0 +1,135 @@
+"""ONNX Runtime inference for exported folders, with the same surface as ``TransferOpsModel``.
+
+``transferops.load(path)`` returns an :class:`OnnxModel` when ``path`` holds ``export.json``, so batch
+scoring, evaluation and the server use exported models without knowing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from transferops._extras import require
+from transferops._util import read_json
+from transferops.artifacts.model import TransferOpsModel, _check_texts
+from transferops.constants import EXPORT_MANIFEST, ONNX_INT8_MODEL, ONNX_MODEL
+from transferops.errors import ArtifactError, ConfigError
+
+Variant = Literal["int8", "fp32"]
+
+
+class OnnxSession:
+    """One ``onnxruntime.InferenceSession`` plus its tokenizer: texts in, (logits, embeddings) out."""
+
+    def __init__(self, path: str | Path, tokenizer: Any, *, max_length: int,
+                 threads: int | None = None) -> None:
+        ort = require("onnxruntime", "onnx")
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.path = Path(path)
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.session = ort.InferenceSession(str(self.path), sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
+                             return_tensors="np")
+        return {n: np.asarray(enc[n], dtype=np.int64) for n in self.input_names}
+
+    def run_encoded(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        logits, emb = self.session.run(["logits", "embedding"], feeds)
+        return np.asarray(logits, dtype=np.float32), np.asarray(emb, dtype=np.float32)
+
+    def run(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Length-sorted batches (less padding), results in the original order."""
+        if len(texts) == 0:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        lg, em = [], []
+        for s in range(0, len(texts), batch_size):
+            idx = order[s:s + batch_size]
+            a, b = self.run_encoded(self.encode([texts[i] for i in idx]))
+            lg.append(a)
+            em.append(b)
+        logits, embs = np.concatenate(lg), np.concatenate(em)
+        out_l, out_e = np.empty_like(logits), np.empty_like(embs)
+        out_l[order], out_e[order] = logits, embs
+        return out_l, out_e
+
+
+class OnnxModel(TransferOpsModel):
+    """An exported model on ONNX Runtime: ``predict``, ``predict_proba``, ``logits``, ``embed``.
+
+    ``variant`` picks ``model.int8.onnx`` or ``model.onnx`` (default: int8 when it was exported).
+
+    >>> m = OnnxModel("runs/news-onnx", threads=2)                    # doctest: +SKIP
+    >>> m.predict(["Shares rose sharply"])                            # doctest: +SKIP
+    ['business']
+    """
+
+    runtime = "onnx"
+
+    def __init__(self, path: str | Path, *, variant: Variant | None = None, threads: int | None = None,
+                 device: str | None = None) -> None:
+        p = Path(path)
+        if not (p / EXPORT_MANIFEST).exists():
+            raise ArtifactError(f"{p} is not an exported model: {EXPORT_MANIFEST} is missing "
+                                "(create one with `transferops export --model RUN --out DIR`)")
+        super().__init__(p, device=device, threads=threads)
+        self.export_manifest: dict[str, Any] = read_json(p / EXPORT_MANIFEST)
+        variant = variant or self.export_manifest.get("default_variant", "int8")
+        if variant not in ("int8", "fp32"):
+            raise ConfigError(f"variant: {variant!r} is not one of 'int8', 'fp32'")
+        self.variant: str = variant
+        self.onnx_path = p / (ONNX_INT8_MODEL if variant == "int8" else ONNX_MODEL)
+        if not self.onnx_path.exists():
+            raise ArtifactError(f"{p}: {self.onnx_path.name} is missing (variant {variant!r}); "
+                                "re-export with --quantize int8 or pick variant='fp32'")
+        self._session: OnnxSession | None = None
+
+    def _load(self) -> None:
+        from transferops.modeling import load_tokenizer
+
+        self._tok = load_tokenizer(self.path)
+        self._session = OnnxSession(self.onnx_path, self._tok, max_length=self.max_length,
+                                    threads=self._threads)
+
+    @property
+    def session(self) -> OnnxSession:
+        if self._session is None:
+            self._load()
+        assert self._session is not None
+        return self._session
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tok is None:
+            self._load()
+        return self._tok
+
+    @property
+    def torch_model(self) -> Any:
+        raise ArtifactError(f"{self.path} is an ONNX export: there is no PyTorch model in it; load the "
+                            f"original artifact ({self.export_manifest.get('source')}) for training or LoRA")
+
+    def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Logits and mean-pooled embeddings in one pass."""
+        return self.session.run(_check_texts(texts), batch_size=batch_size)
+
+    def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        return self.infer(texts, batch_size=batch_size)[0]
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        return self.infer(texts, batch_size=batch_size)[1]
+
+    def __repr__(self) -> str:
+        return f"OnnxModel(path={str(self.path)!r}, variant={self.variant!r}, task={self.task!r})"

@@ -1,0 +1,262 @@
+"""Runners: what the server calls for one batch of texts, whatever the model runs on.
+
+* ONNX Runtime for exported folders (``export.json`` present),
+* PyTorch for artifacts,
+* PyTorch LoRA adapters sharing one base model per (base checkpoint, label count, task) in an
+  :class:`AdapterPool` — memory is one base plus small adapters, not one full copy per adapter.
+
+A runner returns labels, probabilities, confidence and the per-text features the server logs; it
+runs in a worker thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferops.constants import EXPORT_MANIFEST, MANIFEST_NAME, MODEL_DIR
+from transferops.deploy.features import sketch, text_features
+from transferops.deploy.review import ReviewPolicy, confidence_of, derive_review_threshold
+from transferops.errors import ArtifactError, ConfigError
+
+#: Files that can execute code when loaded (pickle): a folder holding any of them is refused.
+UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib", ".npy", ".npz", ".h5")
+
+
+@dataclass
+class InferResult:
+    """One batch: everything the server needs per text (row-aligned)."""
+
+    labels: list[Any]
+    proba: np.ndarray
+    confidence: np.ndarray
+    sketch: np.ndarray
+    n_tokens: np.ndarray
+    n_chars: np.ndarray
+    unk_rate: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def slice(self, a: int, b: int) -> InferResult:
+        return InferResult(self.labels[a:b], self.proba[a:b], self.confidence[a:b], self.sketch[a:b],
+                           self.n_tokens[a:b], self.n_chars[a:b], self.unk_rate[a:b])
+
+
+def check_safe_folder(path: Path) -> None:
+    """Refuse folders with pickle-based weights: only safetensors, ONNX and JSON are loaded."""
+    for sub in (path, path / MODEL_DIR):
+        if not sub.is_dir():
+            continue
+        for f in sub.iterdir():
+            if f.is_file() and f.suffix.lower() in UNSAFE_SUFFIXES:
+                raise ArtifactError(f"{f}: refusing to load pickle-capable file types "
+                                    f"({', '.join(UNSAFE_SUFFIXES)}); only safetensors/ONNX/JSON are served")
+
+
+def model_version(path: Path) -> str:
+    """Short content hash of the manifests: changes whenever the model behind a name changes."""
+    h = hashlib.sha256()
+    for name in (MANIFEST_NAME, EXPORT_MANIFEST):
+        f = path / name
+        if f.exists():
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+@dataclass
+class Runner:
+    """A loaded model behind a name: ``infer(texts) -> InferResult``."""
+
+    name: str
+    path: Path
+    runtime: str  # onnx | pytorch | adapter
+    model: Any  # TransferOpsModel-like: labels, task, manifest, decide, proba_from_logits, split
+    forward: Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+    tokenizer: Any
+    version: str
+    review: ReviewPolicy = field(default_factory=lambda: ReviewPolicy(None, "none"))
+    extra: dict[str, Any] = field(default_factory=dict)
+    on_close: Callable[[], None] | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.model.labels)
+
+    @property
+    def multilabel(self) -> bool:
+        return bool(self.model.task == "multilabel")
+
+    def infer(self, texts: Sequence[str]) -> InferResult:
+        texts = list(texts)
+        logits, emb = self.forward(texts)
+        proba = self.model.proba_from_logits(logits)
+        feats = text_features(self.tokenizer, texts)
+        return InferResult(labels=self.model.decide(proba), proba=proba,
+                           confidence=confidence_of(proba, self.multilabel), sketch=sketch(emb),
+                           n_tokens=feats["n_tokens"], n_chars=feats["n_chars"], unk_rate=feats["unk_rate"])
+
+    def set_review(self, *, threshold: float | None, target_auto_accuracy: float | None) -> ReviewPolicy:
+        """Fixed threshold, or derived from the validation split for a target auto accuracy."""
+        if threshold is not None:
+            self.review = ReviewPolicy(threshold=float(threshold), source="fixed")
+        elif target_auto_accuracy is not None:
+            try:
+                val = self.model.split("validation")
+            except (ArtifactError, FileNotFoundError) as exc:
+                raise ConfigError(f"target_auto_accuracy: model {self.name!r} has no validation split to "
+                                  "derive a threshold from; pass --review-threshold instead") from exc
+            res = self.infer([str(t) for t in val["text"]])
+            if self.multilabel:
+                from transferops.metrics import encode_labels
+
+                y = encode_labels(val["label"].tolist(), self.labels, True)
+                pred = np.asarray([[lbl in row for lbl in self.labels] for row in res.labels])
+                correct = (pred == y.astype(bool)).all(axis=1)
+            else:
+                correct = np.asarray([str(a) == str(b)
+                                      for a, b in zip(res.labels, val["label"], strict=True)])
+            self.review = derive_review_threshold(res.confidence, correct, float(target_auto_accuracy))
+        return self.review
+
+    def close(self) -> None:
+        if self.on_close is not None:
+            self.on_close()
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "path": str(self.path), "runtime": self.runtime, "version": self.version,
+                "task": self.model.task, "labels": self.labels, "review": self.review.to_dict(), **self.extra}
+
+
+Forward = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+
+
+def _torch_forward(model: Any, tok: Any, max_length: int) -> Forward:
+    """Logits and mean-pooled last hidden state from one forward pass."""
+    import torch
+
+    def forward(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        enc = tok(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        dev = next(model.parameters()).device
+        enc = {k: v.to(dev) for k, v in enc.items()}
+        with torch.inference_mode():
+            out = model(**enc, output_hidden_states=True)
+            hidden = out.hidden_states[-1]
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return out.logits.float().cpu().numpy(), emb.float().cpu().numpy()
+
+    return forward
+
+
+def open_runner(name: str, path: str | Path, *, threads: int | None = None, variant: str | None = None
+                ) -> Runner:
+    """Load ``path`` (ONNX export or artifact) as a runner named ``name``."""
+    from transferops.artifacts.model import TransferOpsModel, read_manifest
+
+    p = Path(path)
+    if not p.is_dir():
+        raise ArtifactError(f"model {name!r}: {p} is not a folder (pass an artifact or an export folder)")
+    check_safe_folder(p)
+    if (p / EXPORT_MANIFEST).exists():
+        from transferops.deploy.onnx_runtime import OnnxModel
+
+        om = OnnxModel(p, threads=threads, variant=variant)  # type: ignore[arg-type]
+        sess = om.session
+        return Runner(name=name, path=p, runtime="onnx", model=om, forward=sess.run, tokenizer=om.tokenizer,
+                      version=model_version(p), extra={"variant": om.variant})
+    manifest = read_manifest(p)
+    if manifest.get("kind") == "ensemble":
+        raise ConfigError(f"model {name!r}: ensembles are not served; serve their members or an export")
+    tm = TransferOpsModel(p, threads=threads, device="cpu")
+    return Runner(name=name, path=p, runtime="pytorch", model=tm,
+                  forward=_torch_forward(tm.torch_model, tm.tokenizer, tm.max_length), tokenizer=tm.tokenizer,
+                  version=model_version(p))
+
+
+class AdapterPool:
+    """Many LoRA adapters over one PyTorch base model (PEFT multi-adapter), switched per batch.
+
+    One pool per (base checkpoint, number of labels, task): the classification heads of adapters
+    with the same shape live side by side in PEFT's ``modules_to_save`` copies.
+    """
+
+    def __init__(self, key: tuple[str, int, str], *, threads: int | None = None) -> None:
+        self.key = key
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._model: Any = None
+        self._tok: Any = None
+        self._adapters: dict[str, int] = {}  # adapter name -> max_length
+
+    @staticmethod
+    def key_for(manifest: dict[str, Any]) -> tuple[str, int, str]:
+        return (str(manifest["base"].get("sha256") or manifest["base"]["path"]), len(manifest["labels"]),
+                str(manifest["task"]))
+
+    @property
+    def adapters(self) -> list[str]:
+        return list(self._adapters)
+
+    def add(self, adapter: str, artifact: Path, manifest: dict[str, Any]) -> None:
+        from transferops.modeling import load_tokenizer, quiet_transformers, set_threads
+
+        mdir = artifact / MODEL_DIR
+        if not (mdir / "adapter_config.json").exists():
+            raise ArtifactError(f"{artifact}: not a LoRA artifact (model/adapter_config.json missing); "
+                                "serve it with --model instead of --adapters")
+        set_threads(self._threads)
+        with self._lock, quiet_transformers():
+            if self._model is None:
+                from peft import PeftModel
+
+                from transferops.checkpoints import resolve_checkpoint
+                from transferops.modeling import build_classifier
+
+                base = manifest["base"]
+                try:
+                    ck = resolve_checkpoint(base["name"])
+                except FileNotFoundError:
+                    ck = resolve_checkpoint(base["path"])
+                model = build_classifier(ck.path, manifest["labels"], manifest["task"])
+                self._model = PeftModel.from_pretrained(model, str(mdir), adapter_name=adapter,
+                                                        is_trainable=False).eval()
+                self._tok = load_tokenizer(mdir)
+            else:
+                self._model.load_adapter(str(mdir), adapter_name=adapter, is_trainable=False)
+                self._model.eval()
+            self._adapters[adapter] = int(manifest["config"]["max_length"])
+
+    def remove(self, adapter: str) -> bool:
+        """Drop an adapter; returns True when the pool is now empty (and its base freed)."""
+        with self._lock:
+            if adapter not in self._adapters:
+                return not self._adapters
+            del self._adapters[adapter]
+            if not self._adapters:
+                self._model = None
+                return True
+            if adapter in getattr(self._model, "peft_config", {}):
+                self._model.set_adapter(next(iter(self._adapters)))
+                self._model.delete_adapter(adapter)
+            return False
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tok
+
+    def forward(self, adapter: str) -> Callable[[list[str]], tuple[np.ndarray, np.ndarray]]:
+        def run(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            with self._lock:
+                if adapter not in self._adapters or self._model is None:
+                    raise ArtifactError(f"adapter {adapter!r} was unloaded")
+                self._model.set_adapter(adapter)
+                return _torch_forward(self._model, self._tok, self._adapters[adapter])(texts)
+
+        return run

@@ -1,0 +1,186 @@
+"""``transferops train`` and ``transferops lr-find``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from transferops._util import dumps
+from transferops.errors import ConfigError
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", required=True, help="CSV, JSONL or Parquet file with labeled texts")
+    g.add_argument("--text-column", default="text")
+    g.add_argument("--label-column", default="label", help="label column (multi-label: lists or --label-sep)")
+    g.add_argument("--label-columns", help="comma-separated 0/1 columns for multi-label")
+    g.add_argument("--label-sep", help="separator inside the label column for multi-label, e.g. '|'")
+    g.add_argument("--time-column", help="time column: enables a temporal split")
+    g.add_argument("--group-column", help="group column: no group on both sides of a split")
+    g.add_argument("--id-column")
+    g.add_argument("--slice-column", action="append", default=[], help="kept with the splits for evaluation")
+    g.add_argument("--split", choices=["stratified", "temporal", "group", "random"], default=None)
+    g.add_argument("--validation-size", type=float, default=0.1)
+    g.add_argument("--test-size", type=float, default=0.2)
+    g.add_argument("--skip-bad-rows", action="store_true", help="write bad rows to rejects.csv and go on")
+    g.add_argument("--encoding", default="utf-8")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model and training")
+    g.add_argument("--config", help="YAML file of TrainConfig fields (command-line flags win)")
+    g.add_argument("--checkpoint", help="bundled name (minilm-l6, mpnet-base), HF folder, or cached repo id")
+    g.add_argument("--strategy", choices=["auto", "head", "freeze", "full", "lora"])
+    g.add_argument("--task", choices=["auto", "binary", "multiclass", "multilabel"])
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--max-steps", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--grad-accum", type=int)
+    g.add_argument("--max-length", type=int)
+    g.add_argument("--warmup-ratio", type=float)
+    g.add_argument("--loss", choices=["ce", "focal"])
+    g.add_argument("--focal-gamma", type=float)
+    g.add_argument("--class-weight", choices=["balanced"])
+    g.add_argument("--oversample", action="store_true", default=None)
+    g.add_argument("--patience", type=int, dest="early_stopping_patience")
+    g.add_argument("--metric", choices=["macro_f1", "accuracy", "micro_f1", "weighted_f1", "loss"])
+    g.add_argument("--seed", type=int)
+    g.add_argument("--freeze-layers", type=int)
+    g.add_argument("--freeze-fraction", type=float)
+    g.add_argument("--lora-r", type=int)
+    g.add_argument("--lora-alpha", type=int)
+    g.add_argument("--lora-dropout", type=float)
+    g.add_argument("--lora-targets", help="comma-separated module names")
+    g.add_argument("--dedupe", action="store_true", default=None, help="drop train rows leaking into test")
+    g.add_argument("--no-near-duplicates", action="store_false", dest="check_near_duplicates", default=None,
+                   help="skip the embedding-based near-duplicate check")
+    g.add_argument("--calibrate", action="store_true", default=None, help="fit temperature scaling on validation")
+    g.add_argument("--threads", type=int)
+
+
+_CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", "batch_size", "grad_accum",
+                 "max_length", "warmup_ratio", "loss", "focal_gamma", "class_weight", "oversample",
+                 "early_stopping_patience", "metric", "seed", "freeze_layers", "freeze_fraction", "dedupe",
+                 "check_near_duplicates", "calibrate", "threads")
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from transferops.finetune.config import TrainConfig
+
+    base: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        path = Path(args.config)
+        if not path.exists():
+            raise ConfigError(f"--config: {path} not found")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--config: {path} is not valid YAML ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"--config: {path} must be a mapping of TrainConfig fields")
+        base = loaded
+    for k in _CONFIG_FLAGS:
+        v = getattr(args, k, None)
+        if v is not None:
+            base[k] = v
+    lora = dict(base.get("lora") or {})
+    for flag, key in (("lora_r", "r"), ("lora_alpha", "alpha"), ("lora_dropout", "dropout")):
+        if getattr(args, flag, None) is not None:
+            lora[key] = getattr(args, flag)
+    if getattr(args, "lora_targets", None):
+        lora["target_modules"] = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+    if lora:
+        base["lora"] = lora
+    return TrainConfig.from_dict(base)
+
+
+def _data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "text_column": args.text_column,
+        "label_column": None if args.label_columns else args.label_column,
+        "label_columns": [c.strip() for c in args.label_columns.split(",")] if args.label_columns else None,
+        "label_sep": args.label_sep,
+        "time_column": args.time_column,
+        "group_column": args.group_column,
+        "id_column": args.id_column,
+        "slice_columns": args.slice_column,
+        "skip_bad_rows": args.skip_bad_rows,
+        "encoding": args.encoding,
+    }
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="fine-tune a checkpoint on labeled data and save the model folder",
+                       description="Fine-tune a pretrained checkpoint. Example: transferops train --data "
+                       "news.csv --checkpoint minilm-l6 --strategy lora --out runs/news")
+    _add_data_args(p)
+    _add_train_args(p)
+    p.add_argument("--out", required=True, help="output model folder")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--keep-state", action="store_true", help="keep training_state/ (resumable checkpoints)")
+    p.add_argument("--seeds", type=int, help="train N seeds and save an ensemble (averaged probabilities)")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.set_defaults(func=_train)
+
+    lf = sub.add_parser("lr-find", help="exponential learning-rate sweep (Smith 2017) with a plot")
+    _add_data_args(lf)
+    _add_train_args(lf)
+    lf.add_argument("--steps", type=int, default=100)
+    lf.add_argument("--min-lr", type=float, default=1e-7)
+    lf.add_argument("--max-lr", type=float, default=1e-1)
+    lf.add_argument("--plot", default="lr_find.png", help="where to write the loss-vs-LR plot (PNG)")
+    lf.add_argument("--json", action="store_true")
+    lf.set_defaults(func=_lr_find)
+
+
+def _split_cfg(args: argparse.Namespace, seed: int) -> Any:
+    from transferops.data import SplitConfig
+
+    if args.split is None and args.validation_size == 0.1 and args.test_size == 0.2:
+        return None
+    method: Any = args.split or ("temporal" if args.time_column else "group" if args.group_column else "stratified")
+    return SplitConfig(method=method, validation_size=args.validation_size, test_size=args.test_size, seed=seed)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import transferops
+
+    cfg = config_from_args(args)
+    split = _split_cfg(args, cfg.seed)
+    if args.seeds:
+        from transferops.cli.main import module_exists
+
+        if not module_exists("transferops.adapt.ensemble"):
+            raise ConfigError("--seeds needs the ensemble module (transferops.adapt.ensemble)")
+        from transferops.adapt.ensemble import train_seeds  # type: ignore[import-not-found]
+
+        path = train_seeds(args.data, args.out, seeds=list(range(cfg.seed, cfg.seed + args.seeds)),
+                           config=cfg, split=split, **_data_kwargs(args))
+        print(f"ensemble of {args.seeds} seeds saved to {path}")
+        return 0
+    res = transferops.train(args.data, out=args.out, config=cfg, split=split, resume=args.resume,
+                            keep_state=args.keep_state, **_data_kwargs(args))
+    print(dumps(res.manifest) if args.json else res.summary())
+    return 0
+
+
+def _lr_find(args: argparse.Namespace) -> int:
+    from transferops.finetune.lr_find import lr_find
+
+    cfg = config_from_args(args)
+    res = lr_find(args.data, config=cfg, steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr,
+                  **{k: v for k, v in _data_kwargs(args).items() if k != "skip_bad_rows"})
+    if args.plot:
+        res.plot(args.plot)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        print(f"suggested lr: {res.suggested_lr:.2e} (steepest descent); minimum loss at {res.min_loss_lr:.2e}"
+              + (f"; plot: {args.plot}" if args.plot else ""))
+    return 0

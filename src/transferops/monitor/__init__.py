@@ -1,0 +1,42 @@
+"""Monitor and retrain: prediction log, reference profile, drift, dashboard, label queue, registry,
+champion/challenger retraining.
+
+Imports are lazy so the training hook (:mod:`transferops.monitor.profile`) works without the
+``monitor`` extra (SQLAlchemy) installed.
+
+>>> from transferops.monitor import monitor, Store                  # doctest: +SKIP
+>>> monitor("runs/news", db="transferops.db", window="1d").report.status   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Store": "transferops.monitor.store",
+    "PredictionLogger": "transferops.monitor.logger",
+    "DriftConfig": "transferops.monitor.drift",
+    "DriftMonitor": "transferops.monitor.drift",
+    "DriftReport": "transferops.monitor.drift",
+    "monitor": "transferops.monitor.api",
+    "MonitorResult": "transferops.monitor.api",
+    "build_profile": "transferops.monitor.profile",
+    "load_profile": "transferops.monitor.profile",
+    "profile_artifact": "transferops.monitor.profile",
+    "label_queue": "transferops.monitor.active",
+    "import_labels": "transferops.monitor.active",
+    "Registry": "transferops.monitor.registry",
+    "retrain": "transferops.monitor.retrain",
+    "RetrainConfig": "transferops.monitor.retrain",
+    "render_dashboard": "transferops.monitor.dashboard",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'transferops.monitor' has no attribute {name!r}")
+
+
+__all__ = sorted(_EXPORTS)

@@ -1,0 +1,89 @@
+"""``monitor``: read a window of the prediction log and compare it with the reference profile.
+
+>>> result = monitor("runs/news", db="runs/monitor.db", window="1d")          # doctest: +SKIP
+>>> result.report.status, result.report.triggered                             # doctest: +SKIP
+('retrain', ['class_psi', 'embedding'])
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from transferops.errors import ConfigError
+from transferops.monitor.drift import DRIFT_COLUMNS, DriftConfig, DriftMonitor, DriftReport, read_sketches
+from transferops.monitor.profile import load_profile
+from transferops.monitor.store import Store, parse_window
+
+
+@dataclass
+class MonitorResult:
+    """The current window's report plus the per-bucket series for the dashboard."""
+
+    report: DriftReport
+    timeline: pd.DataFrame
+    model_path: str
+    window: str | None
+    last: int | None
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        tl = self.timeline.astype(object).where(self.timeline.notna(), None)
+        return {"model": self.model_path, "window": self.window, "last": self.last,
+                "seconds": round(self.seconds, 3), "generated": time.time(), **self.report.to_dict(),
+                "timeline": tl.to_dict(orient="records"), **self.extra}
+
+
+def resolve_model_path(model: str | Path, store: Store | None) -> Path:
+    """A folder path, or a registry alias/version (``champion``, ``v3``) looked up in ``store``."""
+    p = Path(model)
+    if p.exists():
+        return p
+    if store is not None:
+        from transferops.monitor.registry import Registry
+
+        return Path(Registry(store).resolve(str(model)).path)
+    raise ConfigError(f"model: {model!r} is neither a model folder nor a registry alias (pass --db to use aliases)")
+
+
+def window_bounds(window: str | None, now: float | None = None) -> tuple[float | None, float | None]:
+    if window is None:
+        return None, None
+    if now is None:
+        return time.time() - parse_window(window), None
+    return now - parse_window(window), now
+
+
+def monitor(model: str | Path, *, db: str | Path | Store, window: str | None = None, last: int | None = None,
+            config: DriftConfig | None = None, buckets: int = 24, model_name: str | None = None,
+            now: float | None = None, profile: dict[str, Any] | None = None) -> MonitorResult:
+    """Drift report of the newest predictions (``window`` like ``1d``, or the ``last`` N) vs the profile."""
+    t0 = time.perf_counter()
+    if window is not None and last is not None:
+        raise ConfigError("window and last: give one of them, not both")
+    if last is not None and last < 1:
+        raise ConfigError(f"last: must be >= 1, got {last}")
+    store = db if isinstance(db, Store) else Store(db)
+    path = resolve_model_path(model, store)
+    prof = profile or load_profile(path)
+    cfg = config or DriftConfig()
+    since, until = window_bounds(window, now)
+    frame = store.read_predictions(columns=list(DRIFT_COLUMNS), since=since, until=until, last=last,
+                                   model=model_name)
+    if last is not None and len(frame):
+        since = float(frame["ts"].min())
+    feedback = store.read_feedback_joined(since=since, until=until, model=model_name)
+    sketches = read_sketches(store, since=since, until=until, last=last, sample=cfg.embedding_sample,
+                             model=model_name) if cfg.embedding else None
+    mon = DriftMonitor(cfg).fit(prof)
+    report = mon.calculate(frame, feedback=feedback, sketches=sketches)
+    timeline = mon.timeline(frame, buckets=buckets, feedback=feedback)
+    return MonitorResult(report, timeline, str(path), window, last, time.perf_counter() - t0)
+
+
+__all__ = ["MonitorResult", "monitor", "resolve_model_path", "window_bounds"]
