@@ -33,8 +33,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFEROPS_QUIET", "1")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 RESULTS = Path(__file__).parent / "results"
 NAME = "adapt_bench"
@@ -72,14 +72,16 @@ def run_adapt(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         f"{args.mlm_length} tokens")
     res = adapt(pool, out=work / "minilm-bbc", checkpoint="minilm-l6", steps=args.mlm_steps,
                 batch_size=args.mlm_batch, max_length=args.mlm_length, lr=args.mlm_lr, save_every=10_000,
+                head_warmup_steps=args.mlm_head_warmup,
                 threads=args.threads)
     m = res.manifest
     log(f"adapted: held-out ppl {m['heldout']['before']['perplexity']:.1f} → "
         f"{m['heldout']['after']['perplexity']:.1f}; general ppl {m['general']['before']['perplexity']:.1f} → "
         f"{m['general']['after']['perplexity']:.1f} ({m['timings']['train_seconds']:.0f}s)")
 
-    # Few-shot candidates: a fixed 100-per-class slice of train; each seed draws its k-shot sets from it.
-    cand = stratified(train, max(args.shots), seed=123)
+    # Few-shot candidates: a fixed slice of train (more than the largest shot count, so every seed draws a
+    # different k-shot set from it); only these and the test texts need embedding.
+    cand = stratified(train, args.candidates_per_class, seed=123)
     texts = cand["text"].tolist() + test["text"].tolist()
     emb: dict[str, np.ndarray] = {}
     for name, ck in (("base", "minilm-l6"), ("adapted", str(work / "minilm-bbc"))):
@@ -238,14 +240,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", choices=["all", "adapt", "distill"], default="all")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--mlm-steps", type=int, default=60)
+    p.add_argument("--mlm-steps", type=int, default=40)
     p.add_argument("--mlm-batch", type=int, default=8)
-    p.add_argument("--mlm-length", type=int, default=128)
+    p.add_argument("--mlm-length", type=int, default=64)
     p.add_argument("--mlm-lr", type=float, default=1e-4)
+    p.add_argument("--mlm-head-warmup", type=int, default=40,
+                   help="head-only steps first (MiniLM ships no MLM head; a random head's gradients would "
+                        "otherwise hit the backbone)")
     p.add_argument("--shots", type=int, nargs="+", default=[8, 64])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--test-per-class", type=int, default=50)
-    p.add_argument("--probe-length", type=int, default=128)
+    p.add_argument("--test-per-class", type=int, default=30)
+    p.add_argument("--candidates-per-class", type=int, default=100)
+    p.add_argument("--probe-length", type=int, default=64)
     p.add_argument("--finetune", action="store_true", help="also full fine-tuning at the smallest shot count")
     p.add_argument("--ft-epochs", type=int, default=5)
     p.add_argument("--ft-length", type=int, default=64)
@@ -279,9 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.part in ("all", "adapt"):
             res["adapt"] = run_adapt(args, work)
-            res["adapt"]["config"] = {k: getattr(args, k) for k in ("mlm_steps", "mlm_batch", "mlm_length",
-                                                                    "mlm_lr", "shots", "seeds", "probe_length",
-                                                                    "finetune")}
+            keys = ("mlm_steps", "mlm_batch", "mlm_length", "mlm_lr", "mlm_head_warmup", "shots", "seeds",
+                    "candidates_per_class", "test_per_class", "probe_length", "finetune")
+            res["adapt"]["config"] = {k: getattr(args, k) for k in keys}
             write_json(out_json, res)
         if args.part in ("all", "distill"):
             res["distill"] = run_distill(args, work)

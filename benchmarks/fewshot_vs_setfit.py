@@ -18,7 +18,7 @@ from _common import bbc_split, save
 
 
 def sample(tr, k: int, seed: int):
-    return tr.groupby("label", group_keys=False).apply(lambda g: g.sample(k, random_state=seed)).reset_index(drop=True)
+    return tr.groupby("label").sample(n=k, random_state=seed).reset_index(drop=True)
 
 
 def run_ours(few, te, strategy: str, tmp: Path, max_length: int) -> dict:

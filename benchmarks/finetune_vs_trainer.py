@@ -95,8 +95,7 @@ def main() -> None:
     args = ap.parse_args()
     tr, te = bbc_split()
     if args.n_train:
-        tr = tr.groupby("label", group_keys=False).apply(
-            lambda g: g.sample(min(len(g), args.n_train // 5), random_state=0)).reset_index(drop=True)
+        tr = tr.groupby("label").sample(n=args.n_train // 5, random_state=0).reset_index(drop=True)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         ours = run_transferops(tr, te, args, tmp)

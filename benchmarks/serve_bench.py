@@ -3,7 +3,7 @@ int8 accuracy drop and size, and memory for 1 vs 20 LoRA adapters.
 
     .venv/bin/python benchmarks/serve_bench.py [--model RUN] [--duration 5] [--threads 1]
 
-Without ``--model`` it trains a BBC MiniLM classifier first (strategy freeze, 1 epoch, 600-article
+Without ``--model`` it trains a BBC MiniLM classifier first (strategy freeze, 2 epochs, lr 4e-4, 600-article
 stratified subset, max_length 128; cached under the transferops cache dir). Writes
 ``benchmarks/results/serve_bench.json`` and ``.md``.
 
@@ -65,13 +65,15 @@ def get_model(args: argparse.Namespace, cache: Path) -> tuple[Path, Any]:
     heldout = bbc[~bbc["id"].isin(subset["id"])].sample(frac=1.0, random_state=1)
     if args.model:
         return Path(args.model), heldout
-    run = cache / "bbc-minilm-freeze"
+    run = cache / "bbc-minilm-freeze-e2"
     if not (run / "transferops.json").exists():
         shutil.rmtree(run, ignore_errors=True)
-        log("training BBC MiniLM (freeze, 1 epoch, 600 articles, max_length 128)")
+        # 1 epoch at the default freeze lr (5e-5) leaves near-uniform probabilities (mean max 0.22):
+        # any rounding then flips argmaxes. 2 epochs at 4e-4 give a model worth serving.
+        log("training BBC MiniLM (freeze, 2 epochs, lr 4e-4, 600 articles, max_length 128)")
         t0 = time.perf_counter()
         transferops.train(pd.DataFrame(subset[["text", "label"]]), out=run, checkpoint="minilm-l6",
-                          strategy="freeze", epochs=1, max_length=128, batch_size=16,
+                          strategy="freeze", epochs=2, lr=4e-4, max_length=128, batch_size=16,
                           check_near_duplicates=False)
         log(f"  trained in {time.perf_counter() - t0:.0f}s")
     return run, heldout
@@ -355,7 +357,12 @@ def main() -> None:
                     "onnx_int8_mb": round(sizes["onnx_int8"] / 2**20, 1),
                     "ratio": round(sizes["onnx_int8"] / sizes["onnx_fp32"], 3)}
     log("int8 accuracy on held-out BBC articles")
-    res["int8"] = int8_accuracy(run, export, heldout, args.heldout)
+    acc_cache = cache / f"int8-accuracy-{em['sha256']['onnx_int8'][:12]}-{args.heldout}.json"
+    if acc_cache.exists():  # slow on a shared CPU; the numbers do not change for the same export
+        res["int8"] = json.loads(acc_cache.read_text())
+    else:
+        res["int8"] = int8_accuracy(run, export, heldout, args.heldout)
+        acc_cache.write_text(json.dumps(res["int8"]))
     log(f"  {res['int8']}")
     log("raw ONNX Runtime int8, full batches")
     res["raw_ort"] = bench_raw_ort(export, texts, args.duration, args.threads)

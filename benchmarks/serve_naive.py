@@ -6,7 +6,6 @@ No batching across requests, PyTorch fp32, one pipeline call per HTTP request (s
 FastAPI runs it in its thread pool) — what a first deployment usually looks like.
 """
 
-from __future__ import annotations
 
 import os
 import sys

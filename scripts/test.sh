@@ -10,8 +10,13 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
     || echo "warning: could not install chromium; browser tests will fail" >&2
 fi
 if [ -z "${TRANSFEROPS_TEST_PG_URL:-}" ] && [ -f scripts/start_postgres.sh ]; then
+  before=$(ls -d /tmp/transferops-pg.* 2>/dev/null || true)
   if url=$(bash scripts/start_postgres.sh); then
     export TRANSFEROPS_TEST_PG_URL="$url"
+    # Stop the throwaway cluster when the tests end, whatever their outcome.
+    for d in /tmp/transferops-pg.*; do
+      case "$before" in *"$d"*) ;; *) trap "bash '$d/stop.sh' >/dev/null 2>&1 || true" EXIT ;; esac
+    done
   else
     echo "warning: could not start PostgreSQL; postgres tests will fail" >&2
   fi

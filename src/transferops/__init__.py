@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from transferops.artifacts.model import TransferOpsModel, load
+    from transferops.evaluate.api import calibrate, evaluate
     from transferops.finetune.api import TrainResult, train
     from transferops.finetune.config import LoraSettings, TrainConfig
 
@@ -34,6 +35,8 @@ _LAZY = {
     "TrainConfig": "transferops.finetune.config",
     "LoraSettings": "transferops.finetune.config",
     "load": "transferops.artifacts.model",
+    "evaluate": "transferops.evaluate.api",
+    "calibrate": "transferops.evaluate.api",
     "TransferOpsModel": "transferops.artifacts.model",
 }
 
@@ -61,6 +64,8 @@ __all__ = [
     "TransferOpsError",
     "TransferOpsModel",
     "__version__",
+    "calibrate",
+    "evaluate",
     "load",
     "train",
 ]

@@ -20,8 +20,13 @@ def quiet_transformers() -> Iterator[None]:
     """Silence 'newly initialized weights' chatter: a new classifier head is expected here."""
     from transformers.utils import logging as hf_logging
 
+    from transferops._progress import is_quiet
+
     old = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    if is_quiet():
+        hf_logging.disable_progress_bar()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     logging.getLogger("transformers").setLevel(logging.ERROR)
@@ -29,6 +34,8 @@ def quiet_transformers() -> Iterator[None]:
         yield
     finally:
         hf_logging.set_verbosity(old)
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
 
 
 def set_threads(n: int | None) -> None:

@@ -39,6 +39,9 @@ def _db(tmp_path: Path, backend: str = "sqlite", **kw) -> str:
     other, _ = make_experiment(300, experiment="other", seed=99)
     other["id"] = "o" + other["id"]
     store.insert_predictions(other.to_dict("records"))
+    for pid, key in zip(other["id"], other["ab_key"], strict=True):
+        store.add_outcome(pid, "conversion", 1.0)
+        store.add_outcome(None, "conversion", 1.0, key=f"other-{key}")
     for o in outs.itertuples():
         store.add_outcome(o.prediction_id, o.metric, o.value, key=o.key, ts=o.ts)
     store.dispose()
@@ -57,6 +60,12 @@ def test_analyze_from_store(tmp_path: Path, backend: str, capsys) -> None:
     assert d["verdict"] == "ship"
     assert sum(a["n"] for a in d["arms"]) == 6_000  # the 'other' experiment is excluded
     assert d["comparisons"][0]["sequential"]["method"].startswith("mSPRT")
+    # the loader returns only this experiment's outcomes (not the 'other' experiment's)
+    from transferops.abtest.store import load_experiment
+
+    preds, outs = load_experiment(url, "exp1")
+    assert len(preds) == 6_000 and not outs["prediction_id"].astype(str).str.startswith("o").any()
+    assert outs["prediction_id"].notna().all() and len(outs) == round(d["arms"][0]["total"] + d["arms"][1]["total"])
 
 
 def test_analyze_continuous_metric_recorded_by_key(tmp_path: Path, capsys) -> None:

@@ -37,6 +37,20 @@ def test_proba_is_the_mean_of_members(seeds_ensemble: Path) -> None:
     assert ens.embed(texts[:2]).shape[0] == 2
 
 
+def test_temperature_fitted_on_the_ensemble_applies_to_the_mean(tmp_path: Path, seeds_ensemble: Path) -> None:
+    from transferops.artifacts import update_manifest
+    from transferops.modeling import softmax
+
+    copy = tmp_path / "calibrated"
+    shutil.copytree(seeds_ensemble, copy)
+    texts = ["rain and storm", "the striker scored a goal"]
+    mean = transferops.load(copy).predict_proba(texts)
+    update_manifest(copy, calibration={"temperature": 2.0})
+    ens = transferops.load(copy)
+    np.testing.assert_allclose(ens.predict_proba(texts), softmax(np.log(mean) / 2.0), atol=1e-6)
+    np.testing.assert_allclose(ens.predict_proba(texts, calibrated=False), mean, atol=1e-12)
+
+
 def test_members_share_one_split_and_manifest_lists_them(seeds_ensemble: Path) -> None:
     m = json.loads((seeds_ensemble / "transferops.json").read_text())
     assert m["kind"] == "ensemble" and len(m["members"]) == 2

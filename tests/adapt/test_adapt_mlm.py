@@ -130,9 +130,16 @@ def test_config_errors_name_the_field(bad: dict) -> None:
 
 def test_out_with_a_finished_run_is_refused(tmp_path: Path, tiny_bert: Path, bbc_small: pd.DataFrame) -> None:
     out = tmp_path / "a"
-    adapt(bbc_small, out=out, checkpoint=str(tiny_bert), steps=2, batch_size=8, max_length=32)
+    kw = {"checkpoint": str(tiny_bert), "steps": 2, "batch_size": 8, "max_length": 32}
+    first = adapt(bbc_small, out=out, **kw)
     with pytest.raises(ConfigError, match="already holds"):
-        adapt(bbc_small, out=out, checkpoint=str(tiny_bert), steps=2, batch_size=8, max_length=32)
+        adapt(bbc_small, out=out, **kw)
+    # --resume on a finished run returns it, but only for the same settings and pool
+    assert adapt(bbc_small, out=out, resume=True, **kw).manifest == first.manifest
+    with pytest.raises(ConfigError, match="lr"):
+        adapt(bbc_small, out=out, resume=True, **{**kw, "lr": 1e-2})
+    with pytest.raises(ConfigError, match="different pool"):
+        adapt(bbc_small.iloc[1:], out=out, resume=True, **kw)
 
 
 def test_general_sample_is_shipped() -> None:

@@ -111,11 +111,15 @@ def test_cli_export_ok_and_refuses_existing(tiny_run: Path, tmp_path: Path,
 
 @pytest.mark.slow
 def test_minilm_parity_and_int8_drop(bbc_small_csv: Path, tmp_path: Path) -> None:
+    # An under-trained model (near-uniform probabilities) flips argmaxes under any rounding; train
+    # enough that the model is worth serving, as in the benchmark.
     run = tmp_path / "minilm"
-    transferops.train(bbc_small_csv, out=run, checkpoint="minilm-l6", strategy="freeze", epochs=1,
+    transferops.train(bbc_small_csv, out=run, checkpoint="minilm-l6", strategy="freeze", epochs=3, lr=5e-4,
                       max_length=64, batch_size=16, check_near_duplicates=False)
-    res = export_onnx(run, tmp_path / "minilm-onnx", quantize="int8", max_drop=0.05)
+    res = export_onnx(run, tmp_path / "minilm-onnx", quantize="int8", max_drop=1.0)
     assert res.parity["argmax_agreement"] >= MIN_ARGMAX_AGREEMENT
     assert res.parity["max_prob_diff"] <= MAX_PROB_DIFF
-    assert res.int8 is not None and res.int8["accuracy_drop"] <= 0.05
+    assert res.int8 is not None
+    assert res.int8["accuracy_drop"] <= 0.05 + 1e-9  # at most one of the 20 validation texts
+    assert res.int8["argmax_agreement"] >= 0.95
     assert res.sizes["onnx_int8"] <= 0.3 * res.sizes["onnx_fp32"]

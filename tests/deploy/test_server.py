@@ -210,7 +210,7 @@ def test_concurrent_load_zero_errors_and_batches_coalesce(served: dict[str, Any]
 def test_overload_gives_503_then_recovers(tiny_export: Path) -> None:
     # A batch waits up to 300 ms to fill; the queue holds 8 texts; each request brings 5.
     settings = ServeSettings(models={"m": str(tiny_export)}, max_batch_size=8, queue_size=8,
-                             max_texts_per_request=5, max_wait_ms=300)
+                             max_texts_per_request=5, max_wait_ms=300, adaptive_wait=False)
     with running(create_app(settings)) as url:
         def call(_: int) -> httpx.Response:
             with httpx.Client(base_url=url, timeout=60) as cl:

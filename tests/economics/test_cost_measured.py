@@ -67,3 +67,18 @@ def test_bad_inputs(tmp_path: Path, tiny_run: Path) -> None:
         build_cost_report(CostInputs(throughput=10.0))
     with pytest.raises(ArtifactError, match=r"transferops\.json"):
         measure_artifact(tmp_path)
+
+
+def test_throughput_from_the_serve_benchmark_layout(tmp_path: Path) -> None:
+    # the layout benchmarks/serve_bench.py writes: system → "<text kind>_c<concurrency>" → figures
+    from transferops.economics import find_serve_throughput
+
+    bench = tmp_path / "serve_bench.json"
+    bench.write_text(json.dumps({
+        "transferops": {"rss_mb": 300.0, "short_c1": {"throughput_rps": 60.0, "p95_ms": 9.0},
+                        "short_c8": {"throughput_rps": 210.0}, "long_c8": {"throughput_rps": 55.0}},
+        "naive": {"short_c8": {"throughput_rps": 40.0}},
+        "raw_ort": {"short": {"throughput_tps": 260.0}},
+        "targets": [{"target": "x", "measured": "y", "met": True}]}))
+    assert find_serve_throughput(bench) == (210.0, "/transferops/short_c8")
+    assert find_serve_throughput(bench, "naive") == (40.0, "/naive/short_c8")

@@ -44,6 +44,7 @@ def test_default_is_the_test_split_with_every_section(run_copy: Path) -> None:
     assert d["metrics"]["accuracy"] == rep.metrics["accuracy"]
     assert rep.per_class_df().shape[0] == 5 and rep.confusion_df().shape == (5, 5)
     assert "macro_f1" in rep.summary()
+    assert rep.headline.startswith("macro_f1 ") and "TF-IDF baseline" in rep.headline
 
 
 def test_test_split_use_is_recorded_and_reuse_by_another_run_warns(run_copy: Path, tmp_path: Path,
@@ -136,3 +137,12 @@ def test_bad_model_argument(tmp_path: Path) -> None:
         evaluate(object())
     with pytest.raises(ArtifactError):
         evaluate(tmp_path)
+
+
+def test_a_modified_test_split_is_flagged(run_copy: Path) -> None:
+    f = run_copy / "data" / "test.parquet"
+    df = pd.read_parquet(f)
+    f.chmod(0o644)
+    df.iloc[:-1].to_parquet(f, index=False)  # someone "cleaned" the test set after training
+    rep = evaluate(run_copy, n_bootstrap=0)
+    assert any("no longer matches the sha256" in w for w in rep.warnings)

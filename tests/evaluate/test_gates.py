@@ -100,6 +100,11 @@ def test_gates_never_pass_by_default_when_data_is_missing() -> None:
     assert not any(v for k, v in status.items() if k.startswith("slice") or "beats" in k)
 
 
+def test_aggregate_recall_on_a_multiclass_report_explains_itself() -> None:
+    (r,) = check_gates(report(), {"recall": ">= 0.9"})
+    assert not r.passed and "recall: {class: NAME" in r.detail
+
+
 def test_min_max_mapping_and_percent() -> None:
     g = load_gates({"accuracy": {"min": 0.8, "max": 0.99}, "macro_f1": "85%"})
     assert [m.name for m in g.metrics] == ["accuracy >= 0.8", "accuracy <= 0.99", "macro_f1 >= 0.85"]

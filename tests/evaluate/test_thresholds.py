@@ -85,3 +85,14 @@ def test_parse_target() -> None:
 def test_no_positives_is_an_error() -> None:
     with pytest.raises(DataError, match="no positive"):
         choose_threshold(np.asarray([0.1, 0.2]), np.asarray([0, 0]), "max-f1")
+
+
+def test_retinopathy_case_threshold_032_for_sensitivity_95() -> None:
+    """Source text: optimising for sensitivity >= 95% instead of 0.5 gave a threshold of 0.32."""
+    pos = np.r_[np.linspace(0.05, 0.25, 5), 0.32, np.linspace(0.35, 0.99, 94)]  # 5 of 100 below 0.32
+    neg = np.linspace(0.0, 0.6, 200)
+    p, y = np.r_[pos, neg], np.r_[np.ones(100), np.zeros(200)]
+    op = choose_threshold(p, y, "sensitivity>=0.95")
+    assert op.threshold == pytest.approx(0.32)
+    assert op.recall == pytest.approx(0.95)
+    assert operating_point(p, y, 0.5).recall < 0.95  # the default threshold misses the clinical target

@@ -44,6 +44,20 @@ def test_selection_split_never_touches_test(bbc_small: pd.DataFrame) -> None:
     assert warnings == []
 
 
+def test_selection_split_with_a_time_column_uses_only_the_past(bbc_small: pd.DataFrame) -> None:
+    df = bbc_small.copy()
+    df["when"] = pd.date_range("2024-01-01", periods=len(df), freq="h").astype(str)
+    data = load_labeled(df, ColumnMap(time="when"))
+    texts, _, n_pool, _ = selection_split(data, SelectConfig(n=50))
+    test = make_splits(data, SplitConfig(method="temporal")).test
+    assert n_pool == len(df) - len(test)
+    latest_test = set(test.texts)
+    assert not set(texts) & latest_test
+    # The test split is the latest 20%: every selected row is older than all of them.
+    when = dict(zip(df.text, pd.to_datetime(df.when), strict=True))
+    assert max(when[t] for t in texts) < min(when[t] for t in latest_test)
+
+
 def test_select_scores_candidate_and_baselines_then_uses_the_cache(bbc_small: pd.DataFrame,
                                                                    tiny_bert: Path) -> None:
     res = select(bbc_small, [str(tiny_bert)], n=60, max_length=32)
@@ -73,6 +87,9 @@ def test_select_scores_candidate_and_baselines_then_uses_the_cache(bbc_small: pd
     c2 = again.row(str(tiny_bert))
     assert c2.cached and c2.embed_ms_per_example == cand.embed_ms_per_example
     assert c2.logme == pytest.approx(cand.logme) and c2.knn_accuracy == cand.knn_accuracy
+    # The baselines' cross-validation is cached too, and gives the same numbers.
+    assert list(files[0].parent.glob("baselines-*.json"))
+    assert again.row(TFIDF).to_dict() == {**res.row(TFIDF).to_dict(), "rank": again.row(TFIDF).rank}
     # A different length is a different cache entry.
     third = select(bbc_small, [str(tiny_bert)], n=60, max_length=24)
     assert not third.row(str(tiny_bert)).cached

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from typing import Any
 
@@ -31,6 +32,10 @@ from transferops.errors import TransferOpsError
 #: Predictions reach the log through a background writer (about half a second); an outcome posted
 #: right after its prediction waits this long for the row before answering 404.
 LOG_WAIT_S = 2.0
+#: Tries at writing an outcome before answering 503 (SQLite: the log writer may hold the lock).
+WRITE_ATTEMPTS = 5
+
+log = logging.getLogger("transferops.abtest.server")
 
 
 class OutcomeRequest(BaseModel):
@@ -94,6 +99,26 @@ def _flush_log(app: Any) -> None:
                 lg.flush()
 
 
+async def _retrying(fn: Any, *args: Any) -> Any:
+    """Run a blocking store call off the event loop; retry briefly, then answer 503.
+
+    SQLite allows one writer at a time: the prediction logger's batch may hold the lock past the
+    store's busy timeout, so a failed call is retried with a short back-off.
+    """
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            return await run_in_threadpool(fn, *args)
+        except (TransferOpsError, HTTPException):
+            raise
+        except Exception as exc:
+            log.warning("outcome store call failed (attempt %d/%d): %s", attempt + 1, WRITE_ATTEMPTS, exc)
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise HTTPException(503, detail=f"outcome store unavailable: {type(exc).__name__}; retry later",
+                                    headers={"Retry-After": "1"}) from exc
+            await asyncio.sleep(0.2 * (attempt + 1))
+    return None  # pragma: no cover - the loop returns or raises
+
+
 def install(app: FastAPI, settings: Any) -> None:
     """Add ``POST /v1/outcomes`` to ``app``."""
 
@@ -113,16 +138,13 @@ def install(app: FastAPI, settings: Any) -> None:
         """Record a business outcome for an A/B analysis (`transferops abtest analyze`)."""
         from transferops.abtest.store import record_outcome
 
-        try:
-            store = await run_in_threadpool(_find_store, app, settings)
-        except Exception as exc:
-            raise HTTPException(503, detail=f"outcome store unavailable: {type(exc).__name__}") from exc
+        store = await _retrying(_find_store, app, settings)
         if store is None:
             raise HTTPException(503, detail="outcomes need the prediction log: start the server with "
                                 "--db-url (outcomes are stored next to the predictions)")
         if req.prediction_id is not None:
             deadline = time.monotonic() + LOG_WAIT_S
-            while not await run_in_threadpool(store.has_prediction, req.prediction_id):
+            while not await _retrying(store.has_prediction, req.prediction_id):
                 if time.monotonic() > deadline:
                     raise HTTPException(404, detail=[{
                         "loc": ["body", "prediction_id"], "type": "not_found",
@@ -136,11 +158,6 @@ def install(app: FastAPI, settings: Any) -> None:
             record_outcome(store, metric=req.metric, value=value, prediction_id=req.prediction_id,
                            key=req.key, ts=req.ts)
 
-        try:
-            await run_in_threadpool(write)
-        except TransferOpsError:
-            raise
-        except Exception as exc:  # database down or locked: the client may retry
-            raise HTTPException(503, detail=f"outcome store unavailable: {type(exc).__name__}") from exc
+        await _retrying(write)
         return OutcomeResponse(recorded=True, prediction_id=req.prediction_id, key=req.key, metric=req.metric,
                                value=value)

@@ -52,14 +52,19 @@ def load_experiment(db_url: str | Path, experiment: str) -> tuple[pd.DataFrame, 
                                                     .where(p.c.experiment.is_not(None))).fetchall()]
                 raise DataError(f"experiment {experiment!r}: no predictions in {store!r}; experiments "
                                 f"logged there: {known or 'none'}")
-        outcomes = store.read_outcomes()
+            # Only this experiment's outcomes: by one of its prediction ids, or by one of its keys.
+            o = store.table("outcomes")
+            exp_ids = sa.select(p.c.id).where(p.c.experiment == experiment)
+            exp_keys = sa.select(p.c.ab_key).where(p.c.experiment == experiment, p.c.ab_key.is_not(None))
+            ostmt = (sa.select(o.c.prediction_id, o.c.key, o.c.metric, o.c.value, o.c.ts)
+                     .where(sa.or_(o.c.prediction_id.in_(exp_ids),
+                                   sa.and_(o.c.prediction_id.is_(None), o.c.key.in_(exp_keys))))
+                     .order_by(o.c.ts))
+            outcomes = pd.DataFrame(conn.execute(ostmt).fetchall(),
+                                    columns=["prediction_id", "key", "metric", "value", "ts"])
     finally:
         store.dispose()
-    ids = set(preds["id"].astype(str))
-    keys = set(preds["ab_key"].dropna().astype(str))
-    keep = outcomes["prediction_id"].astype(str).isin(ids) | (
-        outcomes["prediction_id"].isna() & outcomes["key"].astype(str).isin(keys))
-    return preds, outcomes.loc[keep, ["prediction_id", "key", "metric", "value", "ts"]].reset_index(drop=True)
+    return preds, outcomes
 
 
 def record_outcome(store: Any, *, metric: str, value: float, prediction_id: str | None = None,

@@ -25,6 +25,7 @@ import numpy as np
 import transferops
 from transferops._progress import say
 from transferops._util import package_versions, sha256_file, utcnow, write_json
+from transferops.adapt._artifact import copy_splits
 from transferops.artifacts.model import TransferOpsModel, _check_texts, read_manifest
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, TEST_SPLIT, TEXT_COL, VALIDATION_SPLIT
 from transferops.errors import ArtifactError, ConfigError
@@ -173,7 +174,7 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *, copy: bool
         entries.append({"path": rel.as_posix(), "name": mname, "seed": m.get("seed"),
                         "base": m.get("base", {}).get("name"), "strategy": m.get("strategy", {}).get("name"),
                         "metrics": {"test": m.get("metrics", {}).get("test", {})}})
-    _copy_splits(paths[0], out)
+    copy_splits(paths[0], out)
     manifest: dict[str, Any] = {
         "format_version": 1,
         "kind": "ensemble",
@@ -199,14 +200,6 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *, copy: bool
     if evaluate:
         _evaluate(out)
     return out
-
-
-def _copy_splits(src: Path, out: Path) -> None:
-    d = out / DATA_DIR
-    d.mkdir(parents=True, exist_ok=True)
-    for f in (src / DATA_DIR).glob("*.parquet"):
-        if not (d / f.name).exists():
-            shutil.copyfile(f, d / f.name)
 
 
 def _splits_entry(first: dict[str, Any], out: Path) -> dict[str, Any]:

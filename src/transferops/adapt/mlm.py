@@ -56,6 +56,8 @@ class AdaptConfig:
     whole_word: bool = field(default=True, metadata={"help": "mask all pieces of a word together"})
     heldout_fraction: float = 0.05
     max_heldout_texts: int = 200
+    max_eval_windows: int = field(default=64, metadata={
+        "help": "held-out windows scored before/after (64 × 128 tokens ≈ 1,200 masked tokens)"})
     head_warmup_steps: int | None = field(default=None, metadata={
         "help": "steps training only a freshly initialised MLM head before the backbone moves; "
                 "None: min(100, steps // 5) when the head is new, 0 when the checkpoint has one"})
@@ -88,6 +90,7 @@ class AdaptConfig:
         rng("mlm_probability", 0.01, 0.5)
         rng("heldout_fraction", 0.01, 0.5)
         rng("max_heldout_texts", 1)
+        rng("max_eval_windows", 1)
         rng("head_warmup_steps", 0)
         rng("forgetting_factor", 1.0, lo_open=True)
         rng("save_every", 1)
@@ -366,6 +369,23 @@ def _carry_parent_weights(out: Path, parent: Path, model: Any) -> list[str]:
 
 # --------------------------------------------------------------------------- the run
 
+#: Settings that do not change the result: a resume may differ in these.
+_RESUME_FREE = ("threads", "save_every", "eval_batch_size")
+
+
+def _check_same_run(saved: dict[str, Any], saved_fp: str, cfg: AdaptConfig, fp: str, out: Path) -> None:
+    """A resume must continue the same run: same settings (bar threads/saving) and the same pool."""
+    now = cfg.to_dict()
+    diff = [k for k in now if k not in _RESUME_FREE and k in saved and saved[k] != now[k]]
+    if diff:
+        k = diff[0]
+        raise ConfigError(f"{k}: {out} was started with {k}={saved[k]!r}, not {now[k]!r}; resume with the same "
+                          "settings, or train into a new --out")
+    if saved_fp and saved_fp != fp:
+        raise ConfigError(f"unlabeled: {out} was started on a different pool (corpus fingerprint differs); "
+                          "resume with the same texts, or train into a new --out")
+
+
 
 def _read_pool(unlabeled: Any, text_column: str) -> tuple[list[str], str]:
     import pandas as pd
@@ -420,12 +440,13 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
                           "delete it")
     if has_checkpoint(state_dir) and not resume:
         raise ConfigError(f"out: {out} holds an interrupted run; pass --resume to continue it, or delete it")
-    if (out / ADAPT_MANIFEST).exists():
-        say(f"{out} is already complete; nothing to resume")
-        m = read_json(out / ADAPT_MANIFEST)
-        return AdaptResult(out, m, list(m.get("warnings", [])))
-
     texts, source = _read_pool(unlabeled, text_column)
+    fingerprint = sha256_texts(texts)
+    if (out / ADAPT_MANIFEST).exists():
+        m = read_json(out / ADAPT_MANIFEST)
+        _check_same_run(m["config"], m["corpus"]["fingerprint"], cfg, fingerprint, out)
+        say(f"{out} is already complete; nothing to resume")
+        return AdaptResult(out, m, list(m.get("warnings", [])))
     warns = check_pool(texts)
     parent = resolve_checkpoint(cfg.checkpoint)
     tok = load_tokenizer(parent.path)
@@ -450,7 +471,11 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
     hold_texts = [texts[i] for i in perm[:n_hold]]
     train_texts = [texts[i] for i in perm[n_hold:]]
     train_chunks = make_chunks(tok, train_texts, cfg.max_length, mode=mode)
-    hold_batches = fixed_batches(make_chunks(tok, hold_texts, cfg.max_length, mode=mode), tok, cfg, cfg.seed)
+    hold_chunks = make_chunks(tok, hold_texts, cfg.max_length, mode=mode)
+    keep = np.random.default_rng([cfg.seed, 3]).permutation(len(hold_chunks))[:cfg.max_eval_windows]
+    hold_chunks = Chunks([hold_chunks.ids[i] for i in keep], [hold_chunks.word_start[i] for i in keep],
+                         [hold_chunks.special[i] for i in keep])
+    hold_batches = fixed_batches(hold_chunks, tok, cfg, cfg.seed)
     gen_batches = fixed_batches(make_chunks(tok, general_sample(), cfg.max_length, mode=mode), tok, cfg, 0,
                                 repeats=4)
     if len(train_chunks) < cfg.batch_size:
@@ -490,6 +515,7 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
     if resume and has_checkpoint(state_dir):
         saved = read_json((state_dir if (state_dir / "state.json").exists()
                            else state_dir.with_name(state_dir.name + ".old")) / "state.json")
+        _check_same_run(saved.get("config", {}), saved.get("fingerprint", ""), cfg, fingerprint, out)
         set_phase(saved["step"])
         info, _ = load_checkpoint(state_dir, model, opt, sched)
         step, history = info["step"], info["history"]
@@ -545,7 +571,8 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
             if step % cfg.save_every == 0 and step < total:
                 save_checkpoint(state_dir, model, opt, sched, {
                     "step": step, "history": history, "before_heldout": before_h, "before_general": before_g,
-                    "train_seconds": train_seconds, "tokens_seen": tokens_seen}, None)
+                    "train_seconds": train_seconds, "tokens_seen": tokens_seen, "config": cfg.to_dict(),
+                    "fingerprint": fingerprint}, None)
     if before_h is None or before_g is None:  # steps == 0 after warm-up cannot happen (steps >= 1)
         before_h, before_g = evaluate_mlm(model, hold_batches), evaluate_mlm(model, gen_batches)
     after_h, after_g = evaluate_mlm(model, hold_batches), evaluate_mlm(model, gen_batches)
@@ -578,7 +605,7 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
         "parent": {"name": parent.name, "path": str(parent.path), "source": parent.source,
                    "sha256": parent.sha256()},
         "lineage": lineage,
-        "corpus": {"source": source, "fingerprint": sha256_texts(texts), "texts": len(texts),
+        "corpus": {"source": source, "fingerprint": fingerprint, "texts": len(texts),
                    "train_texts": len(train_texts), "heldout_texts": len(hold_texts),
                    "train_windows": len(train_chunks), "train_tokens": train_chunks.tokens},
         "objective": "masked_lm",

@@ -1,7 +1,9 @@
 """Dynamic batching: texts from many requests are coalesced into one model call.
 
 A batch closes at ``max_batch_size`` texts or ``max_wait_ms`` after its first text, whichever
-comes first; requests larger than ``max_batch_size`` are split into chunks so no batch exceeds it.
+comes first (with ``adaptive_wait`` the wait is skipped while traffic is one request at a time, so
+a lone client never pays it; texts arriving during a model call always form the next batch);
+requests larger than ``max_batch_size`` are split into chunks so no batch exceeds it.
 Inference runs in a thread pool (never on the event loop). The queue is bounded in texts: when a
 request does not fit, :class:`Overloaded` is raised at once (the server answers 503 + Retry-After)
 instead of growing memory without limit.
@@ -50,13 +52,15 @@ class DynamicBatcher:
     """
 
     def __init__(self, slot: HasRunner, *, executor: Executor, max_batch_size: int = 32,
-                 max_wait_ms: float = 2.0, queue_size: int = 2048,
+                 max_wait_ms: float = 2.0, queue_size: int = 2048, adaptive_wait: bool = True,
                  on_batch: Callable[[int, float], None] | None = None,
                  on_depth: Callable[[int], None] | None = None) -> None:
         self.slot = slot
         self.executor = executor
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
+        self.adaptive_wait = adaptive_wait
+        self._last_jobs = 0  # requests in the previous batch (adaptive wait)
         self.queue_size = queue_size
         self.on_batch = on_batch
         self.on_depth = on_depth
@@ -135,7 +139,8 @@ class DynamicBatcher:
                 wake.clear()
                 await wake.wait()
                 continue
-            if self._queued < self.max_batch_size and self.max_wait_s > 0:
+            concurrent = len(self._jobs) > 1 or self._last_jobs > 1 or not self.adaptive_wait
+            if self._queued < self.max_batch_size and self.max_wait_s > 0 and concurrent:
                 deadline = loop.time() + self.max_wait_s
                 while self._queued < self.max_batch_size and not self._closed:
                     remaining = deadline - loop.time()
@@ -149,6 +154,7 @@ class DynamicBatcher:
             batch = self._take_batch()
             if not batch:
                 continue
+            self._last_jobs = len(batch)
             texts = [t for job in batch for t in job.texts]
             self._set_depth(-len(texts))
             runner = self.slot.runner

@@ -21,6 +21,8 @@ def register(sub: Any) -> None:
     p.add_argument("--max-drop", type=float, default=1.0,
                    help="largest int8 accuracy drop vs PyTorch on the validation split, in points "
                         "(default 1)")
+    p.add_argument("--per-tensor", action="store_true",
+                   help="one int8 scale per weight matrix instead of per output channel")
     p.add_argument("--sample-size", type=int, default=1000, help="validation texts used for the checks")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
     p.set_defaults(func=cmd_export)
@@ -37,6 +39,8 @@ def register(sub: Any) -> None:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--max-batch-size", type=int, default=32)
     s.add_argument("--max-wait-ms", type=float, default=2.0)
+    s.add_argument("--no-adaptive-wait", action="store_true",
+                   help="always wait --max-wait-ms for a batch to fill, even for a lone client")
     s.add_argument("--queue-size", type=int, default=4096, help="texts waiting before requests get 503")
     s.add_argument("--max-texts-per-request", type=int, default=1024)
     s.add_argument("--max-chars-per-text", type=int, default=20_000)
@@ -81,7 +85,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from transferops.deploy.onnx_export import export_onnx
 
     res = export_onnx(args.model, args.out, quantize=None if args.quantize == "none" else "int8",
-                      max_drop=args.max_drop / 100.0, sample_size=args.sample_size, overwrite=args.overwrite)
+                      max_drop=args.max_drop / 100.0, sample_size=args.sample_size, overwrite=args.overwrite,
+                      per_channel=not args.per_tensor)
     print(res.summary())
     return 0
 
@@ -93,6 +98,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return ServeSettings(
         models=_pairs(args.model, "--model"), adapters=args.adapters, host=args.host, port=args.port,
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
+        adaptive_wait=not args.no_adaptive_wait,
         max_texts_per_request=args.max_texts_per_request, max_chars_per_text=args.max_chars_per_text,
         max_body_bytes=args.max_body_bytes, review_threshold=args.review_threshold,
         target_auto_accuracy=args.target_auto_accuracy, admin_token=args.admin_token, threads=args.threads,
@@ -107,6 +113,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     uvicorn = require("uvicorn", "serve")
     settings = settings_from_args(args)
+    # fail here with one line rather than with a traceback from the server's startup
+    for what, items in (("--model", settings.models), ("--ab", settings.ab or {})):
+        for name, path in items.items():
+            if not Path(path).is_dir():
+                raise ConfigError(f"{what} {name}: {path} is not a folder (an export or a trained artifact)")
+    if settings.adapters and not Path(settings.adapters).is_dir():
+        raise ConfigError(f"--adapters: {settings.adapters} is not a folder")
     app = create_app(settings)
     say(f"serving on http://{settings.host}:{settings.port}  (docs at /docs, metrics at /metrics)")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)

@@ -63,6 +63,7 @@ class ModelHub:
 
     def __init__(self, *, executor: Executor, metrics: ServerMetrics, threads: int | None = None,
                  max_batch_size: int = 32, max_wait_ms: float = 2.0, queue_size: int = 2048,
+                 adaptive_wait: bool = True,
                  review_threshold: float | None = None, target_auto_accuracy: float | None = None,
                  variant: str | None = None) -> None:
         self.executor = executor
@@ -70,6 +71,7 @@ class ModelHub:
         self.threads = threads
         self.max_batch_size = max_batch_size
         self.max_wait_ms = max_wait_ms
+        self.adaptive_wait = adaptive_wait
         self.queue_size = queue_size
         self.review_threshold = review_threshold
         self.target_auto_accuracy = target_auto_accuracy
@@ -151,7 +153,7 @@ class ModelHub:
                 slot = ModelSlot(name=name, runner=runner, batcher=None, kind=kind)  # type: ignore[arg-type]
                 slot.batcher = DynamicBatcher(
                     slot, executor=self.executor, max_batch_size=self.max_batch_size,
-                    max_wait_ms=self.max_wait_ms, queue_size=self.queue_size,
+                    max_wait_ms=self.max_wait_ms, queue_size=self.queue_size, adaptive_wait=self.adaptive_wait,
                     on_batch=_batch_observer(m, name), on_depth=m.queue_depth.labels(name).set)
                 self._slots[name] = slot
             else:

@@ -168,7 +168,7 @@ def _pytorch_size(src: Path, manifest: dict[str, Any]) -> int:
 
 def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | None = "int8",
                 max_drop: float = 0.01, sample_size: int = 1000, opset: int = OPSET,
-                overwrite: bool = False) -> ExportResult:
+                per_channel: bool = True, overwrite: bool = False) -> ExportResult:
     """Export ``model_dir`` (a transferops artifact) to ONNX in ``out`` and check it.
 
     Raises :class:`~transferops.errors.GateFailedError` when fp32 parity fails (argmax agreement
@@ -280,7 +280,9 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         level = root.level
         root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint on the root logger
         try:
-            quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+            # per-channel weight scales: about half the probability error of per-tensor, same speed
+            quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8,
+                             per_channel=per_channel)
         finally:
             root.setLevel(level)
         sess8 = OnnxSession(int8_path, tok, max_length=max_length, threads=None)
@@ -305,6 +307,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
                      "accuracy_int8": acc_8, "accuracy_drop": drop, "max_drop": max_drop,
                      "argmax_agreement": agree8,
                      "max_prob_diff": float(np.abs(p_pt - p_8).max()), "weight_type": "QInt8",
+                     "per_channel": per_channel,
                      "method": "onnxruntime.quantization.quantize_dynamic"}
         if drop > max_drop + 1e-12:
             failures.append(f"int8 accuracy drop {drop * 100:.2f} points > --max-drop {max_drop * 100:.2f} "

@@ -97,7 +97,9 @@ class Runner:
         texts = list(texts)
         logits, emb = self.forward(texts)
         proba = self.model.proba_from_logits(logits)
-        feats = text_features(self.tokenizer, texts)
+        # untruncated ids for the token count; verbose=False: long texts are expected here
+        ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        feats = text_features(self.tokenizer, texts, input_ids=ids)
         return InferResult(labels=self.model.decide(proba), proba=proba,
                            confidence=confidence_of(proba, self.multilabel), sketch=sketch(emb),
                            n_tokens=feats["n_tokens"], n_chars=feats["n_chars"], unk_rate=feats["unk_rate"])

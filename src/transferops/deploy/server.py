@@ -61,6 +61,8 @@ class ServeSettings:
     port: int = 8000
     max_batch_size: int = 32
     max_wait_ms: float = 2.0
+    adaptive_wait: bool = field(default=True, metadata={"help": "skip max_wait_ms while requests come one "
+                                                                "at a time"})
     queue_size: int = 4096
     max_texts_per_request: int = 1024
     max_chars_per_text: int = 20_000
@@ -285,6 +287,7 @@ def create_app(settings: ServeSettings) -> Any:
                                   thread_name_prefix="transferops-infer")
     hub = ModelHub(executor=executor, metrics=metrics, threads=settings.threads,
                    max_batch_size=settings.max_batch_size, max_wait_ms=settings.max_wait_ms,
+                   adaptive_wait=settings.adaptive_wait,
                    queue_size=settings.queue_size, review_threshold=settings.review_threshold,
                    target_auto_accuracy=settings.target_auto_accuracy, variant=settings.variant)
     listeners: list[Callable[[list[dict[str, Any]]], None]] = []

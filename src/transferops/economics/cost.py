@@ -273,8 +273,17 @@ _THROUGHPUT_KEYS = ("throughput_per_second", "throughput_rps", "requests_per_sec
 def read_serve_throughput(path: str | Path, system: str | None = None) -> float:
     """Predictions per second from the serve benchmark's JSON (``benchmarks/results/serve_bench.json``).
 
-    Takes the best throughput reported for ``system`` (or for the transferops server when the file
-    compares several systems); the key names the benchmark may use are tried in turn.
+    See :func:`find_serve_throughput` for which figure is taken.
+    """
+    return find_serve_throughput(path, system)[0]
+
+
+def find_serve_throughput(path: str | Path, system: str | None = None) -> tuple[float, str]:
+    """``(throughput, where)``: the best throughput reported for ``system`` (default: the transferops
+    server, e.g. ``/transferops/short_c8``), trying the key names a benchmark may use in turn.
+
+    The best figure is the saturated one (highest concurrency), which is what an instance that is
+    kept busy delivers; ``--utilization`` scales it down for idle time.
     """
     p = Path(path)
     if not p.exists():
@@ -299,5 +308,6 @@ def read_serve_throughput(path: str | Path, system: str | None = None) -> float:
         raise DataError(f"{p}: no throughput figure found (looked for {', '.join(_THROUGHPUT_KEYS)}); "
                         "pass --throughput")
     want = (system or "transferops").lower()
-    chosen = [v for t, v in found if want in t.lower()] or [v for _, v in found]
-    return max(chosen)
+    chosen = [(t, v) for t, v in found if want in t.lower()] or found
+    trail, value = max(chosen, key=lambda tv: tv[1])
+    return value, trail or "/"

@@ -15,10 +15,10 @@ from transferops.economics.cost import (
     LabelingCost,
     StorageCost,
     _non_negative,
+    find_serve_throughput,
     inference_cost,
     labeling_cost,
     measure_artifact,
-    read_serve_throughput,
     storage_cost,
     training_cost,
 )
@@ -165,10 +165,10 @@ def build_cost_report(inp: CostInputs) -> CostReport:
                                        price_per_gb_month=inp.storage_price_gb_month)
 
     throughput = inp.throughput
-    if throughput is None and inp.cost_per_prediction is None and inp.serve_bench is not None \
-            and Path(inp.serve_bench).exists():
-        throughput = read_serve_throughput(inp.serve_bench)
-        rep.notes.append(f"throughput {throughput:,.1f}/s read from {inp.serve_bench}")
+    if throughput is None and inp.cost_per_prediction is None and inp.price_per_hour is not None \
+            and inp.serve_bench is not None and Path(inp.serve_bench).exists():
+        throughput, where = find_serve_throughput(inp.serve_bench)
+        rep.notes.append(f"throughput {throughput:,.1f}/s read from {inp.serve_bench} ({where})")
     if inp.cost_per_prediction is not None:
         rep.inference = inference_cost(cost_per_prediction=inp.cost_per_prediction,
                                        monthly_volume=inp.monthly_volume)
@@ -178,6 +178,6 @@ def build_cost_report(inp: CostInputs) -> CostReport:
         rep.inference = inference_cost(throughput_per_second=throughput, price_per_hour=inp.price_per_hour,
                                        monthly_volume=inp.monthly_volume, utilization=inp.utilization)
     elif inp.monthly_volume is not None:
-        rep.notes.append("inference skipped: give --throughput, --cost-per-prediction, or run the serve "
-                         "benchmark (benchmarks/results/serve_bench.json)")
+        rep.notes.append("inference skipped: give --throughput and --price-per-hour, --cost-per-prediction, "
+                         "or run the serve benchmark (benchmarks/results/serve_bench.json)")
     return rep

@@ -174,10 +174,10 @@ def resolve_item(name: str, value: Any, *, recurring: bool = False,
       price_per_hour: 0.8, monthly_volume: 100000}`` → inference per month (recurring).
     """
     from transferops.economics.cost import (
+        find_serve_throughput,
         inference_cost,
         labeling_cost,
         measure_artifact,
-        read_serve_throughput,
         training_cost,
     )
 
@@ -211,8 +211,8 @@ def resolve_item(name: str, value: Any, *, recurring: bool = False,
         tp = v.get("throughput")
         if tp is None and "serve_bench" in v and "cost_per_prediction" not in v:
             bench = _path(v["serve_bench"], base_dir)
-            tp = read_serve_throughput(bench)
-            note = f"throughput {tp:,.1f}/s measured in {bench}"
+            tp, where = find_serve_throughput(bench)
+            note = f"throughput {tp:,.1f}/s measured in {bench} ({where})"
         inf = inference_cost(throughput_per_second=tp, price_per_hour=v.get("price_per_hour"),
                              cost_per_prediction=v.get("cost_per_prediction"),
                              monthly_volume=v["monthly_volume"], utilization=float(v.get("utilization", 1.0)))

@@ -193,7 +193,7 @@ def evaluate(
     ed = load_eval_data(model, data, text_column=text_column, label_column=label_column,
                         label_columns=label_columns, label_sep=label_sep, slices=user_cols,
                         ignore_unknown_labels=ignore_unknown_labels)
-    warns: list[str] = []
+    warns: list[str] = list(ed.warnings)
     if ed.dropped_unknown:
         n = sum(ed.dropped_unknown.values())
         warns.append(f"dropped rows with labels the model never saw: {ed.dropped_unknown} "
@@ -324,11 +324,10 @@ def calibrate(path: str | Path, *, target: str | ThresholdTarget | None = None, 
     >>> calibrate("runs/retina", target="recall>=0.95", positive="referable").threshold   # doctest: +SKIP
     0.32
     """
-    from transferops.artifacts import update_manifest
-    from transferops.artifacts.model import TransferOpsModel
+    from transferops.artifacts import load, update_manifest
 
-    model = TransferOpsModel(path)
-    labels, multilabel = model.labels, model.multilabel
+    model = load(path)  # a single model or an ensemble folder
+    labels, multilabel = model.labels, model.task == "multilabel"
     if len(labels) > 2 and not multilabel and (target is not None or positive is not None):
         raise ConfigError("target: decision thresholds apply to binary and multi-label models; this "
                           f"model is multi-class ({len(labels)} classes) and decides by argmax. Drop "

@@ -167,12 +167,11 @@ def calibrate_artifact(path: str | Path, *, n_bins: int = N_BINS, save: bool = T
     >>> calibrate_artifact("runs/news").temperature                   # doctest: +SKIP
     1.83
     """
-    from transferops.artifacts import update_manifest
-    from transferops.artifacts.model import TransferOpsModel
+    from transferops.artifacts import load, update_manifest
 
-    model = TransferOpsModel(path)
+    model = load(path)
     logits, y = split_logits(model, "validation")
-    res = calibrate_logits(logits, y, multilabel=model.multilabel, n_bins=n_bins)
+    res = calibrate_logits(logits, y, multilabel=model.task == "multilabel", n_bins=n_bins)
     if save:
         update_manifest(path, calibration=res.manifest_entry())
     return res

@@ -25,6 +25,7 @@ class EvalData:
     split: str | None = None  # "test" / "validation" when the rows are one of the artifact's splits
     sha256: str | None = None
     dropped_unknown: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def texts(self) -> list[str]:
@@ -112,6 +113,15 @@ def load_eval_data(model: Any, data: str | Path | pd.DataFrame | None = None, *,
     if data is None:
         frame = default_split(model, "test").reset_index(drop=True)
         source, split, sha = "test split", "test", _test_sha(model)
+        saved = Path(getattr(model, "path", "") or ".") / DATA_DIR / TEST_SPLIT
+        notes: list[str] = []
+        if getattr(model, "path", None) and saved.exists():
+            current = sha256_file(saved)
+            if sha is None:
+                sha = current  # e.g. an ensemble manifest without split fingerprints
+            elif current != sha:
+                notes.append(f"the saved test split {saved} no longer matches the sha256 recorded at training "
+                             "time; it was modified, so these numbers are not the held-out estimate")
         if multilabel:
             frame[LABEL_COL] = frame[LABEL_COL].apply(lambda v: [str(x) for x in v])
         for c in slices:
@@ -122,7 +132,7 @@ def load_eval_data(model: Any, data: str | Path | pd.DataFrame | None = None, *,
                                 "or evaluate a file that has it with --data FILE.")
         y, keep, unknown = encode_frame_labels(frame, model.labels, multilabel,
                                                ignore_unknown=ignore_unknown_labels, source=source)
-        return EvalData(frame[keep].reset_index(drop=True), y, source, split, sha, unknown)
+        return EvalData(frame[keep].reset_index(drop=True), y, source, split, sha, unknown, notes)
 
     if isinstance(data, pd.DataFrame):
         raw, source = data.reset_index(drop=True), "<dataframe>"

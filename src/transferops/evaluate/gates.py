@@ -130,8 +130,12 @@ class MetricGate:
 
     def check(self, view: dict[str, Any]) -> list[GateResult]:
         v = view["metrics"].get(self.metric)
+        missing = f"'{self.metric}' is not in the report"
+        if v is None and self.metric in CLASS_METRICS:
+            missing += (f" (aggregate {self.metric} exists for binary models only; gate one class with "
+                        f"{self.metric}: {{class: NAME, min: X}}, or use macro_f1 / balanced_accuracy)")
         return [_result(self.name, "metric", None if v is None else float(v), self.op, self.value,
-                        "" if v is not None else f"'{self.metric}' is not in the report")]
+                        "" if v is not None else missing)]
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,7 @@ def render(rep: EvaluationReport) -> str:
                 + "</ul></div>")
     conf = _img(plots.confusion_figure(rep.confusion, rep.labels, multilabel=rep.task == "multilabel"),
                 "confusion matrix")
-    pos_note = ""
+    pos_note = " ROC-AUC is one-vs-rest, macro-averaged over classes."
     if rep.threshold.get("kind") == "binary":
         pos_note = (f" Precision, recall and F1 are for the positive class "
                     f"<b>{_e(rep.threshold.get('positive'))}</b>.")
@@ -287,8 +287,7 @@ def render(rep: EvaluationReport) -> str:
 {warn}
 <section id="headline"><h2>Headline metrics</h2>
 <p class="lead">Point estimates with 95% bootstrap intervals ({rep.settings.get('n_bootstrap', 0)} resamples),
-next to the TF-IDF + logistic-regression baseline measured on the same test split at training time.{pos_note}
-ROC-AUC is one-vs-rest, macro-averaged over classes.</p>
+next to the TF-IDF + logistic-regression baseline measured on the same test split at training time.{pos_note}</p>
 {_cards(rep)}{_metrics_table(rep)}</section>
 <section id="gates"><h2>Gates</h2>{_gates(rep)}</section>
 <section id="per-class"><h2>Per-class metrics</h2>

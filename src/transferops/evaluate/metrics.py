@@ -14,9 +14,6 @@ from sklearn import metrics as skm
 
 #: Metrics where lower is better (gates written as bare numbers mean "<=" for these).
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "hamming_loss"})
-#: Metrics with bootstrap confidence intervals in the headline table.
-HEADLINE = {"single": ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy"),
-            "multilabel": ("micro_f1", "macro_f1", "subset_accuracy")}
 
 
 def predictions(proba: np.ndarray, manifest: dict[str, Any], labels: list[str], multilabel: bool

@@ -173,12 +173,16 @@ def reliability_figure(before: dict[str, list[float]], after: dict[str, list[flo
             continue
         conf, acc = np.asarray(data["confidence"], float), np.asarray(data["accuracy"], float)
         ok = ~np.isnan(conf)
-        ax.plot(conf[ok], acc[ok], marker="o", markersize=4, color=color, linewidth=1.6, label=lab)
+        count = np.asarray(data["count"], float)[ok]
+        ax.plot(conf[ok], acc[ok], color=color, linewidth=1.4, alpha=0.75, label=lab)
+        # Marker area ∝ rows in the bin: a one-row bin should not look as trustworthy as a full one.
+        ax.scatter(conf[ok], acc[ok], s=8 + 90 * count / max(count.max(), 1), color=color, zorder=3,
+                   edgecolors="white", linewidths=0.6)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("mean confidence in bin")
     ax.set_ylabel("observed accuracy")
-    ax.set_title("Reliability diagram")
+    ax.set_title("Reliability diagram (marker size = rows in bin)")
     ax.legend(loc="upper left", fontsize=7.5)
     edges = np.asarray(before["edges"])
     width = edges[1] - edges[0]
@@ -215,7 +219,7 @@ def threshold_figure(section: dict[str, Any]) -> Any:
         ax.text(cur["threshold"], 1.03, f"  current {cur['threshold']:.3f}", fontsize=8, color=INK,
                 va="bottom")
     if zoom:
-        pad = max(0.02, (hi - lo) * 0.5)
+        pad = max(1e-4, (hi - lo) * 0.25)
         ax.set_xlim(max(0.0, lo - pad), min(1.0, hi + pad))
     else:
         ax.set_xlim(0, 1)

@@ -57,8 +57,25 @@ class EvaluationReport:
         return failures(self.gates)
 
     @property
-    def headline(self) -> str:
+    def headline_metric(self) -> str:
         return "micro_f1" if self.task == "multilabel" else "macro_f1"
+
+    @property
+    def headline(self) -> str:
+        """One line: the headline metric with its CI, the gap to the baseline and the gate verdict."""
+        k = self.headline_metric
+        v = self.metrics.get(k, float("nan"))
+        ci = self.ci.get(k)
+        parts = [f"{k} {_fmt(v)}" + (f" [95% CI {ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")]
+        b = (self.baseline.get("tfidf_logreg") or {}).get("metrics", {}).get(k)
+        if b is not None:
+            parts.append(f"TF-IDF baseline {b:.4f} ({v - b:+.4f})")
+        if "ece" in self.metrics:
+            parts.append(f"ECE {self.metrics['ece']:.3f}")
+        if self.gates:
+            bad = len(self.failed_gates)
+            parts.append(f"gates {'FAILED ' + str(bad) if bad else 'passed'}/{len(self.gates)}")
+        return " · ".join(parts)
 
     # ------------------------------------------------------------------ tables
     def to_dict(self) -> dict[str, Any]:
@@ -155,7 +172,8 @@ class EvaluationReport:
 
     def __repr__(self) -> str:
         return (f"EvaluationReport(model={self.model.get('name')!r}, n={self.data.get('n')}, "
-                f"{self.headline}={self.metrics.get(self.headline, float('nan')):.4f}, passed={self.passed})")
+                f"{self.headline_metric}={self.metrics.get(self.headline_metric, float('nan')):.4f}, "
+                f"passed={self.passed})")
 
     def json(self) -> str:
         return dumps(self.to_dict())

@@ -175,8 +175,8 @@ class FineTuner:
                 val_logits = batched_forward(m, self.tokenizer_, val_texts, max_length=cfg.max_length,
                                              batch_size=cfg.eval_batch_size, desc="validate")
             val_metrics = _metrics_from_logits(val_logits, y_val, multilabel)
-            val_metrics["loss"] = float(loss_fn(torch.as_tensor(val_logits).to(acc.device),
-                                                torch.as_tensor(y_val).to(acc.device)))
+            y_val_t = torch.as_tensor(y_val, dtype=torch.float32 if multilabel else torch.long)
+            val_metrics["loss"] = float(loss_fn(torch.as_tensor(val_logits).to(acc.device), y_val_t.to(acc.device)))
             record = {"epoch": epoch + 1, "step": step, "train_loss": running / max(nb, 1),
                       "lr": sched.get_last_lr()[0], **{f"val_{k}": v for k, v in val_metrics.items()}}
             res.history.append(record)

@@ -98,11 +98,15 @@ def render_dashboard(result: dict[str, Any], *, title: str = "transferops monito
     cfg = result.get("config", {})
     warn, retrain = float(cfg.get("warn", 0.1)), float(cfg.get("retrain", 0.25))
     col = lambda k: [r.get(k) for r in tl]  # noqa: E731
+    psi_series = {"class": col("class_psi"), "confidence": col("confidence_psi"),
+                  "worst feature": col("feature_psi_max")}
+    # Keep the warn/retrain lines readable: a PSI of 5 and one of 1 mean the same thing (retrain).
+    peak = max([v for s in psi_series.values() for v in (_num(u) for u in s) if v is not None] or [0.0])
+    psi_top = max(2 * retrain, min(peak * 1.15, 1.0))
     share_keys = sorted({k for r in tl for k in r if k.startswith("share:")})
     charts = {
-        "psi": ("Drift (PSI, noise-corrected)", line_chart(
-            "psi", x, {"class": col("class_psi"), "confidence": col("confidence_psi"),
-                       "worst feature": col("feature_psi_max")},
+        "psi": ("Drift (PSI, noise-corrected; axis capped at 1)", line_chart(
+            "psi", x, psi_series, y_max=psi_top,
             hlines={f"warn {warn}": warn, f"retrain {retrain}": retrain})),
         "confidence": ("High-confidence (≥ 0.9) share", line_chart(
             "confidence", x, {"high-confidence share": col("high_confidence_share")}, y_max=1.0, percent=True,

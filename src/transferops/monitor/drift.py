@@ -75,14 +75,13 @@ class DriftConfig:
 
 # ---------------------------------------------------------------------------- statistics
 def _shares(counts: np.ndarray) -> np.ndarray:
+    """Shares with add-½ (Jeffreys) smoothing: an empty bin in a small sample is not "impossible"."""
     c = np.asarray(counts, dtype=np.float64)
-    total = c.sum()
-    s = c / total if total > 0 else np.full_like(c, 1.0 / max(len(c), 1))
-    return np.clip(s, EPS, None)
+    return (c + 0.5) / (c.sum() + 0.5 * len(c))
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population Stability Index ``Σ (a − e) ln(a / e)`` of two count (or share) vectors."""
+    """Population Stability Index ``Σ (a − e) ln(a / e)`` of two count vectors (add-½ smoothed shares)."""
     e, a = _shares(expected), _shares(actual)
     return float(np.sum((a - e) * np.log(a / e)))
 

@@ -29,13 +29,21 @@ PROFILE_VERSION = 1
 
 
 def quantile_edges(values: np.ndarray, bins: int = 10) -> list[float]:
-    """Inner bin edges at the reference quantiles (duplicates removed: discrete features)."""
+    """Bin edges at the reference quantiles (+ point-mass bins at min/max; duplicates removed)."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size == 0:
         return []
     qs = np.quantile(v, np.linspace(0, 1, bins + 1)[1:-1])
-    return [float(x) for x in np.unique(qs)]
+    # A point mass at the minimum or maximum (every reference text cut to 300 characters) gets its
+    # own bin, so live values moving below/above it are seen. Continuous tails do not: the outer
+    # quantile bins already catch those, and a bin the reference barely fills makes PSI noisy.
+    extra = []
+    if np.mean(v == v.min()) >= 1.0 / bins:
+        extra.append(float(np.nextafter(v.min(), -np.inf)))
+    if np.mean(v == v.max()) >= 1.0 / bins:
+        extra.append(float(v.max()))
+    return [float(x) for x in np.unique(np.r_[qs, extra])]
 
 
 def bin_counts(values: np.ndarray, edges: Sequence[float]) -> np.ndarray:

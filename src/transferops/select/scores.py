@@ -38,8 +38,9 @@ def logme(features: np.ndarray, y: np.ndarray, *, n_classes: int | None = None, 
     ``alpha`` and ``beta`` by the paper's fixed-point iteration (MacKay's updates), divided by ``n`` and
     averaged over classes. Higher is better.
 
-    The SVD ``F = U S V^T`` is done once (via the Gram matrix when ``d > n``); with ``sigma = s^2`` and ``x = U^T y_k`` every quantity in
-    the iteration is a sum over singular values, so each class costs O(min(n, d)) per iteration.
+    The SVD ``F = U S V^T`` is done once (via the Gram matrix when ``d > n``); with ``sigma = s^2``
+    and ``x = U^T y_k`` every quantity in the iteration is a sum over singular values, so each class
+    costs O(min(n, d)) per iteration.
 
     >>> rng = np.random.default_rng(0)
     >>> y = np.repeat(np.arange(3), 20)

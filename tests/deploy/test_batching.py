@@ -1,0 +1,81 @@
+"""The dynamic batcher on its own: splitting, coalescing, bounded queue, swapping the runner."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from transferops.deploy.batching import BatcherClosed, DynamicBatcher, Overloaded
+from transferops.deploy.onnx_runtime import OnnxModel
+from transferops.deploy.runtime import Runner, open_runner
+
+
+class Slot:
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+
+def _texts(n: int) -> list[str]:
+    return [f"text number {i} " + "word " * (i % 7) for i in range(n)]
+
+
+def test_big_request_is_split_and_reassembled_in_order(tiny_export: Path) -> None:
+    runner = open_runner("m", tiny_export, variant="fp32")
+    sizes: list[int] = []
+    texts = _texts(40)
+
+    async def go() -> list[np.ndarray]:
+        with ThreadPoolExecutor(1) as ex:
+            b = DynamicBatcher(Slot(runner), executor=ex, max_batch_size=16, max_wait_ms=0,
+                               on_batch=lambda n, _dt: sizes.append(n))
+            chunks = await b.submit(texts)
+            b.close()
+        return [res.proba for _, res in chunks]
+
+    proba = np.concatenate(asyncio.run(go()))
+    assert sizes == [16, 16, 8]
+    np.testing.assert_allclose(proba, OnnxModel(tiny_export, variant="fp32").predict_proba(texts), atol=1e-5)
+
+
+def test_concurrent_requests_coalesce_and_queue_is_bounded(tiny_export: Path) -> None:
+    runner = open_runner("m", tiny_export)
+    sizes: list[int] = []
+
+    async def go() -> None:
+        with ThreadPoolExecutor(1) as ex:
+            b = DynamicBatcher(Slot(runner), executor=ex, max_batch_size=8, max_wait_ms=200, queue_size=6,
+                               on_batch=lambda n, _dt: sizes.append(n))
+            first = asyncio.ensure_future(b.submit(_texts(3)))
+            second = asyncio.ensure_future(b.submit(_texts(3)))
+            await asyncio.sleep(0)  # both queued, the batch is still waiting to fill
+            with pytest.raises(Overloaded) as exc:
+                await b.submit(_texts(1))
+            assert exc.value.retry_after >= 1
+            r1, r2 = await first, await second
+            assert len(r1[0][1]) == 3 and len(r2[0][1]) == 3
+            b.close()
+            with pytest.raises(BatcherClosed):
+                await b.submit(["late"])
+
+    asyncio.run(go())
+    assert sizes == [6]  # the two requests shared one model call
+
+
+def test_runner_swap_applies_to_the_next_batch(tiny_export: Path, tiny_run: Path) -> None:
+    onnx, torch_runner = open_runner("m", tiny_export), open_runner("m", tiny_run)
+    slot = Slot(onnx)
+
+    async def go() -> tuple[str, str]:
+        with ThreadPoolExecutor(1) as ex:
+            b = DynamicBatcher(slot, executor=ex, max_wait_ms=0)
+            before = (await b.submit(["a"]))[0][0].runtime
+            slot.runner = torch_runner
+            after = (await b.submit(["a"]))[0][0].runtime
+            b.close()
+            return before, after
+
+    assert asyncio.run(go()) == ("onnx", "pytorch")
