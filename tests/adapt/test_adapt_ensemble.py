@@ -98,3 +98,5 @@ def test_label_mismatch_and_too_few_members_are_errors(tmp_path: Path, seeds_ens
         build_ensemble([a], tmp_path / "one")
     with pytest.raises(ConfigError, match="seeds"):
         train_seeds(pd.DataFrame({"text": ["x"], "label": ["a"]}), tmp_path / "s", seeds=[1, 1])
+    with pytest.raises(ConfigError, match=r"at least 2 seeds, got \[0\]"):
+        train_seeds(pd.DataFrame({"text": ["x"], "label": ["a"]}), tmp_path / "s", seeds=1)  # a count

@@ -159,7 +159,7 @@ adapt(pd.read_csv(sys.argv[1]), out=sys.argv[2], checkpoint=sys.argv[3], steps=i
 def test_killed_run_resumes_to_the_same_weights(tmp_path: Path, tiny_bert: Path, bbc_small_csv: Path) -> None:
     from safetensors.torch import load_file
 
-    steps = 120
+    steps = 60
     killed = tmp_path / "killed"
     env = {**os.environ, "TRANSFEROPS_QUIET": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(bbc_small_csv), str(killed), str(tiny_bert),

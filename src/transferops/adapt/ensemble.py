@@ -240,11 +240,13 @@ def _evaluate(out: Path) -> dict[str, Any]:
     return metrics
 
 
-def train_seeds(data: Any, out: str | Path, *, seeds: Sequence[int] = (0, 1, 2, 3, 4),
+def train_seeds(data: Any, out: str | Path, *, seeds: int | Sequence[int] = (0, 1, 2, 3, 4),
                 split: Any = None, resume: bool = False, **train_kwargs: Any) -> Path:
     """Train one member per seed on the SAME split, then write the ensemble folder.
 
-    >>> train_seeds("news.csv", "runs/news-5", seeds=[0, 1, 2, 3, 4], strategy="lora")   # doctest: +SKIP
+    >>> train_seeds("news.csv", "runs/news-5", seeds=5, strategy="lora")   # doctest: +SKIP
+
+    ``seeds`` is a list of model seeds, or a count N meaning seeds 0..N-1.
 
     ``TrainConfig.seed`` drives both the split and the model initialisation, so the split is pinned
     with ``split=SplitConfig(seed=...)`` (default: the ``seed`` keyword, else 0) and only the
@@ -253,7 +255,7 @@ def train_seeds(data: Any, out: str | Path, *, seeds: Sequence[int] = (0, 1, 2, 
     """
     from transferops.data import SplitConfig
 
-    seeds = [int(s) for s in seeds]
+    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if len(seeds) < 2:
         raise ConfigError(f"seeds: an ensemble needs at least 2 seeds, got {seeds}")
     if len(set(seeds)) != len(seeds):

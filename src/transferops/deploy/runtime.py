@@ -100,8 +100,13 @@ class Runner:
         # untruncated ids for the token count; verbose=False: long texts are expected here
         ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         feats = text_features(self.tokenizer, texts, input_ids=ids)
-        return InferResult(labels=self.model.decide(proba), proba=proba,
-                           confidence=confidence_of(proba, self.multilabel), sketch=sketch(emb),
+        decided = self.model.decide(proba)
+        if self.multilabel or proba.size == 0:
+            conf = confidence_of(proba, self.multilabel)
+        else:  # the probability of the label actually given (binary decision thresholds move it off argmax)
+            index = {lbl: j for j, lbl in enumerate(self.labels)}
+            conf = proba[np.arange(len(decided)), [index[d] for d in decided]].astype(np.float64)
+        return InferResult(labels=decided, proba=proba, confidence=conf, sketch=sketch(emb),
                            n_tokens=feats["n_tokens"], n_chars=feats["n_chars"], unk_rate=feats["unk_rate"])
 
     def set_review(self, *, threshold: float | None, target_auto_accuracy: float | None) -> ReviewPolicy:

@@ -215,7 +215,9 @@ class DriftReport:
                  + (f", {self.n_feedback} with feedback)" if self.n_feedback else ")")]
         for s in self.signals:
             v = "n/a" if s.value is None else f"{s.value:.4f}"
-            lines.append(f"  {s.name:<24} {v:>8}  {s.status}")
+            raw = s.detail.get("psi_raw", s.detail.get("score_raw"))
+            extra = f"  (raw {raw:.4f}, noise floor {s.detail['noise_floor']:.4f})" if raw is not None else ""
+            lines.append(f"  {s.name:<24} {v:>8}  {s.status:<8}{extra}")
         if self.high_confidence_share is not None:
             ref = self.reference_high_confidence_share
             lines.append(f"  high-confidence (≥{HIGH_CONFIDENCE}) share {self.high_confidence_share:.1%}"
@@ -258,27 +260,76 @@ class DriftMonitor:
         return Signal(name, value, _grade(value, cfg.warn, cfg.retrain), cfg.warn, cfg.retrain, detail)
 
     def class_counts(self, labels: Any) -> np.ndarray:
+        """Counts per reference class (+ a last slot for labels the reference never saw)."""
+        codes, matrix = self._label_codes(labels)
+        return np.bincount(codes[codes >= 0], minlength=len(matrix)) @ matrix
+
+    def _label_codes(self, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Integer codes per row and a (unique label → class counts) matrix: strings are handled
+        once per distinct value, not once per row (a million rows have a handful of labels)."""
+        codes, uniq = pd.factorize(pd.Series(np.asarray(labels, dtype=object)), use_na_sentinel=True)
         idx = {lab: i for i, lab in enumerate(self.labels_)}
-        counts = np.zeros(len(self.labels_) + 1)  # last slot: labels the reference never saw
-        s = pd.Series(labels, dtype=object).dropna().astype(str)
-        if s.str.startswith("[").any():  # multi-label rows hold JSON lists
-            s = pd.Series(label_keys(list(s)), dtype=object)
-        for k, n in s.value_counts().items():
-            counts[idx.get(str(k), len(self.labels_))] += n
-        return counts
+        k = len(self.labels_)
+        matrix = np.zeros((len(uniq), k + 1))
+        for u, value in enumerate(uniq):
+            for key in label_keys([value]):  # a multi-label row counts once per label
+                matrix[u, idx.get(key, k)] += 1
+        return np.asarray(codes), matrix
+
+    def _prepare(self, window: pd.DataFrame) -> dict[str, Any]:
+        """Vectorised view of a window: label codes, bin indices, review flags, in time order."""
+        prof = self.profile_
+        n = len(window)
+        order = None
+        if "ts" in window.columns and n:
+            ts = np.asarray(window["ts"], dtype=np.float64)
+            if np.any(np.diff(ts) < 0):
+                order = np.argsort(ts, kind="stable")
+                ts = ts[order]
+        else:
+            ts = np.zeros(n)
+
+        def col(name: str, dtype: Any = np.float64) -> np.ndarray:
+            v = np.asarray(window[name], dtype=dtype)
+            return v[order] if order is not None else v
+
+        codes, matrix = self._label_codes(col("label", object)) if n else (np.zeros(0, int), np.zeros((0, 1)))
+        conf = col("confidence") if n else np.zeros(0)
+        prep: dict[str, Any] = {"n": n, "ts": ts, "codes": codes, "matrix": matrix, "conf": conf,
+                                "conf_bin": np.searchsorted(np.asarray(prof["confidence"]["edges"], dtype=np.float64),
+                                                            conf, side="left"),
+                                "conf_ok": np.isfinite(conf), "features": {}, "review": None}
+        for fname, fh in prof["features"].items():
+            if fname not in window.columns or not n:
+                continue
+            vals = pd.to_numeric(pd.Series(col(fname, object)), errors="coerce").to_numpy(dtype=np.float64)
+            ok = np.isfinite(vals)
+            if ok.any():
+                prep["features"][fname] = (vals, ok, np.searchsorted(np.asarray(fh["edges"], dtype=np.float64),
+                                                                     vals, side="left"))
+        if "route" in window.columns and n:
+            routes = pd.Series(col("route", object))
+            prep["review"] = (routes.isin(list(REVIEW_ROUTES)).to_numpy(), routes.notna().to_numpy())
+        return prep
 
     def calculate(self, window: pd.DataFrame, *, feedback: pd.DataFrame | None = None,
                   sketches: np.ndarray | None = None) -> DriftReport:
-        """Drift of ``window`` (columns from :data:`DRIFT_COLUMNS`); ``feedback`` has ``predicted``/``true``."""
+        """Drift of ``window`` (columns of :data:`DRIFT_COLUMNS`); ``feedback`` has ``predicted``, ``true``."""
         self._check()
+        return self._report(self._prepare(window), slice(None), feedback=feedback, sketches=sketches)
+
+    def _report(self, prep: dict[str, Any], sl: slice, *, feedback: pd.DataFrame | None,
+                sketches: np.ndarray | None, embedding: bool = True, min_rows: int | None = None,
+                min_feedback: int | None = None) -> DriftReport:
         cfg, prof = self.config, self.profile_
-        n = len(window)
+        codes = prep["codes"][sl]
+        n = len(codes)
         signals: list[Signal] = []
         ref_share = dict(zip(self.labels_, _shares(self.ref_class_counts_).round(6).tolist(), strict=True))
         live_share: dict[str, float] = {}
         high = review = None
         if n:
-            live = self.class_counts(window["label"])
+            live = np.bincount(codes[codes >= 0], minlength=len(prep["matrix"])) @ prep["matrix"]
             ref = np.r_[self.ref_class_counts_, 0.0]
             total = max(live.sum(), 1.0)
             live_share = {lab: float(live[i] / total) for i, lab in enumerate(self.labels_)}
@@ -286,49 +337,53 @@ class DriftMonitor:
                 live_share["<other>"] = float(live[-1] / total)
             signals.append(self._psi_signal("class_psi", ref, live, {"kl": kl(live, ref)}))
 
-            conf = np.asarray(window["confidence"], dtype=np.float64)
             ch = prof["confidence"]
-            high = float(np.nanmean(conf >= HIGH_CONFIDENCE)) if conf.size else None
-            signals.append(self._psi_signal("confidence_psi", np.asarray(ch["counts"]),
-                                            bin_counts(conf, ch["edges"]),
+            ok = prep["conf_ok"][sl]
+            conf = prep["conf"][sl][ok]
+            high = float(np.mean(conf >= HIGH_CONFIDENCE)) if conf.size else None
+            live_conf = np.bincount(prep["conf_bin"][sl][ok], minlength=len(ch["edges"]) + 1)
+            signals.append(self._psi_signal("confidence_psi", np.asarray(ch["counts"]), live_conf,
                                             {"high_share": high, "reference_high_share": ch.get("high_share")}))
-            for fname, fh in prof["features"].items():
-                if fname not in window.columns:
+            for fname, (vals, fok, fbin) in prep["features"].items():
+                fh = prof["features"][fname]
+                m = fok[sl]
+                if not m.any():
                     continue
-                vals = pd.to_numeric(window[fname], errors="coerce").to_numpy(dtype=np.float64)
-                if not np.isfinite(vals).any():
-                    continue
-                signals.append(self._psi_signal(f"feature_psi:{fname}", np.asarray(fh["counts"]),
-                                                bin_counts(vals, fh["edges"]),
-                                                {"mean": float(np.nanmean(vals)), "reference_mean": fh["mean"]}))
-            if "route" in window.columns:
-                routes = window["route"]
-                known = routes.notna()
+                counts = np.bincount(fbin[sl][m], minlength=len(fh["edges"]) + 1)
+                signals.append(self._psi_signal(f"feature_psi:{fname}", np.asarray(fh["counts"]), counts,
+                                                {"mean": float(vals[sl][m].mean()), "reference_mean": fh["mean"]}))
+            if prep["review"] is not None:
+                is_review, known = prep["review"][0][sl], prep["review"][1][sl]
                 if known.any():
-                    review = float(routes[known].isin(list(REVIEW_ROUTES)).mean())
-        if cfg.embedding and sketches is not None and len(sketches) >= 10 and len(self.ref_sketch_) >= 10:
+                    review = float(is_review[known].mean())
+        if (embedding and cfg.embedding and sketches is not None and len(sketches) >= 10
+                and len(self.ref_sketch_) >= 10):
             signals.append(self._embedding_signal(np.asarray(sketches, dtype=np.float64)))
 
         acc = None
         recall: dict[str, float] = {}
         n_fb = 0 if feedback is None else len(feedback)
         if feedback is not None and n_fb:
-            hits = (feedback["predicted"].astype(str).to_numpy() == feedback["true"].astype(str).to_numpy())
+            pred = feedback["predicted"].astype(str).to_numpy()
+            true = feedback["true"].astype(str).to_numpy()
+            hits = pred == true
             acc = float(hits.mean())
-            for lab in sorted(set(feedback["true"].astype(str))):
-                m = feedback["true"].astype(str).to_numpy() == lab
-                recall[lab] = float(hits[m].mean())
+            for lab in sorted(set(true)):
+                recall[lab] = float(hits[true == lab].mean())
             ref_acc = prof.get("accuracy")
-            if n_fb >= cfg.min_feedback and ref_acc is not None:
+            need = cfg.min_feedback if min_feedback is None else min_feedback
+            if n_fb >= need and ref_acc is not None:
                 drop = float(ref_acc) - acc
-                signals.append(Signal("accuracy_drop", drop, _grade(drop, cfg.accuracy_warn, cfg.accuracy_retrain),
+                signals.append(Signal("accuracy_drop", drop,
+                                      _grade(drop, cfg.accuracy_warn, cfg.accuracy_retrain),
                                       cfg.accuracy_warn, cfg.accuracy_retrain,
                                       {"accuracy": acc, "reference_accuracy": ref_acc, "n_feedback": n_fb}))
-        status = worst([s.status for s in signals]) if n >= cfg.min_rows else "unknown"
-        ts = window["ts"] if "ts" in window.columns and n else None
+        need_rows = cfg.min_rows if min_rows is None else min_rows
+        status = worst([s.status for s in signals]) if n >= need_rows else "unknown"
+        ts = prep["ts"][sl]
         return DriftReport(
             status=status, n=n,
-            start=None if ts is None else float(np.min(ts)), end=None if ts is None else float(np.max(ts)),
+            start=float(ts.min()) if n else None, end=float(ts.max()) if n else None,
             signals=signals, class_share=live_share, reference_class_share=ref_share,
             high_confidence_share=high, reference_high_confidence_share=prof["confidence"].get("high_share"),
             review_rate=review, accuracy=acc, reference_accuracy=prof.get("accuracy"), n_feedback=n_fb,
@@ -360,26 +415,26 @@ class DriftMonitor:
         self._check()
         if not len(window):
             return pd.DataFrame()
-        ts = np.asarray(window["ts"], dtype=np.float64)
-        lo, hi = float(ts.min()), float(ts.max())
+        prep = self._prepare(window)
+        ts = prep["ts"]
+        lo, hi = float(ts[0]), float(ts[-1])
         edges = np.linspace(lo, hi + 1e-6, int(buckets) + 1)
-        b = np.clip(np.searchsorted(edges, ts, side="right") - 1, 0, buckets - 1)
+        cuts = np.searchsorted(ts, edges, side="left")  # rows are in time order: buckets are slices
         fb_b = None
         if feedback is not None and len(feedback):
             fb_b = np.clip(np.searchsorted(edges, np.asarray(feedback["ts"], dtype=np.float64), side="right") - 1,
                            0, buckets - 1)
-        cfg = DriftConfig(**{**asdict(self.config), "embedding": False, "min_rows": 1, "min_feedback": 1})
-        sub = DriftMonitor(cfg).fit(self.profile_)
         rows = []
         for i in range(buckets):
-            part = window[b == i]
-            if not len(part):
+            sl = slice(int(cuts[i]), int(cuts[i + 1]) if i < buckets - 1 else len(ts))
+            if sl.stop <= sl.start:
                 continue
             fb = feedback[fb_b == i] if fb_b is not None and feedback is not None else None
-            rep = sub.calculate(part, feedback=fb)
+            rep = self._report(prep, sl, feedback=fb, sketches=None, embedding=False, min_rows=1, min_feedback=1)
             feats = [s.value or 0.0 for s in rep.signals if s.name.startswith("feature_psi:")]
             row = {"start": float(edges[i]), "end": float(edges[i + 1]), "n": rep.n,
-                   "class_psi": rep.signal("class_psi").value, "confidence_psi": rep.signal("confidence_psi").value,
+                   "class_psi": rep.signal("class_psi").value,
+                   "confidence_psi": rep.signal("confidence_psi").value,
                    "feature_psi_max": max(feats) if feats else None,
                    "high_confidence_share": rep.high_confidence_share, "review_rate": rep.review_rate,
                    "accuracy": rep.accuracy, "n_feedback": rep.n_feedback, "status": rep.status}
