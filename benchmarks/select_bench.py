@@ -222,7 +222,8 @@ def _fmt(v: Any) -> str:
 
 
 def write_md(res: dict[str, Any], path: Path) -> None:
-    lines = ["# select benchmark", ""]
+    lines = ["# select benchmark", "", "Interpretation and caveats: docs/select.md, section Benchmark. Plots: "
+             "select_bench_bbc.png, select_bench_bbc-headlines.png.", ""]
     if "timing" in res:
         t = res["timing"]
         lines += ["## Ranking 2 checkpoints + 2 baselines on 100 BBC examples (OMP_NUM_THREADS=1)", "",

@@ -96,6 +96,7 @@ def test_mlm_loss_falls_and_checkpoint_trains(tmp_path: Path, tiny_bert: Path, b
 def test_no_mlm_head_is_initialised_and_said(tmp_path: Path, tiny_bare_bert: Path, bbc_small: pd.DataFrame
                                              ) -> None:
     from safetensors import safe_open
+    from safetensors.torch import load_file
 
     res = adapt(bbc_small, out=tmp_path / "a", checkpoint=str(tiny_bare_bert), steps=10, lr=3e-3,
                 batch_size=8, max_length=64)
@@ -108,6 +109,12 @@ def test_no_mlm_head_is_initialised_and_said(tmp_path: Path, tiny_bare_bert: Pat
     assert "pooler.dense.weight" in m["carried_from_parent"]
     with safe_open(str(tmp_path / "a" / "model.safetensors"), "pt") as fh:
         assert "bert.pooler.dense.weight" in set(fh.keys())
+    # the fresh head is seeded: the same settings give the same checkpoint
+    adapt(bbc_small, out=tmp_path / "b", checkpoint=str(tiny_bare_bert), steps=10, lr=3e-3, batch_size=8,
+          max_length=64)
+    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("n", [0, 3, MIN_TEXTS - 1])

@@ -19,6 +19,7 @@ from transferops.select.selection import (
     embedding_cache_path,
     finetune_top,
     rank_correlations,
+    rank_rows,
     selection_split,
     stratified_sample,
 )
@@ -157,6 +158,24 @@ def test_config_is_validated() -> None:
         SelectConfig(n=2)
 
 
+def test_ties_break_by_logme_and_close_calls_warn() -> None:
+    from transferops.select.selection import CandidateScore, _close_call
+
+    a = CandidateScore("a", "checkpoint", probe_macro_f1=0.90, logme=-0.5)
+    b = CandidateScore("b", "checkpoint", probe_macro_f1=0.89, logme=-0.1)
+    c = CandidateScore("c", "checkpoint", probe_macro_f1=0.60, logme=-0.2)
+    tie = CandidateScore("tie", "checkpoint", probe_macro_f1=0.90, logme=-0.3)
+    base = CandidateScore("maj", "baseline", probe_macro_f1=0.2)
+    ranked = rank_rows([base, a, c, tie, b], "probe_macro_f1")
+    assert [r.name for r in ranked] == ["tie", "a", "b", "c", "maj"]  # a/tie tie → higher LogME first
+    assert [r.rank for r in ranked] == [1, 2, 3, 4, 5]
+    assert [r.name for r in rank_rows([a, b, c, base], "logme")] == ["b", "c", "a", "maj"]
+    w = _close_call([a, b, c], "probe_macro_f1", 100)
+    assert len(w) == 1 and "a and b are within one standard error" in w[0]
+    assert _close_call([a, c], "probe_macro_f1", 100) == []
+    assert _close_call([a, b], "logme", 100) == []
+
+
 def test_rank_correlations() -> None:
     c = rank_correlations([0.1, 0.2, 0.3], [0.5, 0.7, 0.9])
     assert c["spearman"] == pytest.approx(1.0) and c["kendall"] == pytest.approx(1.0)
@@ -197,3 +216,18 @@ def test_cli_select_unknown_candidate_exit_2(bbc_small_csv: Path, capsys: pytest
     rc = main(["select", "--data", str(bbc_small_csv), "--candidates", "nope"])
     assert rc == 2
     assert "minilm-l6" in capsys.readouterr().err
+
+
+def test_cli_select_finetune_top(bbc_small_csv: Path, tiny_bert: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["select", "--data", str(bbc_small_csv), "--candidates", str(tiny_bert), "--n", "40",
+               "--max-length", "32", "--finetune-top", "1", "--strategy", "full", "--epochs", "1",
+               "--no-near-duplicates", "--out", str(tmp_path / "runs")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "fine-tuned (test split):" in out and "final ranking:" in out
+    run_dirs = [p for p in (tmp_path / "runs").iterdir() if (p / "transferops.json").exists()]
+    assert len(run_dirs) == 1
+    manifest = json.loads((run_dirs[0] / "transferops.json").read_text())
+    assert manifest["strategy"]["name"] == "full" and manifest["config"]["max_length"] == 32
+    assert manifest["config"]["check_near_duplicates"] is False

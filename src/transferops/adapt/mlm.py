@@ -452,6 +452,7 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
     tok = load_tokenizer(parent.path)
     if tok.mask_token_id is None:
         raise ConfigError(f"checkpoint: the tokenizer of {parent.name} has no mask token; it cannot do MLM")
+    torch.manual_seed(cfg.seed)  # a freshly initialised MLM head must be the same on every run
     model, head_new = _load_mlm(parent.path)
     if head_new:
         msg = (f"{parent.name} ships no masked-LM head weights: a fresh head was initialised (its first "

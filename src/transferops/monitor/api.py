@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from transferops.errors import ConfigError
+from transferops.monitor import fastread
 from transferops.monitor.drift import DRIFT_COLUMNS, DriftConfig, DriftMonitor, DriftReport, read_sketches
 from transferops.monitor.profile import load_profile
 from transferops.monitor.store import Store, parse_window
@@ -73,17 +74,27 @@ def monitor(model: str | Path, *, db: str | Path | Store, window: str | None = N
     prof = profile or load_profile(path)
     cfg = config or DriftConfig()
     since, until = window_bounds(window, now)
-    frame = store.read_predictions(columns=list(DRIFT_COLUMNS), since=since, until=until, last=last,
-                                   model=model_name)
-    if last is not None and len(frame):
-        since = float(frame["ts"].min())
+    mon = DriftMonitor(cfg).fit(prof)
+    frame: Any = None
+    n_rows = fastread.count_window(store, since=since, until=until, model=model_name)
+    if min(n_rows, last or n_rows) > fastread.FAST_MIN_ROWS and fastread.supported(prof, buckets):
+        # Millions of rows: bin them in the database (same signals, one integer per row fetched).
+        # With --last, the window starts at the N-th newest timestamp (ties included).
+        if last is not None and last < n_rows:
+            since = fastread.nth_newest_ts(store, last, since=since, until=until, model=model_name)
+        frame = fastread.binned_window(store, prof, since=since, until=until, model=model_name, buckets=buckets)
+    else:
+        frame = store.read_predictions(columns=list(DRIFT_COLUMNS), since=since, until=until, last=last,
+                                       model=model_name)
+        if last is not None and len(frame):
+            since = float(frame["ts"].min())
     feedback = store.read_feedback_joined(since=since, until=until, model=model_name)
     sketches = read_sketches(store, since=since, until=until, last=last, sample=cfg.embedding_sample,
                              model=model_name) if cfg.embedding else None
-    mon = DriftMonitor(cfg).fit(prof)
     report = mon.calculate(frame, feedback=feedback, sketches=sketches)
     timeline = mon.timeline(frame, buckets=buckets, feedback=feedback)
-    return MonitorResult(report, timeline, str(path), window, last, time.perf_counter() - t0)
+    return MonitorResult(report, timeline, str(path), window, last, time.perf_counter() - t0,
+                         extra={"binned_in_database": isinstance(frame, dict)})
 
 
 __all__ = ["MonitorResult", "monitor", "resolve_model_path", "window_bounds"]

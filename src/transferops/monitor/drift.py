@@ -295,7 +295,8 @@ class DriftMonitor:
 
         codes, matrix = self._label_codes(col("label", object)) if n else (np.zeros(0, int), np.zeros((0, 1)))
         conf = col("confidence") if n else np.zeros(0)
-        prep: dict[str, Any] = {"n": n, "ts": ts, "codes": codes, "matrix": matrix, "conf": conf,
+        prep: dict[str, Any] = {"n": n, "ts": ts, "codes": codes, "matrix": matrix,
+                                "high": conf >= HIGH_CONFIDENCE,
                                 "conf_bin": np.searchsorted(np.asarray(prof["confidence"]["edges"], dtype=np.float64),
                                                             conf, side="left"),
                                 "conf_ok": np.isfinite(conf), "features": {}, "review": None}
@@ -312,11 +313,13 @@ class DriftMonitor:
             prep["review"] = (routes.isin(list(REVIEW_ROUTES)).to_numpy(), routes.notna().to_numpy())
         return prep
 
-    def calculate(self, window: pd.DataFrame, *, feedback: pd.DataFrame | None = None,
+    def calculate(self, window: pd.DataFrame | dict[str, Any], *, feedback: pd.DataFrame | None = None,
                   sketches: np.ndarray | None = None) -> DriftReport:
-        """Drift of ``window`` (columns of :data:`DRIFT_COLUMNS`); ``feedback`` has ``predicted``, ``true``."""
+        """Drift of ``window`` (columns of :data:`DRIFT_COLUMNS`, or a dict binned by
+        :func:`transferops.monitor.fastread.binned_window`); ``feedback`` has ``predicted``, ``true``."""
         self._check()
-        return self._report(self._prepare(window), slice(None), feedback=feedback, sketches=sketches)
+        prep = window if isinstance(window, dict) else self._prepare(window)
+        return self._report(prep, slice(None), feedback=feedback, sketches=sketches)
 
     def _report(self, prep: dict[str, Any], sl: slice, *, feedback: pd.DataFrame | None,
                 sketches: np.ndarray | None, embedding: bool = True, min_rows: int | None = None,
@@ -339,8 +342,7 @@ class DriftMonitor:
 
             ch = prof["confidence"]
             ok = prep["conf_ok"][sl]
-            conf = prep["conf"][sl][ok]
-            high = float(np.mean(conf >= HIGH_CONFIDENCE)) if conf.size else None
+            high = float(prep["high"][sl][ok].mean()) if ok.any() else None
             live_conf = np.bincount(prep["conf_bin"][sl][ok], minlength=len(ch["edges"]) + 1)
             signals.append(self._psi_signal("confidence_psi", np.asarray(ch["counts"]), live_conf,
                                             {"high_share": high, "reference_high_share": ch.get("high_share")}))
@@ -350,8 +352,9 @@ class DriftMonitor:
                 if not m.any():
                     continue
                 counts = np.bincount(fbin[sl][m], minlength=len(fh["edges"]) + 1)
+                mean = float(vals[sl][m].mean()) if vals is not None else prep.get("means", {}).get(fname)
                 signals.append(self._psi_signal(f"feature_psi:{fname}", np.asarray(fh["counts"]), counts,
-                                                {"mean": float(vals[sl][m].mean()), "reference_mean": fh["mean"]}))
+                                                {"mean": mean, "reference_mean": fh["mean"]}))
             if prep["review"] is not None:
                 is_review, known = prep["review"][0][sl], prep["review"][1][sl]
                 if known.any():
@@ -380,10 +383,13 @@ class DriftMonitor:
                                       {"accuracy": acc, "reference_accuracy": ref_acc, "n_feedback": n_fb}))
         need_rows = cfg.min_rows if min_rows is None else min_rows
         status = worst([s.status for s in signals]) if n >= need_rows else "unknown"
-        ts = prep["ts"][sl]
+        if prep.get("ts") is not None:
+            ts = prep["ts"][sl]
+            start, end = (float(ts.min()), float(ts.max())) if n else (None, None)
+        else:  # binned in the database: only the window's bounds are known
+            start, end = prep.get("t_lo"), prep.get("t_hi")
         return DriftReport(
-            status=status, n=n,
-            start=float(ts.min()) if n else None, end=float(ts.max()) if n else None,
+            status=status, n=n, start=start, end=end,
             signals=signals, class_share=live_share, reference_class_share=ref_share,
             high_confidence_share=high, reference_high_confidence_share=prof["confidence"].get("high_share"),
             review_rate=review, accuracy=acc, reference_accuracy=prof.get("accuracy"), n_feedback=n_fb,
@@ -408,25 +414,33 @@ class DriftMonitor:
                        "n_live": n2, "n_reference": n1})
 
     # ------------------------------------------------------------------ time series
-    def timeline(self, window: pd.DataFrame, *, buckets: int = 24, feedback: pd.DataFrame | None = None
-                 ) -> pd.DataFrame:
+    def timeline(self, window: pd.DataFrame | dict[str, Any], *, buckets: int = 24,
+                 feedback: pd.DataFrame | None = None) -> pd.DataFrame:
         """Per time bucket: class/confidence/max-feature PSI, high-confidence share, class mix,
         review rate, accuracy with feedback and status (the dashboard's series)."""
         self._check()
-        if not len(window):
-            return pd.DataFrame()
-        prep = self._prepare(window)
-        ts = prep["ts"]
-        lo, hi = float(ts[0]), float(ts[-1])
-        edges = np.linspace(lo, hi + 1e-6, int(buckets) + 1)
-        cuts = np.searchsorted(ts, edges, side="left")  # rows are in time order: buckets are slices
+        if isinstance(window, dict):  # already binned in the database (fastread)
+            prep = window
+            if not prep["n"]:
+                return pd.DataFrame()
+            lo, hi = float(prep["t_lo"]), float(prep["t_hi"])
+            edges = np.linspace(lo, hi + 1e-6, int(buckets) + 1)
+            cuts = np.searchsorted(prep["bucket"], np.arange(buckets + 1), side="left")
+        else:
+            if not len(window):
+                return pd.DataFrame()
+            prep = self._prepare(window)
+            ts = prep["ts"]
+            lo, hi = float(ts[0]), float(ts[-1])
+            edges = np.linspace(lo, hi + 1e-6, int(buckets) + 1)
+            cuts = np.searchsorted(ts, edges, side="left")  # rows are in time order: buckets are slices
         fb_b = None
         if feedback is not None and len(feedback):
             fb_b = np.clip(np.searchsorted(edges, np.asarray(feedback["ts"], dtype=np.float64), side="right") - 1,
                            0, buckets - 1)
         rows = []
         for i in range(buckets):
-            sl = slice(int(cuts[i]), int(cuts[i + 1]) if i < buckets - 1 else len(ts))
+            sl = slice(int(cuts[i]), int(cuts[i + 1]) if i < buckets - 1 else int(prep["n"]))
             if sl.stop <= sl.start:
                 continue
             fb = feedback[fb_b == i] if fb_b is not None and feedback is not None else None

@@ -191,13 +191,14 @@ class Advice:
 
 
 def _token_stats(name: str, texts: list[str]) -> TokenStats:
-    from transferops.modeling import load_tokenizer
+    from transferops.modeling import load_tokenizer, quiet_transformers
 
     ck = resolve_checkpoint(name)
     tok = load_tokenizer(ck.path)
     max_len = ck.spec.max_length if ck.spec else int(min(getattr(tok, "model_max_length", 512) or 512,
                                                          ck.config().get("max_position_embeddings", 512)))
-    ids = tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
+    with quiet_transformers():  # untruncated on purpose: "longer than the maximum" is what we measure
+        ids = tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
     lens = np.asarray([len(x) for x in ids], dtype=float)
     unk = tok.unk_token_id
     n_tok = sum(len(x) for x in ids)
@@ -351,7 +352,8 @@ def rule_duplicates(p: DataProfile, c: AdviseContext) -> Finding | None:
     extra = (f"; {p.conflicting_duplicates} with conflicting labels (label noise)"
              if p.conflicting_duplicates else "")
     return Finding("duplicates", f"{p.duplicate_rate:.1%} exact duplicates{extra}",
-                   "train with --dedupe so copies cannot leak across train/test; resolve conflicting labels",
+                   "train with --dedupe so copies cannot leak across train/test"
+                   + ("; resolve the conflicting labels" if p.conflicting_duplicates else ""),
                    "source §2 (Mistake: leakage)")
 
 

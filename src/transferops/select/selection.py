@@ -107,8 +107,13 @@ class FinetuneOutcome:
     correlations_with_baseline: dict[str, dict[str, float | None]]
     note: str = ""
 
+    @property
+    def final_ranking(self) -> list[str]:
+        """Candidate names by fine-tuned test macro-F1, best first."""
+        return [r["name"] for r in sorted(self.runs, key=lambda r: -r["test_macro_f1"])]
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "final_ranking": self.final_ranking}
 
 
 @dataclass
@@ -172,6 +177,7 @@ class SelectionResult:
                 lines.append(f"  {run['name']:<26} macro-F1 {run['test_macro_f1']:.3f}  accuracy "
                              f"{run['test_accuracy']:.3f}  (TF-IDF baseline macro-F1 "
                              f"{run['baseline_test_macro_f1']:.3f})  → {run['path']}")
+            lines.append(f"  final ranking: {' > '.join(self.finetune.final_ranking)}")
             for key, c in self.finetune.correlations.items():
                 lines.append(f"  {key:<15} vs fine-tuned macro-F1: Spearman {f(c['spearman'], '+.2f')}  "
                              f"Kendall {f(c['kendall'], '+.2f')}")
@@ -261,6 +267,15 @@ def count_params(ckpt: ResolvedCheckpoint) -> int | None:
         (hlen,) = struct.unpack("<Q", fh.read(8))
         header = json.loads(fh.read(hlen))
     return int(sum(int(np.prod(v["shape"])) for k, v in header.items() if k != "__metadata__"))
+
+
+def weights_size(ckpt: ResolvedCheckpoint) -> int:
+    """Bytes of the weights, summing the shards of a sharded checkpoint."""
+    wf = ckpt.weights_file
+    if wf.name.endswith(".index.json"):
+        shards = set(read_json(wf).get("weight_map", {}).values())
+        return sum((wf.parent / f).stat().st_size for f in shards if (wf.parent / f).exists())
+    return wf.stat().st_size
 
 
 def embedding_cache_path(ckpt_sha: str, texts: list[str], max_length: int) -> Path:
@@ -371,6 +386,39 @@ def _baseline_rows(texts: list[str], y: np.ndarray, folds: list[tuple[np.ndarray
     return rows
 
 
+def rank_rows(rows: list[CandidateScore], rank_by: str) -> list[CandidateScore]:
+    """Sort best first by ``rank_by`` and set ``rank``; rows without that score go last.
+
+    Exact ties (common for accuracies on 100 examples) are broken by LogME, then by input order.
+    """
+
+    def key(r: CandidateScore) -> tuple[int, float, float]:
+        v = r.score(rank_by)
+        lm = r.logme if r.logme is not None else float("-inf")
+        return (0, -v, -lm) if v is not None else (1, 0.0, -lm)
+
+    out = sorted(rows, key=key)
+    for i, r in enumerate(out, start=1):
+        r.rank = i
+    return out
+
+
+def _close_call(cands: list[CandidateScore], rank_by: str, n: int) -> list[str]:
+    """Warn when the top two candidates differ by less than one binomial standard error of an accuracy
+    on ``n`` examples: the split cannot tell them apart, so both deserve fine-tuning."""
+    if rank_by == "logme" or len(cands) < 2:
+        return []
+    a, b = cands[0].score(rank_by), cands[1].score(rank_by)
+    if a is None or b is None:
+        return []
+    se = float(np.sqrt(max(a * (1 - a), 1.0 / n) / n))
+    if a - b >= se:
+        return []
+    return [f"{cands[0].name} and {cands[1].name} are within one standard error on {rank_by} ({a:.3f} vs "
+            f"{b:.3f}, ±{se:.3f} on {n} examples): the cheap scores cannot separate them — fine-tune both, "
+            "or compare their LogME"]
+
+
 def select(
     data: str | Path | pd.DataFrame | LabeledData,
     candidates: list[str],
@@ -407,19 +455,13 @@ def select(
         emb = embed_candidate(ck, texts, cfg)
         s = _score_features(emb.features, y, folds, cfg, k)
         rows.append(CandidateScore(
-            ck.name, "checkpoint", params=count_params(ck), size_bytes=ck.weights_file.stat().st_size,
+            ck.name, "checkpoint", params=count_params(ck), size_bytes=weights_size(ck),
             dim=int(emb.features.shape[1]), embed_ms_per_example=round(emb.ms_per_example, 3),
             load_seconds=None if emb.load_seconds is None else round(emb.load_seconds, 3),
             cached=emb.cached, path=str(ck.path), knn_accuracy=s["knn_accuracy"],
             probe_accuracy=s["probe_accuracy"], probe_macro_f1=s["probe_macro_f1"], logme=s["logme"]))
 
-    def key(r: CandidateScore) -> tuple[int, float]:
-        v = r.score(cfg.rank_by)
-        return (0, -v) if v is not None else (1, 0.0)
-
-    rows.sort(key=key)
-    for i, r in enumerate(rows, start=1):
-        r.rank = i
+    rows = rank_rows(rows, cfg.rank_by)
     cands = [r for r in rows if r.kind == "checkpoint"]
     recommended = [r.name for r in cands[: cfg.top]]
     tf_row = next(r for r in rows if r.name == TFIDF)
@@ -429,6 +471,7 @@ def select(
         if v is not None and tf_score is not None and v < tf_score:
             warnings.append(f"{r.name} scores below the TF-IDF baseline on {cfg.rank_by} ({v:.3f} < "
                             f"{tf_score:.3f}): fine-tuning may still win, but check it beats the baseline")
+    warnings += _close_call(cands, cfg.rank_by, len(texts))
     split = {"method": _split_config(labeled, cfg.seed).method, "seed": cfg.seed,
              "source": "train+validation", "fingerprint": sha256_texts(texts, y_names)}
     return SelectionResult(rows, recommended, cfg.rank_by, len(texts), cfg.n, n_pool,
@@ -499,5 +542,5 @@ def finetune_top(result: SelectionResult, data: str | Path | pd.DataFrame, k: in
 
 
 __all__ = ["RANK_BY", "SCORES", "CandidateScore", "FinetuneOutcome", "SelectConfig", "SelectionResult",
-           "embedding_cache_path", "finetune_top", "rank_correlations", "select", "selection_split",
+           "embedding_cache_path", "finetune_top", "rank_correlations", "rank_rows", "select", "selection_split",
            "stratified_sample"]

@@ -1,0 +1,131 @@
+"""Drift over millions of rows: bin in the database, fetch one small integer per prediction.
+
+Materialising a million rows × seven columns as Python objects costs seconds on its own. Here the
+database evaluates, per row, the reference-profile bin of every quantity (label → class index,
+confidence, each input feature, review route, ≥ 0.9 flag, time bucket) with ``CASE`` expressions
+over the covering index, and packs them into one integer; Python fetches one column and unpacks
+it with numpy. The result is the same prepared form :class:`~transferops.monitor.drift.DriftMonitor`
+builds from a DataFrame, so every signal is computed by the same code.
+
+Used automatically by :func:`transferops.monitor.api.monitor` for windows above
+:data:`FAST_MIN_ROWS` rows of single-label predictions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from transferops.monitor.profile import HIGH_CONFIDENCE
+
+#: Windows with more rows than this are binned in the database.
+FAST_MIN_ROWS = 100_000
+NULL_BIN = 15  # 4 bits per quantity; bins 0..14
+MAX_CLASSES = 14  # label codes 0..13, 14 = a label the reference never saw, 15 = NULL
+MAX_BUCKETS = 1023
+
+# bit layout (low → high): label 4 | confidence 4 | feature × 3 (4 each) | route 2 | high 1 | bucket 10
+_SHIFTS = {"label": 0, "conf": 4, "f0": 8, "f1": 12, "f2": 16, "route": 20, "high": 22, "bucket": 23}
+
+
+def supported(profile: dict[str, Any], buckets: int) -> bool:
+    """The packed layout fits: few enough classes, bins, features and buckets; single-label."""
+    if profile.get("task") == "multilabel" or len(profile["labels"]) > MAX_CLASSES - 1:
+        return False
+    if len(profile["features"]) > 3 or buckets > MAX_BUCKETS:
+        return False
+    hists = [profile["confidence"], *profile["features"].values()]
+    return all(len(h["edges"]) + 1 < NULL_BIN for h in hists)
+
+
+def _bin_expr(col: Any, edges: list[float]) -> Any:
+    # Same bins as numpy.searchsorted(edges, v, side="left"): bin i holds edges[i-1] < v <= edges[i].
+    whens = [(col.is_(None), NULL_BIN)] + [(col <= float(e), i) for i, e in enumerate(edges)]
+    return sa.case(*whens, else_=len(edges))
+
+
+def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, until: float | None,
+                  model: str | None, buckets: int) -> dict[str, Any]:
+    """Prepared arrays for :meth:`DriftMonitor.calculate` / ``timeline`` without fetching the rows."""
+    p = store.table("predictions")
+    labels = [str(x) for x in profile["labels"]]
+    k = len(labels)
+
+    def where(stmt: Any) -> Any:
+        return store._window_filter(stmt, since, until, model)
+
+    feats = list(profile["features"].items())
+    aggs = [sa.func.count(), sa.func.min(p.c.ts), sa.func.max(p.c.ts)] + [sa.func.avg(p.c[f]) for f, _ in feats]
+    with store.engine.connect() as conn:
+        head = conn.execute(where(sa.select(*aggs))).one()
+    n, lo, hi = int(head[0]), head[1], head[2]
+    means = {f: (None if v is None else float(v)) for (f, _), v in zip(feats, head[3:], strict=True)}
+    if not n:
+        return _empty(k)
+    lo, hi = float(lo), float(hi)
+    width = (hi + 1e-6 - lo) / buckets
+
+    label = sa.case({lab: i for i, lab in enumerate(labels)}, value=p.c.label, else_=k)
+    label = sa.case((p.c.label.is_(None), NULL_BIN), else_=label)
+    conf = _bin_expr(p.c.confidence, profile["confidence"]["edges"])
+    parts = [label, conf * (1 << _SHIFTS["conf"])]
+    for j, (fname, fh) in enumerate(feats):
+        parts.append(_bin_expr(p.c[fname], fh["edges"]) * (1 << _SHIFTS[f"f{j}"]))
+    route = sa.case((p.c.route.is_(None), 2), (p.c.route == "review", 1), else_=0)
+    high = sa.case((p.c.confidence >= HIGH_CONFIDENCE, 1), else_=0)
+    scaled = (p.c.ts - lo) / width
+    # Truncation, not rounding: SQLite's CAST truncates, PostgreSQL's rounds (so floor() there).
+    bucket = sa.cast(scaled, sa.Integer) if store.is_sqlite else sa.cast(sa.func.floor(scaled), sa.Integer)
+    parts += [route * (1 << _SHIFTS["route"]), high * (1 << _SHIFTS["high"]),
+              sa.case((bucket > buckets - 1, buckets - 1), else_=bucket) * (1 << _SHIFTS["bucket"])]
+    packed_expr = parts[0]
+    for part in parts[1:]:
+        packed_expr = packed_expr + part
+    stmt = where(sa.select(packed_expr.label("packed"))).order_by(p.c.ts)
+    rows = store._fetch_raw(stmt)
+    packed = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def field(name: str, bits: int) -> np.ndarray:
+        return (packed >> _SHIFTS[name]) & ((1 << bits) - 1)
+
+    codes = field("label", 4)
+    codes = np.where(codes == NULL_BIN, -1, codes)
+    conf_bin = field("conf", 4)
+    features = {}
+    for j, (fname, _) in enumerate(feats):
+        fb = field(f"f{j}", 4)
+        features[fname] = (None, fb != NULL_BIN, fb)
+    r = field("route", 2)
+    return {"n": len(packed), "ts": None, "t_lo": lo, "t_hi": hi, "codes": codes, "matrix": np.eye(k + 1),
+            "high": field("high", 1).astype(bool), "conf_bin": conf_bin, "conf_ok": conf_bin != NULL_BIN,
+            "features": features, "review": (r == 1, r != 2), "means": means,
+            "bucket": field("bucket", 10)}
+
+
+def _empty(k: int) -> dict[str, Any]:
+    z = np.zeros(0, dtype=np.int64)
+    return {"n": 0, "ts": None, "t_lo": None, "t_hi": None, "codes": z, "matrix": np.eye(k + 1),
+            "high": z.astype(bool), "conf_bin": z, "conf_ok": z.astype(bool), "features": {}, "review": None,
+            "means": {}, "bucket": z}
+
+
+def nth_newest_ts(store: Any, n: int, *, since: float | None, until: float | None, model: str | None
+                  ) -> float | None:
+    """Timestamp of the ``n``-th newest prediction in the window (the start of ``--last n``)."""
+    p = store.table("predictions")
+    stmt = store._window_filter(sa.select(p.c.ts), since, until, model).order_by(p.c.ts.desc())
+    with store.engine.connect() as conn:
+        v = conn.execute(stmt.offset(int(n) - 1).limit(1)).scalar()
+    return None if v is None else float(v)
+
+
+def count_window(store: Any, *, since: float | None, until: float | None, model: str | None) -> int:
+    p = store.table("predictions")
+    with store.engine.connect() as conn:
+        return int(conn.execute(store._window_filter(sa.select(sa.func.count()).select_from(p), since, until,
+                                                     model)).scalar_one())
+
+
+__all__ = ["FAST_MIN_ROWS", "binned_window", "count_window", "nth_newest_ts", "supported"]

@@ -1,0 +1,55 @@
+"""Binning in the database gives exactly the signals computed from the fetched rows."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from monitor_synth import synthetic_profile, synthetic_records
+
+from transferops.monitor import fastread
+from transferops.monitor.api import monitor
+from transferops.monitor.drift import DRIFT_COLUMNS, DriftMonitor
+from transferops.monitor.profile import save_profile
+
+
+@pytest.fixture
+def mixed(store):
+    recs = synthetic_records(3000, seed=1) + synthetic_records(
+        2000, seed=2, class_p=[0.05, 0.05, 0.05, 0.8, 0.05], conf_beta=(2, 3), chars_mean=700,
+        ts0=time.time() - 300)
+    recs[5]["label"] = "weather"  # a class the reference never saw
+    recs[6]["confidence"] = None
+    recs[7]["route"] = None
+    recs[8]["n_chars"] = None
+    store.insert_predictions(recs)
+    return store
+
+
+def test_binned_window_equals_row_path(mixed):
+    prof = synthetic_profile()
+    mon = DriftMonitor().fit(prof)
+    frame = mixed.read_predictions(columns=list(DRIFT_COLUMNS))
+    binned = fastread.binned_window(mixed, prof, since=None, until=None, model=None, buckets=12)
+    a, b = mon.calculate(frame), mon.calculate(binned)
+    assert [s.name for s in a.signals] == [s.name for s in b.signals]
+    for sa_, sb in zip(a.signals, b.signals, strict=True):
+        assert sa_.value == pytest.approx(sb.value, abs=1e-9), sa_.name
+    assert a.class_share == b.class_share and a.n == b.n == 5000
+    assert a.high_confidence_share == pytest.approx(b.high_confidence_share)
+    assert a.review_rate == pytest.approx(b.review_rate)
+    ta, tb = mon.timeline(frame, buckets=12), mon.timeline(binned, buckets=12)
+    cols = ["n", "class_psi", "confidence_psi", "feature_psi_max", "high_confidence_share", "review_rate"]
+    assert np.allclose(ta[cols].to_numpy(float), tb[cols].to_numpy(float))
+
+
+def test_monitor_switches_to_database_binning_for_big_windows(mixed, tmp_path, monkeypatch):
+    save_profile(tmp_path, synthetic_profile())
+    slow = monitor(tmp_path, db=mixed, last=4000)
+    monkeypatch.setattr(fastread, "FAST_MIN_ROWS", 100)
+    fast = monitor(tmp_path, db=mixed, last=4000)
+    assert fast.extra["binned_in_database"] and not slow.extra["binned_in_database"]
+    assert fast.report.n == slow.report.n == 4000
+    assert fast.report.signal("class_psi").value == pytest.approx(slow.report.signal("class_psi").value)
+    assert fast.report.status == slow.report.status
