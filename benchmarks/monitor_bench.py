@@ -7,7 +7,8 @@
    sketch sample + feedback join). Target ≤ 2 s.
 2. ``logger`` — cost of ``PredictionLogger.submit`` on the request path (µs per request of 1 text)
    and the background flush rate into SQLite (rows/s).
-3. ``buffer`` — the database is locked by another connection for 5 s while 2,000 records/s arrive:
+3. ``buffer`` — the database is locked by another connection for 5 s while records arrive in
+   batches of 50 every 10 ms:
    the buffer must stay at its bound (drops counted), memory must not grow, and writing must
    resume once the lock is gone.
 4. ``serve``  — throughput of a real ``transferops serve`` process (tiny model, 1 text per request)
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import sqlite3
 import sys
@@ -37,10 +37,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests" / "monitor"))
 
-from _common import save  # noqa: E402
-from monitor_synth import LABELS, synthetic_profile, synthetic_records  # noqa: E402
+from _common import save
+from monitor_synth import LABELS, synthetic_profile, synthetic_records
 
-from transferops.monitor.store import Store  # noqa: E402
+from transferops.monitor.store import Store
 
 
 # ---------------------------------------------------------------------------- 1. drift over 1M rows
@@ -102,28 +102,44 @@ def bench_drift(rows: int, work: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         res = monitor(model, db=st, last=rows)
         times.append(time.perf_counter() - t0)
-    # Where the time goes (one extra run, stage by stage).
+    # Where the time goes (one extra run, stage by stage), and the exact row-by-row path for contrast.
+    from transferops.monitor import fastread
     from transferops.monitor.drift import DRIFT_COLUMNS, DriftMonitor, read_sketches
     from transferops.monitor.profile import load_profile
 
+    prof = load_profile(model)
     t = time.perf_counter()
-    frame = st.read_predictions(columns=list(DRIFT_COLUMNS), last=rows)
-    stages["read_columns_s"] = time.perf_counter() - t
+    binned = fastread.binned_window(st, prof, since=None, until=None, model=None, buckets=24)
+    stages["bin_in_database_s"] = time.perf_counter() - t
     t = time.perf_counter()
     sk = read_sketches(st, since=None, until=None, last=rows)
     fb = st.read_feedback_joined()
     stages["read_sketch_and_feedback_s"] = time.perf_counter() - t
-    mon = DriftMonitor().fit(load_profile(model))
+    mon = DriftMonitor().fit(prof)
     t = time.perf_counter()
-    mon.calculate(frame, feedback=fb, sketches=sk)
-    stages["signals_s"] = time.perf_counter() - t
+    mon.calculate(binned, feedback=fb, sketches=sk)
+    stages["signals_incl_embedding_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    mon.timeline(frame, buckets=24, feedback=fb)
+    mon.timeline(binned, buckets=24, feedback=fb)
     stages["timeline_24_buckets_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    exact = fastread.binned_window(st, prof, since=None, until=None, model=None, buckets=24, max_rows=None)
+    stages["bin_every_row_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    frame = st.read_predictions(columns=list(DRIFT_COLUMNS), last=rows)
+    stages["fetch_every_row_python_s"] = time.perf_counter() - t
+    full = mon.calculate(frame)
+    sampled = mon.calculate(binned)
+    diff = max(abs((a.value or 0) - (b.value or 0)) for a, b in zip(full.signals, sampled.signals, strict=False))
+    exact_diff = max(abs((a.value or 0) - (b.value or 0))
+                     for a, b in zip(full.signals, mon.calculate(exact).signals, strict=False))
     return {"rows": rows, "db_mb": round(size_mb, 1), "fill_seconds": round(fill_s, 1),
             "monitor_seconds": [round(x, 3) for x in times], "best_s": round(min(times), 3),
             "median_s": round(float(np.median(times)), 3), "target_s": 2.0, "met": min(times) <= 2.0,
-            "status": res.report.status, "stages": {k: round(v, 3) for k, v in stages.items()}}
+            "status": res.report.status, "sampled_every": res.report.sampled_every,
+            "max_abs_signal_diff_sample_vs_all_rows": round(diff, 5),
+            "max_abs_signal_diff_sql_bins_vs_python": round(exact_diff, 8),
+            "stages": {k: round(v, 3) for k, v in stages.items()}}
 
 
 # ---------------------------------------------------------------------------- 2. logger cost
@@ -164,9 +180,9 @@ def bench_buffer(work: Path) -> dict[str, Any]:
     samples = []
     t0 = time.perf_counter()
     i = 0
-    while time.perf_counter() - t0 < 5.0 and i < 10_000:  # 2,000 records/s for 5 s
-        lg.submit(recs[i:i + 20])
-        i += 20
+    while time.perf_counter() - t0 < 5.0 and i < len(recs) - 50:  # up to 5,000 records/s for 5 s
+        lg.submit(recs[i:i + 50])
+        i += 50
         samples.append(lg.buffered)
         time.sleep(0.01)
     mem_locked = tracemalloc.get_traced_memory()[0] - base
@@ -234,9 +250,8 @@ async def _load(url: str, texts: list[str], seconds: float, concurrency: int) ->
 
 def bench_serve(work: Path, rounds: int = 3, seconds: float = 8.0) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).parent.parent / "tests" / "monitor"))
-    from monitor_server import server_process
-
     import pandas as pd
+    from monitor_server import server_process
 
     model = _tiny_artifact(work)
     texts = [str(t) for t in pd.read_csv(Path(__file__).parent.parent / "tests" / "data" / "bbc_small.csv")["text"]]
@@ -300,23 +315,34 @@ def main() -> int:
         d = out["drift"]
         md.append(f"| drift over {d['rows']:,} SQLite rows ({d['db_mb']} MB), best of 3 | {d['best_s']} s "
                   f"(median {d['median_s']} s) | ≤ 2 s {'✓' if d['met'] else '✗ missed'} |")
-        md.append(f"| — stages | {', '.join(f'{k} {v}' for k, v in d['stages'].items())} | |")
+        md.append(f"| — stages (s) | {', '.join(f'{k} {v}' for k, v in d['stages'].items())} | |")
+        md.append(f"| — binned on every {d['sampled_every']}th row: max signal difference vs all rows | "
+                  f"{d['max_abs_signal_diff_sample_vs_all_rows']} | ≪ 0.1 |")
     if "logger" in out:
         g = out["logger"]
         md.append(f"| logger submit() per request | {g['submit_us_per_request']} µs | |")
         md.append(f"| logger flush rate into SQLite | {g['flush_rows_per_s']:,} rows/s | |")
     if "buffer" in out:
         b = out["buffer"]
-        md.append(f"| DB locked 5 s at 2,000 rec/s: max buffer | {b['max_buffer_seen']:,} (bound {b['bound']:,}), "
+        md.append(f"| DB locked 5 s, {b['submitted_while_locked']:,} records arriving: max buffer | "
+                  f"{b['max_buffer_seen']:,} (bound {b['bound']:,}), "
                   f"{b['dropped']:,} dropped, {b['buffer_mem_mb_while_locked']} MB | bounded "
                   f"{'✓' if b['bounded'] else '✗'} |")
         md.append(f"| — after unlock | {b['stored_after_unlock']:,} rows stored in {b['recovery_seconds']} s | |")
     if "serve" in out:
         s = out["serve"]
         md.append(f"| server throughput c=32, no log / SQLite log (median rps) | {s['median_rps_no_log']} / "
-                  f"{s['median_rps_sqlite_log']} → overhead {100 * s['overhead_fraction']:.1f}% | ≤ 5% "
+                  f"{s['median_rps_sqlite_log']} → overhead {100 * s['overhead_fraction']:.1f}% (noise ±30%) | ≤ 5% "
                   f"{'✓' if s['met'] else '✗ missed'} |")
-    md += ["", "Machine: 2 shared CPU cores (other jobs running); numbers are noisy, see the JSON for rounds."]
+    if "serve" in out and "logger" in out:
+        s, g = out["serve"], out["logger"]
+        per_req_us = g["submit_us_per_request"] + 1e6 / max(g["flush_rows_per_s"], 1)
+        share = per_req_us / (1e6 / max(s["median_rps_no_log"], 1e-9))
+        md.append(f"| logging CPU per 1-text request (submit + its share of the flush) | {per_req_us:.0f} µs = "
+                  f"{100 * share:.2f}% of one core at {s['median_rps_no_log']} rps | bound on the overhead |")
+    md += ["", "Machine: 2 CPU cores shared with other jobs (load average ~8 at start); round-to-round throughput "
+           "varies by ±30%, so the end-to-end c=32 comparison cannot resolve a 5% difference on its own — the "
+           "CPU-cost line bounds the logging overhead directly. Rounds are in the JSON."]
     save("monitor_bench", out, "\n".join(md))
     return 0
 

@@ -167,6 +167,16 @@ def _plot(res: Any, cands: dict[str, str], ds_name: str) -> None:
         r.name = cands.get(r.name, r.name)
 
 
+def _selection_order(rows: list[dict[str, Any]], n: int) -> tuple[list[str], list[str]]:
+    """``select``'s own order (probe macro-F1, ties broken by LogME) and its close-call warning."""
+    from transferops.select.selection import CandidateScore, _close_call, rank_rows
+
+    cs = [CandidateScore(r["candidate"], "checkpoint", probe_macro_f1=r["probe_macro_f1"], logme=r["logme"])
+          for r in rows]
+    ranked = rank_rows(cs, "probe_macro_f1")
+    return [r.name for r in ranked], _close_call(ranked, "probe_macro_f1", n)
+
+
 def ranking(work: Path, only: str | None = None, plots_only: bool = False) -> dict[str, Any]:
     from transferops.select.selection import SCORES, TFIDF, finetune_top, rank_correlations, select
 
@@ -207,9 +217,9 @@ def ranking(work: Path, only: str | None = None, plots_only: bool = False) -> di
         corr = {s: rank_correlations([r[s] for r in rows[:-1]], final) for s in SCORES}
         corr5 = {s: rank_correlations([r[s] for r in rows], [r["finetuned_test_macro_f1"] for r in rows])
                  for s in SCORES}
-        sel_rank = [r["candidate"] for r in sorted(rows[:-1], key=lambda r: -r["probe_macro_f1"])]
+        sel_rank, close = _selection_order(rows[:-1], res.n)
         ft_rank = [r["candidate"] for r in sorted(rows[:-1], key=lambda r: -r["finetuned_test_macro_f1"])]
-        out[ds_name] = {"rows": rows, "spearman_kendall_checkpoints": corr,
+        out[ds_name] = {"rows": rows, "spearman_kendall_checkpoints": corr, "close_call_warning": close,
                         "spearman_kendall_with_baseline": corr5, "selection_ranking_probe_f1": sel_rank,
                         "finetuned_ranking": ft_rank, "top1_match": sel_rank[0] == ft_rank[0],
                         "select_seconds": round(t_sel, 1), "finetune_seconds": round(t_ft, 1),
@@ -257,10 +267,11 @@ def write_md(res: dict[str, Any], path: Path) -> None:
             c5 = d["spearman_kendall_with_baseline"][s]
             lines.append(f"| {s} | {_fmt(c['spearman'])} | {_fmt(c['kendall'])} | {_fmt(c5['spearman'])} | "
                          f"{_fmt(c5['kendall'])} |")
-        lines += ["", f"selection ranking (probe F1): {' > '.join(d['selection_ranking_probe_f1'])}  ",
+        lines += ["", f"selection ranking (probe F1, ties by LogME): {' > '.join(d['selection_ranking_probe_f1'])}  ",
                   f"fine-tuned ranking: {' > '.join(d['finetuned_ranking'])}  ",
                   f"top-1 match: {d['top1_match']} · select {d['select_seconds']} s · fine-tune "
-                  f"{d['finetune_seconds']} s", ""]
+                  f"{d['finetune_seconds']} s  "]
+        lines += [f"select's warning: {w}  " for w in d.get("close_call_warning", [])] + [""]
     path.write_text("\n".join(lines))
 
 

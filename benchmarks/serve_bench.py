@@ -162,8 +162,12 @@ def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 300) -
     raise RuntimeError("server not ready in time")
 
 
+THREADS = {"n": 1}
+
+
 def start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    n = str(THREADS["n"])
+    env = {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wait_ready(port, proc)
     return proc
@@ -212,20 +216,33 @@ def bench_raw_ort(export: Path, texts: dict[str, str], duration: float, threads:
     return out
 
 
-def bench_http(name: str, cmd: list[str], port: int, texts: dict[str, str], conc: list[int],
-               duration: float) -> dict[str, Any]:
-    proc = start(cmd, port)
-    res: dict[str, Any] = {}
+def bench_http(systems: dict[str, tuple[list[str], int]], texts: dict[str, str], conc: list[int],
+               duration: float, rounds: int) -> dict[str, dict[str, Any]]:
+    """All servers up at once (idle ones cost nothing); each cell runs the systems back to back and
+    is repeated ``rounds`` times, keeping the round with the best throughput: on a shared machine
+    this compares the systems under the same background load instead of at different minutes."""
+    procs = {name: start(cmd, port) for name, (cmd, port) in systems.items()}
+    res: dict[str, dict[str, Any]] = {name: {} for name in systems}
     try:
-        res["rss_mb"] = round(rss_mb(proc.pid), 1)
+        for name, proc in procs.items():
+            res[name]["rss_mb"] = round(rss_mb(proc.pid), 1)
         for kind, text in texts.items():
             for c in conc:
-                r = asyncio.run(_load(port, "/v1/models/bbc/predict", text, c, duration))
-                res[f"{kind}_c{c}"] = r
-                log(f"  {name} {kind} c={c}: {r['throughput_rps']} req/s  p50 {r['p50_ms']} ms  "
-                    f"p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms  errors {r['errors']}")
+                rounds_seen: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
+                for rnd in range(rounds):
+                    for name, (_, port) in systems.items():
+                        r = asyncio.run(_load(port, "/v1/models/bbc/predict", text, c, duration))
+                        rounds_seen[name].append(r)
+                        log(f"  {name} {kind} c={c} round {rnd}: {r['throughput_rps']} req/s  p50 {r['p50_ms']} "
+                            f"ms  p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms  errors {r['errors']}")
+                for name, seen in rounds_seen.items():
+                    best = dict(max(seen, key=lambda x: x["throughput_rps"]))
+                    best["rounds_throughput"] = [x["throughput_rps"] for x in seen]
+                    best["errors"] = sum(x["errors"] for x in seen)  # errors of every round count
+                    res[name][f"{kind}_c{c}"] = best
     finally:
-        stop(proc)
+        for proc in procs.values():
+            stop(proc)
     return res
 
 
@@ -287,7 +304,9 @@ def bench_adapters(lora: Path, work: Path, counts: list[int], threads: int) -> d
 
 def write_md(res: dict[str, Any], path: Path) -> None:
     lines = ["# Serving benchmark", "",
-             f"Machine: {res['machine']}. Cells of {res['duration_s']} s, one text per request, closed-loop "
+             f"Machine: {res['machine']}; {res['threads']} intra-op thread(s) per system. Cells of "
+             f"{res['duration_s']} s (best of {res['rounds']} interleaved rounds), one text per request, "
+             "closed-loop "
              "clients on loopback; shared, noisy CPU — read as rough figures.", "",
              "| system | text | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -328,15 +347,18 @@ def main() -> None:
     ap.add_argument("--model", help="trained BBC artifact (default: train one)")
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads for every system")
+    ap.add_argument("--out", default="serve_bench", help="results file stem under benchmarks/results")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--heldout", type=int, default=600, help="held-out articles for the int8 accuracy drop")
     ap.add_argument("--adapters", default="1,20", help="adapter counts for the memory figure ('' to skip)")
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--rounds", type=int, default=2, help="repeat each cell, keep the best round")
     args = ap.parse_args()
 
     from transferops._util import cache_dir
     from transferops.deploy.onnx_export import export_onnx
 
+    THREADS["n"] = args.threads
     cache = cache_dir() / "bench"
     cache.mkdir(parents=True, exist_ok=True)
     run, heldout = get_model(args, cache)
@@ -349,7 +371,8 @@ def main() -> None:
     texts = {"short": SHORT, "long": long_text}
     conc = [int(c) for c in args.concurrency.split(",")]
     res: dict[str, Any] = {"machine": f"{os.cpu_count()} visible CPUs (shared with other jobs)",
-                           "duration_s": args.duration, "threads": args.threads, "model": str(run),
+                           "duration_s": args.duration, "threads": args.threads, "rounds": args.rounds,
+                           "model": str(run),
                            "texts": {"short_chars": len(SHORT), "long_chars": len(long_text)},
                            "export": {k: em[k] for k in ("parity", "int8", "sizes")}}
     sizes = em["sizes"]
@@ -366,19 +389,16 @@ def main() -> None:
     log(f"  {res['int8']}")
     log("raw ONNX Runtime int8, full batches")
     res["raw_ort"] = bench_raw_ort(export, texts, args.duration, args.threads)
-    port = free_port()
-    log("transferops serve (ONNX int8 + dynamic batching)")
-    res["transferops"] = bench_http("transferops", [PY, "-m", "transferops", "--quiet", "serve", "--model",
-                                                    f"bbc={export}", "--port", str(port), "--threads",
-                                                    str(args.threads), "--max-batch-size", "32",
-                                                    "--max-wait-ms", "2"], port, texts, conc, args.duration)
+    pa, pb = free_port(), free_port()
+    systems = {"transferops": ([PY, "-m", "transferops", "--quiet", "serve", "--model", f"bbc={export}", "--port",
+                                str(pa), "--threads", str(args.threads), "--max-batch-size", "32",
+                                "--max-wait-ms", "2"], pa)}
     if not args.skip_naive:
-        port = free_port()
-        log("naive FastAPI + transformers pipeline")
-        res["naive"] = bench_http("naive", [PY, str(ROOT / "serve_naive.py"), str(run / "model"), str(port),
-                                            str(args.threads)], port, texts, conc, args.duration)
-    else:
-        res["naive"] = {}
+        systems["naive"] = ([PY, str(ROOT / "serve_naive.py"), str(run / "model"), str(pb), str(args.threads)], pb)
+    log(f"HTTP: {', '.join(systems)} (interleaved, best of {args.rounds} rounds per cell)")
+    http = bench_http(systems, texts, conc, args.duration, args.rounds)
+    res["transferops"] = http["transferops"]
+    res["naive"] = http.get("naive", {})
     if args.adapters:
         log("memory: LoRA adapters over one base")
         lora = get_lora(cache, heldout)
@@ -407,9 +427,9 @@ def main() -> None:
     t.append({"target": "zero errors under load", "measured": str(errs), "met": errs == 0})
     res["targets"] = t
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "serve_bench.json").write_text(json.dumps(res, indent=2))
-    write_md(res, RESULTS / "serve_bench.md")
-    log(f"wrote {RESULTS / 'serve_bench.json'} and .md")
+    (RESULTS / f"{args.out}.json").write_text(json.dumps(res, indent=2))
+    write_md(res, RESULTS / f"{args.out}.md")
+    log(f"wrote {RESULTS / args.out}.json and .md")
     for x in t:
         log(f"  {'met ' if x['met'] else 'MISS'} {x['target']}: {x['measured']}")
 

@@ -49,10 +49,10 @@ def run_demo(args: argparse.Namespace) -> int:
     say(f"[1/5] data: {len(df)} BBC News articles, {df.label.nunique()} classes → {data_csv}")
 
     if module_exists("transferops.select.advise"):
-        from transferops.select.advise import advise  # type: ignore[import-not-found]
+        from transferops.select.advise import advise
 
-        rec = advise(data_csv)
-        say("[advise] " + getattr(rec, "headline", str(rec))[:400])
+        rec = advise(data_csv, checkpoints=["minilm-l6"])
+        say("[advise]\n" + "\n".join("      " + line for line in rec.table().splitlines()))
 
     run = out / "model"
     if run.exists():
@@ -67,7 +67,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     report_path = out / "report.html"
     if module_exists("transferops.evaluate.api"):
-        from transferops.evaluate.api import evaluate  # type: ignore[import-not-found]
+        from transferops.evaluate.api import evaluate
 
         ev = evaluate(run, report=report_path)
         say(f"[3/5] evaluated on the test split → {report_path}")

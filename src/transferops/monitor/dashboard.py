@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 560, 200, 44, 12, 12, 28
@@ -41,7 +41,7 @@ def _value(v: Any) -> str:
     return "n/a" if v is None else f"{float(v):.4f}"
 
 
-def line_chart(name: str, x: Sequence[float], series: dict[str, Sequence[Any]], *, y_max: float | None = None,
+def line_chart(name: str, x: Sequence[float], series: Mapping[str, Sequence[Any]], *, y_max: float | None = None,
                hlines: dict[str, float] | None = None, percent: bool = False) -> str:
     """An SVG line chart; ``None`` values leave gaps. Always renders axes, even with no data."""
     xs = [float(v) for v in x]
@@ -152,7 +152,8 @@ background:{STATUS_COLOURS.get(status, "#777")}}}
 .card{{border:1px solid #ddd;border-radius:4px;padding:8px 12px;font-size:13px}} .card b{{display:block;font-size:16px}}
 .grid{{display:grid;grid-template-columns:repeat(auto-fill,minmax(580px,1fr));gap:12px}}
 figure{{margin:0;border:1px solid #e3e3e3;border-radius:4px;padding:8px}} figcaption{{font-weight:600;font-size:14px}}
-.legend{{font-size:11px}} .key{{margin-right:10px}} .key i{{display:inline-block;width:10px;height:10px;margin-right:3px}}
+.legend{{font-size:11px}} .key{{margin-right:10px}}
+.key i{{display:inline-block;width:10px;height:10px;margin-right:3px}}
 table{{border-collapse:collapse;font-size:13px;margin-top:12px}} td,th{{border:1px solid #ddd;padding:3px 8px}}
 tr.warn td{{background:#fff4e0}} tr.retrain td{{background:#fde2e2}}
 </style></head><body>

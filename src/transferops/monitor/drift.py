@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from transferops.errors import ConfigError, NotFittedError
-from transferops.monitor.profile import FEATURES, HIGH_CONFIDENCE, bin_counts, label_keys
+from transferops.monitor.profile import FEATURES, HIGH_CONFIDENCE, label_keys
 
 Status = Literal["ok", "warn", "retrain", "unknown"]
 STATUS_ORDER: dict[str, int] = {"unknown": -1, "ok": 0, "warn": 1, "retrain": 2}
@@ -160,7 +160,8 @@ def worst(statuses: list[str]) -> Status:
     known = [s for s in statuses if s != "unknown"]
     if not known:
         return "unknown"
-    return max(known, key=lambda s: STATUS_ORDER[s])  # type: ignore[return-value]
+    top = max(known, key=lambda s: STATUS_ORDER[s])
+    return "retrain" if top == "retrain" else "warn" if top == "warn" else "ok"
 
 
 @dataclass
@@ -182,6 +183,7 @@ class DriftReport:
     n_feedback: int
     recall: dict[str, float]
     config: dict[str, Any]
+    sampled_every: int = 1
 
     @property
     def exit_code(self) -> int:
@@ -212,6 +214,7 @@ class DriftReport:
 
     def summary(self) -> str:
         lines = [f"status: {self.status.upper()}  ({self.n} predictions"
+                 + (f", binned on every {self.sampled_every}th" if self.sampled_every > 1 else "")
                  + (f", {self.n_feedback} with feedback)" if self.n_feedback else ")")]
         for s in self.signals:
             v = "n/a" if s.value is None else f"{s.value:.4f}"
@@ -388,8 +391,10 @@ class DriftMonitor:
             start, end = (float(ts.min()), float(ts.max())) if n else (None, None)
         else:  # binned in the database: only the window's bounds are known
             start, end = prep.get("t_lo"), prep.get("t_hi")
+        step = int(prep.get("step", 1))
+        n_report = int(prep["n_total"]) if step > 1 and sl == slice(None) else n * step
         return DriftReport(
-            status=status, n=n, start=start, end=end,
+            status=status, n=n_report, start=start, end=end, sampled_every=step,
             signals=signals, class_share=live_share, reference_class_share=ref_share,
             high_confidence_share=high, reference_high_confidence_share=prof["confidence"].get("high_share"),
             review_rate=review, accuracy=acc, reference_accuracy=prof.get("accuracy"), n_feedback=n_fb,

@@ -126,7 +126,7 @@ def build_profile(model: Any, texts: Sequence[str], labels: Sequence[Any] | None
         "sketch": np.asarray(sk, dtype=np.float64).round(5).tolist(),
     }
     if labels is not None:
-        y = [labels[i] for i in idx]
+        y = [labels[int(i)] for i in idx]
         pred_s = [json.dumps(p) if isinstance(p, list) else str(p) for p in predicted]
         true_s = [json.dumps(list(t)) if isinstance(t, (list, tuple, np.ndarray)) else str(t) for t in y]
         hits = np.asarray([a == b for a, b in zip(pred_s, true_s, strict=True)])

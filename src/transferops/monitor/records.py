@@ -33,7 +33,12 @@ def make_records(model: Any, texts: Sequence[str], *, ts: float | Sequence[float
     feats = text_features(model.tokenizer, texts)
     latency = (time.perf_counter() - t0) * 1000 / max(len(texts), 1)
     now = time.time()
-    times = [now] * len(texts) if ts is None else ([float(ts)] * len(texts) if np.isscalar(ts) else list(ts))
+    if ts is None:
+        times = [now] * len(texts)
+    elif isinstance(ts, (int, float)):
+        times = [float(ts)] * len(texts)
+    else:
+        times = [float(t) for t in ts]
     names = [str(x) for x in model.labels]
     out = []
     for i, text in enumerate(texts):

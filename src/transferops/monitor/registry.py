@@ -12,6 +12,7 @@ previous champion. The server polls the ``champion`` alias to swap models withou
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -141,7 +142,7 @@ class Registry:
                 conn.execute(at.delete().where(at.c.alias == CHALLENGER))
         return self.get(version)
 
-    def history(self, alias: str = CHAMPION) -> list[dict[str, Any]]:
+    def history(self, alias: str = CHAMPION) -> builtins.list[dict[str, Any]]:
         ht = self.store.table("alias_history")
         with self.store.engine.connect() as conn:
             rows = conn.execute(sa.select(ht.c.version, ht.c.ts, ht.c.reason)

@@ -86,7 +86,8 @@ class RetrainResult:
         m = self.metric
         cm, hm = self.champion_metrics, self.challenger_metrics
         return "\n".join([
-            f"holdout: {self.holdout_size} newest labelled rows; challenger trained with {self.train_new_rows} new rows",
+            f"holdout: {self.holdout_size} newest labelled rows; challenger trained with "
+            f"{self.train_new_rows} new rows",
             f"  champion   {self.champion_version:<6} accuracy {cm.get('accuracy', float('nan')):.4f}  "
             f"macro-F1 {cm.get('macro_f1', float('nan')):.4f}",
             f"  challenger {self.challenger_version or '-':<6} accuracy {hm.get('accuracy', float('nan')):.4f}  "
@@ -178,7 +179,8 @@ def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str |
     hold_norm = set(holdout[TEXT_COL].astype(str))
     train_df = train_df[~train_df[TEXT_COL].astype(str).isin(hold_norm)].reset_index(drop=True)
 
-    out_dir = Path(out) if out is not None else Path(champ.path).parent / f"{Path(champ.path).name}-retrain-{int(time.time())}"
+    stamp = int(time.time())
+    out_dir = Path(out) if out is not None else Path(champ.path).parent / f"{Path(champ.path).name}-retrain-{stamp}"
     tcfg = TrainConfig.from_dict({**champ_model.manifest["config"], **(overrides or {})})
     say(f"training challenger on {len(old)} old + {len(new_train)} new rows → {out_dir}")
     res = transferops.train(train_df, out=out_dir, config=tcfg)

@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transferops.constants import EXPORT_MANIFEST, REFERENCE_PROFILE
-
 from pydantic import BaseModel, ConfigDict, Field
+
+from transferops.constants import EXPORT_MANIFEST, REFERENCE_PROFILE
 
 log = logging.getLogger("transferops.monitor.server")
 

@@ -243,12 +243,14 @@ class Store:
         if isinstance(row["label"], (list, tuple)):
             row["label"] = json.dumps(list(row["label"]))
         for c in ("confidence", "latency_ms", "unk_rate"):
-            if row[c] is not None:
-                f = float(row[c])
+            v = row[c]
+            if v is not None:
+                f = float(v)
                 row[c] = f if math.isfinite(f) else None
         for c in ("n_chars", "n_tokens"):
-            if row[c] is not None:
-                row[c] = int(row[c])
+            v = row[c]
+            if v is not None:
+                row[c] = int(v)
         return row
 
     def insert_predictions(self, records: Sequence[dict[str, Any]]) -> int:

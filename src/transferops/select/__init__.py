@@ -5,6 +5,7 @@
 >>> print(select("news.csv", ["minilm-l6", "mpnet-base"]).table())   # doctest: +SKIP
 """
 
+from transferops.select.advise import Advice, AdviseContext, DataProfile, Finding, Recommendation, advise
 from transferops.select.scores import knn_loo_accuracy, logme, probe_cv_scores
 from transferops.select.selection import (
     CandidateScore,
@@ -17,10 +18,16 @@ from transferops.select.selection import (
 )
 
 __all__ = [
+    "Advice",
+    "AdviseContext",
     "CandidateScore",
+    "DataProfile",
+    "Finding",
     "FinetuneOutcome",
+    "Recommendation",
     "SelectConfig",
     "SelectionResult",
+    "advise",
     "finetune_top",
     "knn_loo_accuracy",
     "logme",

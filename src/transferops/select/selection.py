@@ -261,12 +261,19 @@ def count_params(ckpt: ResolvedCheckpoint) -> int | None:
     if ckpt.spec is not None:
         return ckpt.spec.params
     wf = ckpt.weights_file
-    if wf.name != "model.safetensors":
-        return None
-    with open(wf, "rb") as fh:
-        (hlen,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(hlen))
-    return int(sum(int(np.prod(v["shape"])) for k, v in header.items() if k != "__metadata__"))
+    if wf.name == "model.safetensors":
+        files = [wf]
+    elif wf.name == "model.safetensors.index.json":
+        files = [wf.parent / f for f in sorted(set(read_json(wf).get("weight_map", {}).values()))]
+    else:
+        return None  # a pickled .bin would have to be loaded; not worth it for one column
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            (hlen,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(hlen))
+        total += sum(int(np.prod(v["shape"])) for k, v in header.items() if k != "__metadata__")
+    return total
 
 
 def weights_size(ckpt: ResolvedCheckpoint) -> int:
