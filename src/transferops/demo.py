@@ -35,7 +35,6 @@ def register(sub: Any) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     import transferops
-    from transferops.cli.main import module_exists
     from transferops.data.bundled import load_bbc
 
     t0 = time.perf_counter()
@@ -48,11 +47,10 @@ def run_demo(args: argparse.Namespace) -> int:
     df.to_csv(data_csv, index=False)
     say(f"[1/5] data: {len(df)} BBC News articles, {df.label.nunique()} classes → {data_csv}")
 
-    if module_exists("transferops.select.advise"):
-        from transferops.select.advise import advise
+    from transferops.select.advise import advise
 
-        rec = advise(data_csv, checkpoints=["minilm-l6"])
-        say("[advise]\n" + "\n".join("      " + line for line in rec.table().splitlines()))
+    rec = advise(data_csv, checkpoints=["minilm-l6"])
+    say("[advise]\n" + "\n".join("      " + line for line in rec.table().splitlines()))
 
     run = out / "model"
     if run.exists():
@@ -66,21 +64,16 @@ def run_demo(args: argparse.Namespace) -> int:
     say("[2/5] trained:\n" + res.summary())
 
     report_path = out / "report.html"
-    if module_exists("transferops.evaluate.api"):
-        from transferops.evaluate.api import evaluate
+    from transferops.evaluate.api import evaluate
 
-        ev = evaluate(run, report=report_path)
-        say(f"[3/5] evaluated on the test split → {report_path}")
-        head = getattr(ev, "headline", None)
-        if head:
-            say("      " + str(head))
+    ev = evaluate(run, report=report_path)
+    say(f"[3/5] evaluated on the test split → {report_path}\n      {ev.headline}")
+    from transferops.deploy.onnx_export import export_onnx
 
-    model: Any = transferops.load(run)
-    if module_exists("transferops.deploy.export"):
-        from transferops.deploy.export import export_onnx  # type: ignore[import-not-found]
-
-        exp = export_onnx(run, out / "model-onnx", quantize="int8")
-        say(f"[4/5] exported to ONNX (+int8) → {out / 'model-onnx'}: {getattr(exp, 'summary', lambda: '')()}")
+    exp = export_onnx(run, out / "model-onnx", quantize="int8")
+    say(f"[4/5] exported to ONNX + int8 → {out / 'model-onnx'}\n" + "\n".join(
+        "      " + line for line in exp.summary().splitlines()))
+    model = transferops.load(out / "model-onnx")  # predict with the int8 ONNX model, as the server would
 
     proba = model.predict_proba(NEW_TEXTS)
     labels = model.decide(proba)

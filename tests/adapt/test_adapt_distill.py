@@ -105,3 +105,12 @@ def test_truncate_layers_keeps_the_first_k(tiny_bert: Path) -> None:
     assert m.config.num_hidden_layers == 1
     out = m(input_ids=torch.tensor([[101, 2000, 102]])).logits
     assert out.shape == (1, 2)
+
+
+def test_multilabel_soft_term_is_smallest_at_the_teacher() -> None:
+    t = torch.tensor([[2.0, -1.0, 0.3], [-0.5, 1.5, 0.0]])
+    y = torch.tensor([[1, 0, 1], [0, 1, 0]])
+    lab = torch.tensor([False, False])  # unlabeled rows: soft term only
+    at = distill_loss(t.clone(), t, y, lab, temperature=2.0, alpha=0.5, multilabel=True)
+    for shift in (-1.0, 1.0):
+        assert float(distill_loss(t + shift, t, y, lab, temperature=2.0, alpha=0.5, multilabel=True)) > float(at)

@@ -100,3 +100,13 @@ def test_label_mismatch_and_too_few_members_are_errors(tmp_path: Path, seeds_ens
         train_seeds(pd.DataFrame({"text": ["x"], "label": ["a"]}), tmp_path / "s", seeds=[1, 1])
     with pytest.raises(ConfigError, match=r"at least 2 seeds, got \[0\]"):
         train_seeds(pd.DataFrame({"text": ["x"], "label": ["a"]}), tmp_path / "s", seeds=1)  # a count
+
+
+def test_multilabel_logits_round_trip() -> None:
+    from transferops.adapt.ensemble import _to_logits
+    from transferops.modeling import sigmoid, softmax
+
+    p = np.array([[0.1, 0.9, 0.5], [0.01, 0.99, 0.3]])
+    np.testing.assert_allclose(sigmoid(_to_logits(p, multilabel=True)), p, atol=1e-9)
+    q = np.array([[0.2, 0.3, 0.5]])
+    np.testing.assert_allclose(softmax(_to_logits(q, multilabel=False)), q, atol=1e-12)

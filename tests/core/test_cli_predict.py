@@ -100,3 +100,20 @@ def test_lr_find_suggests_an_lr_and_plots(tiny_bert: Path, bbc_small_csv: Path, 
     loss = np.concatenate([np.linspace(2, 2, 20), np.linspace(2, 0.5, 20), np.linspace(0.5, 3, 10)])
     s, m = suggest(lrs, loss)
     assert lrs[20] <= s <= lrs[39] and m == pytest.approx(lrs[39])
+
+
+def test_cli_train_seeds_makes_an_ensemble(tiny_bert: Path, bbc_small_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ens"
+    rc = main(["-q", "train", "--data", str(bbc_small_csv), "--checkpoint", str(tiny_bert), "--strategy", "head",
+               "--epochs", "2", "--max-length", "32", "--no-near-duplicates", "--seeds", "2", "--out", str(out)])
+    assert rc == 0
+    ens = transferops.load(out)
+    members = [transferops.load(p) for p in sorted((out / "members").iterdir())]
+    assert len(members) == 2
+    p = ens.predict_proba(["a football match"])
+    import numpy as np
+
+    assert np.allclose(p, np.mean([m.predict_proba(["a football match"]) for m in members], axis=0), atol=1e-6)
+    # Same split for every member (the split seed is fixed), different model seeds.
+    assert members[0].manifest["splits"]["test_sha256"] == members[1].manifest["splits"]["test_sha256"]
+    assert members[0].manifest["seed"] != members[1].manifest["seed"]

@@ -151,3 +151,11 @@ def test_cli_monitor_exit_codes_json_and_report(profile_dir, tmp_path, capsys):
                  "--retrain", "9", "--accuracy-warn", "0.5", "--accuracy-retrain", "0.9"])
     assert code == 0
     assert main(["monitor", "--model", str(profile_dir), "--db", str(db), "--last", "0"]) == 2
+
+
+def test_cli_refuses_a_missing_sqlite_store(profile_dir, tmp_path, capsys):
+    missing = tmp_path / "typo.db"
+    assert main(["monitor", "--model", str(profile_dir), "--db", str(missing)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not missing.exists()
+    assert main(["registry", "list", "--db", str(missing)]) == 2

@@ -75,3 +75,28 @@ def test_rebuild_profile_from_another_split(tiny_run, tmp_path):
     shutil.copytree(tiny_run, copy)
     prof = profile_artifact(copy, split="test")
     assert prof["split"] == "test" and load_profile(copy)["n"] == prof["n"]
+
+
+def test_multilabel_and_binary_models_get_a_profile_and_monitor(tiny_bert, tmp_path, bbc_small):
+    import transferops
+    from transferops.monitor.api import monitor
+    from transferops.monitor.records import make_records
+    from transferops.monitor.store import Store
+
+    df = bbc_small.copy()
+    df["tags"] = [lbl + ("|news" if i % 2 else "") for i, lbl in enumerate(df["label"])]
+    res = transferops.train(df, out=tmp_path / "ml", label_column="tags", label_sep="|",
+                            checkpoint=str(tiny_bert), strategy="full", epochs=1, max_length=32,
+                            check_near_duplicates=False, baseline=False)
+    prof = load_profile(res.path)
+    assert prof["task"] == "multilabel" and "news" in prof["class_counts"]
+    model = transferops.load(res.path)
+    st = Store(tmp_path / "ml.db")
+    st.insert_predictions(make_records(model, [str(t) for t in df["text"][:40]]))
+    rep = monitor(res.path, db=st, last=100).report
+    assert rep.n == 40 and rep.status in ("ok", "warn", "retrain")
+
+    binary = bbc_small[bbc_small["label"].isin(["sport", "tech"])]
+    res2 = transferops.train(binary, out=tmp_path / "bin", checkpoint=str(tiny_bert), strategy="full", epochs=1,
+                             max_length=32, check_near_duplicates=False, baseline=False)
+    assert load_profile(res2.path)["labels"] == ["sport", "tech"]

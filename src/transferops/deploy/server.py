@@ -262,6 +262,21 @@ def _under(root: Path, candidate: Path) -> bool:
         return False
 
 
+def _guard_openapi(app: Any, extension: str, first_route: int) -> None:
+    """An extension must not take /docs down: if its routes break the OpenAPI schema (e.g. an
+    annotation FastAPI cannot resolve), log it and leave those routes out of the schema."""
+    try:
+        app.openapi()
+    except Exception as exc:
+        log.error("server extension %s breaks the OpenAPI schema (%s: %s); its routes still work but are "
+                  "left out of /docs", extension, type(exc).__name__, str(exc).splitlines()[0][:200])
+        for route in app.router.routes[first_route:]:
+            if hasattr(route, "include_in_schema"):
+                route.include_in_schema = False
+    finally:
+        app.openapi_schema = None
+
+
 def create_app(settings: ServeSettings) -> Any:
     """Build the FastAPI app (models load when it starts). See the module docstring."""
     fastapi = require("fastapi", "serve")
@@ -603,6 +618,8 @@ def create_app(settings: ServeSettings) -> Any:
     # ------------------------------------------------------------------ extensions
     for mod_name in SERVER_EXTENSIONS:
         if module_exists(mod_name):
+            before = len(app.router.routes)
             importlib.import_module(mod_name).install(app, settings)
+            _guard_openapi(app, mod_name, before)
     _ = fastapi  # imported for the extra check
     return app

@@ -154,14 +154,11 @@ def _train(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     split = _split_cfg(args, cfg.seed)
     if args.seeds:
-        from transferops.cli.main import module_exists
+        from transferops.adapt.ensemble import train_seeds
 
-        if not module_exists("transferops.adapt.ensemble"):
-            raise ConfigError("--seeds needs the ensemble module (transferops.adapt.ensemble)")
-        from transferops.adapt.ensemble import train_seeds  # type: ignore[import-not-found]
-
+        # --seed fixes the split; members use seeds seed, seed+1, ... for initialisation and data order.
         path = train_seeds(args.data, args.out, seeds=list(range(cfg.seed, cfg.seed + args.seeds)),
-                           config=cfg, split=split, **_data_kwargs(args))
+                           config=cfg, split=split, seed=cfg.seed, resume=args.resume, **_data_kwargs(args))
         print(f"ensemble of {args.seeds} seeds saved to {path}")
         return 0
     res = transferops.train(args.data, out=args.out, config=cfg, split=split, resume=args.resume,

@@ -18,8 +18,19 @@ DB_HELP = ("database URL or SQLite file (default: $TRANSFEROPS_DB or ./transfero
            "postgresql://user@host:port/db for PostgreSQL")
 
 
-def _db(args: argparse.Namespace) -> str:
-    return str(args.db or os.environ.get("TRANSFEROPS_DB") or "transferops.db")
+def _db(args: argparse.Namespace, *, must_exist: bool = True) -> str:
+    """The store URL; a SQLite file that does not exist is an error for commands that read it
+    (a typo must not silently create an empty store and report "no data")."""
+    from transferops.errors import ConfigError
+    from transferops.monitor.store import normalise_url
+
+    url = normalise_url(str(args.db or os.environ.get("TRANSFEROPS_DB") or "transferops.db"))
+    if must_exist and url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:" and not Path(path).exists():
+            raise ConfigError(f"db: {path} does not exist; point --db at the store the server logs to "
+                              "(transferops serve --db-url ...)")
+    return url
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
@@ -165,7 +176,7 @@ def cmd_label_import(args: argparse.Namespace) -> int:
         from transferops.artifacts.model import read_manifest
 
         known = [str(x) for x in read_manifest(args.model)["labels"]]
-    df = import_labels(args.file, store=Store(args.db) if args.db else None, known_labels=known)
+    df = import_labels(args.file, store=Store(_db(args)) if args.db else None, known_labels=known)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)
     msg = f"{len(df)} labelled rows written to {args.out}"
@@ -189,7 +200,7 @@ def cmd_registry(args: argparse.Namespace) -> int:
     if action is None:
         print("usage: transferops registry {list,register,promote,rollback} --db URL", file=sys.stderr)
         return 2
-    reg = Registry(_db(args))
+    reg = Registry(_db(args, must_exist=action != "register"))
     if action == "list":
         versions = reg.list()
         if args.json:

@@ -12,6 +12,7 @@ pass over at most ``max_texts`` texts). Live windows are compared with it by
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ import numpy as np
 
 from transferops._util import read_json, utcnow, write_json
 from transferops.constants import LABEL_COL, REFERENCE_PROFILE, TEXT_COL
-from transferops.errors import ArtifactError
+from transferops.errors import ArtifactError, DataError
+
+log = logging.getLogger(__name__)
 
 #: Input features profiled and logged per prediction (see ``transferops.deploy.features``).
 FEATURES: tuple[str, ...] = ("n_chars", "n_tokens", "unk_rate")
@@ -94,6 +97,8 @@ def build_profile(model: Any, texts: Sequence[str], labels: Sequence[Any] | None
     from transferops.deploy.features import sketch, text_features
 
     texts = list(texts)
+    if not texts:
+        raise DataError("reference profile: no texts (is the validation split empty?)")
     rng = np.random.default_rng(seed)
     idx = np.arange(len(texts))
     if len(texts) > max_texts:
@@ -165,9 +170,18 @@ def profile_artifact(artifact_dir: str | Path, *, split: str = "validation", **k
 
 
 def post_train(artifact_dir: Path, config: Any) -> dict[str, Any] | None:
-    """Training hook: always store the reference profile built from the validation split."""
+    """Training hook: always store the reference profile built from the validation split.
+
+    A profile that cannot be built (e.g. an empty validation split) is logged, never fatal: the
+    model itself is fine, and ``transferops monitor --build-profile`` can add it later.
+    """
     seed = int(getattr(config, "seed", 0) or 0)
-    profile = profile_artifact(artifact_dir, split="validation", seed=seed)
+    try:
+        profile = profile_artifact(artifact_dir, split="validation", seed=seed)
+    except Exception as exc:
+        log.warning("no monitoring reference profile for %s: %s (build it later with "
+                    "`transferops monitor --model %s --build-profile`)", artifact_dir, exc, artifact_dir)
+        return None
     return {"reference_profile": REFERENCE_PROFILE, "n": profile["n"]}
 
 
