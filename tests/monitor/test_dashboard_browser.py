@@ -89,3 +89,6 @@ def test_served_dashboard_renders(page, tiny_run, tmp_path, bbc_small):
         status = page.locator("#status").get_attribute("data-status")
         assert status in ("ok", "warn", "retrain")
         _check_page(page, tmp_path / "served.png", status)
+    keep = os.environ.get("TRANSFEROPS_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(tmp_path / "served.png", Path(keep) / "monitor_dashboard_served.png")

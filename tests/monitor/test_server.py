@@ -191,7 +191,10 @@ def test_kill_9_under_load_loses_at_most_the_last_flush_interval(tiny_run, tmp_p
     store = Store(db)
     assert store.integrity_ok()
     stored = set(store.read_predictions(columns=["id"])["id"])
-    assert stored <= {pid for _, pid in received}  # nothing half-written or invented
+    # Nothing half-written or invented: every stored row is an answered prediction, except at most
+    # the 4 requests in flight at the kill (logged and flushed, answer not yet read by the client).
+    assert len(stored - {pid for _, pid in received}) <= 4
+    assert all(len(pid) == 32 for pid in stored)
     lost = [(t, pid) for t, pid in received if pid not in stored]
     # Everything answered more than one flush interval (+ the write itself and the listener hop)
     # before the kill is on disk; the loss is bounded by the last flush interval's traffic.

@@ -23,10 +23,10 @@ STATUS_COLOURS = {"ok": "#2ca02c", "warn": "#ff9f1c", "retrain": "#d62728", "unk
 CHARTS = ("psi", "confidence", "class-mix", "accuracy", "review")
 
 
-def _fmt_ts(ts: float | None) -> str:
+def _fmt_ts(ts: float | None, *, seconds: bool = False) -> str:
     if ts is None:
         return "–"
-    return _dt.datetime.fromtimestamp(float(ts), _dt.UTC).strftime("%Y-%m-%d %H:%M")
+    return _dt.datetime.fromtimestamp(float(ts), _dt.UTC).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""))
 
 
 def _num(v: Any) -> float | None:
@@ -66,8 +66,10 @@ def line_chart(name: str, x: Sequence[float], series: Mapping[str, Sequence[Any]
         label = f"{yv:.0%}" if percent else f"{yv:.2f}"
         parts.append(f'<text x="{PAD_L - 4}" y="{py(yv) + 4:.1f}" font-size="10" text-anchor="end">{label}</text>')
     if xs:
-        parts.append(f'<text x="{PAD_L}" y="{H - 8}" font-size="10">{_fmt_ts(x0)}</text>')
-        parts.append(f'<text x="{W - PAD_R}" y="{H - 8}" font-size="10" text-anchor="end">{_fmt_ts(x1)}</text>')
+        sec = (x1 - x0) < 3600  # a short window: minutes alone would print the same label twice
+        parts.append(f'<text x="{PAD_L}" y="{H - 8}" font-size="10">{_fmt_ts(x0, seconds=sec)} UTC</text>')
+        parts.append(f'<text x="{W - PAD_R}" y="{H - 8}" font-size="10" text-anchor="end">'
+                     f'{_fmt_ts(x1, seconds=sec)} UTC</text>')
     for label, yv in (hlines or {}).items():
         parts.append(f'<line class="threshold" x1="{PAD_L}" x2="{W - PAD_R}" y1="{py(yv):.1f}" y2="{py(yv):.1f}" '
                      f'stroke="#d62728" stroke-dasharray="4 3" stroke-width="1"/>'
@@ -132,7 +134,7 @@ def render_dashboard(result: dict[str, Any], *, title: str = "transferops monito
 
     cards = [
         ("predictions", str(result.get("n", 0))),
-        ("window", f'{_fmt_ts(result.get("start"))} → {_fmt_ts(result.get("end"))}'),
+        ("window (UTC)", f'{_fmt_ts(result.get("start"), seconds=True)} → {_fmt_ts(result.get("end"), seconds=True)}'),
         ("high-confidence share", pct(result.get("high_confidence_share"))),
         ("review rate", pct(result.get("review_rate"))),
         ("accuracy (feedback)", pct(result.get("accuracy")) + f' ({result.get("n_feedback", 0)} labels)'),
