@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--no-setfit", action="store_true")
     ap.add_argument("--test-size", type=int, default=0, help="subsample the 445-article test split (0 = all)")
+    ap.add_argument("--name", default="fewshot_vs_setfit", help="results file name")
     args = ap.parse_args()
     tr, te = bbc_split()
     if args.test_size:
@@ -101,19 +102,27 @@ def main() -> None:
                 for name, r in runs.items():
                     rows.setdefault(name, {}).setdefault(k, []).append(r)
                 print(k, seed, {n: round(r["accuracy"], 4) for n, r in runs.items()}, flush=True)
-    summary = {}
-    md = "| method | " + " | ".join(f"{k}/class accuracy | {k}/class train s" for k in args.shots) + " |\n"
-    md += "|---|" + "---|---|" * len(args.shots) + "\n"
+                _write(rows, args, len(te))  # after every run, so an interrupted benchmark keeps its results
+
+
+def _write(rows: dict, args: argparse.Namespace, n_test: int) -> None:
+    summary: dict = {}
+    shots = [k for k in args.shots if any(k in by_k for by_k in rows.values())]
+    md = "| method | " + " | ".join(f"{k}/class accuracy | {k}/class train s | {k}/class runs" for k in shots) + " |\n"
+    md += "|---|" + "---|---|---|" * len(shots) + "\n"
     for name, by_k in rows.items():
         cells = []
-        for k in args.shots:
+        for k in shots:
+            if k not in by_k:
+                cells.append("– | – | 0")
+                continue
             accs = np.asarray([r["accuracy"] for r in by_k[k]])
             secs = np.asarray([r["train_seconds"] for r in by_k[k]])
             summary.setdefault(name, {})[k] = {"accuracy_mean": float(accs.mean()), "accuracy_std": float(accs.std()),
                                                 "train_seconds_mean": float(secs.mean()), "runs": by_k[k]}
-            cells.append(f"{accs.mean():.3f} ± {accs.std():.3f} | {secs.mean():.1f}")
+            cells.append(f"{accs.mean():.3f} ± {accs.std():.3f} | {secs.mean():.1f} | {len(accs)}")
         md += f"| {name} | " + " | ".join(cells) + " |\n"
-    save("fewshot_vs_setfit", {"args": vars(args), "test_rows": len(te), "results": summary}, md)
+    save(args.name, {"args": vars(args), "test_rows": n_test, "results": summary}, md)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from server_testing import running
 from transferops.cli.main import main, module_exists
-
-from .server_helpers import running
 
 pytestmark = pytest.mark.server
 

@@ -4,54 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from server_testing import free_port, running
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running(app: Any, *, startup_timeout: float = 180.0) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread; yields the base URL."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False, lifespan="on"))
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            server.run()
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    t0 = time.monotonic()
-    while not server.started:
-        if errors or not th.is_alive():
-            raise RuntimeError(f"server failed to start: {errors}")
-        if time.monotonic() - t0 > startup_timeout:
-            raise RuntimeError("server did not start in time")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        th.join(30)
+__all__ = ["free_port", "running", "server_process"]
 
 
 @contextlib.contextmanager

@@ -158,9 +158,9 @@ def load_profile(artifact_dir: str | Path) -> dict[str, Any]:
 
 def profile_artifact(artifact_dir: str | Path, *, split: str = "validation", **kw: Any) -> dict[str, Any]:
     """Build and save the reference profile of a saved artifact from one of its splits."""
-    from transferops.artifacts.model import TransferOpsModel
+    from transferops.artifacts.model import load
 
-    model = TransferOpsModel(artifact_dir)
+    model = load(artifact_dir)  # a single model, an ensemble or an ONNX export
     df = model.split(split)
     labels = list(df[LABEL_COL]) if LABEL_COL in df.columns else None
     profile = build_profile(model, list(df[TEXT_COL]), labels, **kw)

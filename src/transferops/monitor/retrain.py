@@ -151,7 +151,7 @@ def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str |
             overrides: dict[str, Any] | None = None, promote: bool = True) -> RetrainResult:
     """Train a challenger from the champion's config on old + new data and promote it if it wins."""
     import transferops
-    from transferops.artifacts.model import TransferOpsModel
+    from transferops.artifacts.model import load
     from transferops.finetune.config import TrainConfig
 
     cfg = config or RetrainConfig()
@@ -163,7 +163,7 @@ def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str |
             reg.promote(champ.version, reason="first champion")
     else:
         champ = reg.resolve(model)
-    champ_model = TransferOpsModel(champ.path)
+    champ_model = load(champ.path)
 
     new = collect_new_rows(st, new_data, window)
     new, _ = _time_order(new, cfg.time_column)
@@ -189,7 +189,7 @@ def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str |
 
     texts, truth = holdout[TEXT_COL].astype(str).tolist(), holdout[LABEL_COL].astype(str).tolist()
     cm = holdout_metrics(champ_model, texts, truth)
-    hm = holdout_metrics(TransferOpsModel(res.path), texts, truth)
+    hm = holdout_metrics(load(res.path), texts, truth)
     delta = hm[cfg.metric] - cm[cfg.metric]
     gate_results = _check_gates({**hm, "margin": delta}, cfg.gates)
     promoted, reason = decide(cm, hm, cfg, gate_results)

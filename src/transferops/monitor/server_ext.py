@@ -323,7 +323,7 @@ def install(app: Any, settings: Any) -> None:
     @app.get("/dashboard", tags=["monitor"], response_class=HTMLResponse)
     async def dashboard(model: str | None = Query(None), window: str | None = Query(None),
                         last: int | None = Query(None, ge=1, le=5_000_000),
-                        buckets: int = Query(24, ge=2, le=500)) -> HTMLResponse:
+                        buckets: int = Query(24, ge=2, le=500)) -> Any:  # HTMLResponse (imported locally)
         """Monitoring dashboard (PSI, confidence, class mix, accuracy, review rate, status)."""
         from transferops.monitor.dashboard import render_dashboard
 

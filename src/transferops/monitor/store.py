@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -179,6 +180,7 @@ class Store:
         self.metadata = _metadata()
         self.engine: Engine = self._make_engine()
         self._schema_ready = False
+        self._schema_lock = threading.Lock()
         if create:
             self.create_all()
 
@@ -214,9 +216,25 @@ class Store:
         self._schema_ready = True
 
     def ensure_schema(self) -> None:
-        """Create the tables on first use (a server may start while its database is still down)."""
-        if not self._schema_ready:
-            self.create_all()
+        """Create the tables on first use (a server may start while its database is still down).
+
+        Several threads (the logger, request handlers) may get here at once: a lock keeps it to one
+        CREATE in this process, and a table created meanwhile by another process is not an error."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                self.create_all()
+            except sa.exc.OperationalError as exc:
+                if "already exists" not in str(exc):
+                    raise
+                self.create_all()
+            except sa.exc.ProgrammingError as exc:  # PostgreSQL: duplicate table from a concurrent CREATE
+                if "already exists" not in str(exc):
+                    raise
+                self.create_all()
 
     def table(self, name: str) -> sa.Table:
         return self.metadata.tables[name]

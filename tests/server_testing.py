@@ -1,4 +1,5 @@
-"""A real uvicorn server on a free loopback port, in a thread (no mocks)."""
+"""One helper for every stage's server tests: a real uvicorn server on a free loopback port, in a
+thread (no mocks, no TestClient)."""
 
 from __future__ import annotations
 
