@@ -40,7 +40,7 @@ def run_ours(few, te, strategy: str, tmp: Path, max_length: int) -> dict:
             "train_seconds": res.manifest["timings"]["train_seconds"], "wall_seconds": wall}
 
 
-def run_setfit(few, te, max_length: int) -> dict:
+def run_setfit(few, te, max_length: int, tmp: Path) -> dict:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -53,7 +53,7 @@ def run_setfit(few, te, max_length: int) -> dict:
     # at 8/class, 5 at 64/class. Recorded in the results.
     k = len(few) // few["label"].nunique()
     args = TrainingArguments(batch_size=16, num_epochs=1, seed=0, report_to="none",
-                             num_iterations=20 if k <= 8 else 5)
+                             num_iterations=20 if k <= 8 else 5, output_dir=str(tmp / "setfit"))
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_pandas(few[["text", "label"]]))
     t0 = time.perf_counter()
     trainer.train()
@@ -98,7 +98,7 @@ def main() -> None:
                 for s in args.strategies:
                     runs[f"transferops_{s}"] = run_ours(few, te, s, tmp, args.max_length)
                 if not args.no_setfit:
-                    runs["setfit"] = run_setfit(few, te, args.max_length)
+                    runs["setfit"] = run_setfit(few, te, args.max_length, tmp)
                 for name, r in runs.items():
                     rows.setdefault(name, {}).setdefault(k, []).append(r)
                 print(k, seed, {n: round(r["accuracy"], 4) for n, r in runs.items()}, flush=True)
