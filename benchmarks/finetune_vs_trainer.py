@@ -71,7 +71,8 @@ def run_trainer(tr, te, args, tmp: Path) -> dict:
     n_train = len(train_rows)
     train_ds = DS(train_rows)
     targs = TrainingArguments(output_dir=str(tmp / "hf"), per_device_train_batch_size=args.batch_size,
-                              learning_rate=args.lr, num_train_epochs=args.epochs, warmup_ratio=0.06,
+                              learning_rate=args.lr, num_train_epochs=args.epochs,
+                              warmup_steps=int(0.06 * args.epochs * -(-n_train // args.batch_size)),
                               weight_decay=0.01, save_strategy="no", eval_strategy="no", report_to=[],
                               logging_strategy="no", use_cpu=True, seed=0, disable_tqdm=True)
     trainer = Trainer(model=model, args=targs, train_dataset=train_ds, data_collator=DataCollatorWithPadding(tok))
