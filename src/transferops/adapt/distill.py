@@ -27,6 +27,7 @@ from transferops._util import dir_size, human_bytes, package_versions, sha256_fi
 from transferops.artifacts.model import TransferOpsModel, read_manifest
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, MODEL_DIR, TEST_SPLIT, TEXT_COL
 from transferops.errors import ConfigError
+from transferops.finetune.api import TrainResult
 from transferops.finetune.strategies import encoder_layers
 from transferops.finetune.trainer import linear_warmup
 from transferops.metrics import classification_metrics, encode_labels
@@ -77,17 +78,12 @@ class DistillConfig:
 
 
 @dataclass
-class DistillResult:
-    path: Path
-    manifest: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
+class DistillResult(TrainResult):
+    """A distilled student is a normal artifact: a ``TrainResult`` plus the teacher comparison."""
 
     @property
     def comparison(self) -> dict[str, Any]:
         return dict(self.manifest["distillation"]["comparison"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "warnings": self.warnings, **self.manifest}
 
     def summary(self) -> str:
         c = self.comparison
