@@ -19,7 +19,9 @@ def set_quiet(quiet: bool) -> None:
 
 
 def is_quiet() -> bool:
-    return _QUIET or os.environ.get("TRANSFEROPS_QUIET", "") not in ("", "0")
+    # Under accelerate launch / torchrun only rank 0 prints (RANK is set by both launchers).
+    return (_QUIET or os.environ.get("TRANSFEROPS_QUIET", "") not in ("", "0")
+            or os.environ.get("RANK", "0") not in ("", "0"))
 
 
 def progress(iterable: Iterable[T], *, desc: str, total: int | None = None, **kw: Any) -> Iterator[T]:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 import transferops
+from transferops import distributed
 from transferops._progress import say
 from transferops._util import package_versions, sha256_file, sha256_texts, utcnow, write_json
 from transferops.artifacts.model import TransferOpsModel
@@ -149,6 +150,9 @@ def train(
         raise ConfigError(f"out: {out} holds an interrupted run; pass --resume to continue it, or delete it")
     ckpt = resolve_checkpoint(cfg.checkpoint)
     t_start = time.perf_counter()
+    # Under accelerate launch / torchrun: join the process group now; rank 0 alone writes files.
+    distributed.init()
+    main_rank = distributed.is_main_process()
 
     columns = ColumnMap(text=text_column, label=label_column, label_columns=label_columns, label_sep=label_sep,
                         time=time_column, group=group_column, id=id_column, slices=list(slice_columns or []))
@@ -157,8 +161,9 @@ def train(
     elif group_column and split is None:
         split_cfg = SplitConfig(method="group", seed=cfg.seed)
     rejects = out / "rejects.csv"
-    labeled = load_labeled(data, columns, task=cfg.task, skip_bad_rows=skip_bad_rows, rejects_path=rejects,
-                           encoding=encoding)
+    with distributed.main_process_first():
+        labeled = load_labeled(data, columns, task=cfg.task, skip_bad_rows=skip_bad_rows,
+                               rejects_path=rejects, encoding=encoding)
     if labeled.n_rejected:
         say(f"skipped {labeled.n_rejected} bad rows; see {labeled.rejects_path}")
     if cfg.task != "auto" and cfg.task != labeled.task and not (cfg.task == "multiclass" and labeled.task == "binary"):
@@ -175,7 +180,8 @@ def train(
         test_l = load_labeled(test_data, columns, task=labeled.task, encoding=encoding, known_labels=labeled.labels)
         predefined = Splits(labeled, val_l, test_l)
         split_cfg = SplitConfig(method="random", seed=cfg.seed)
-    splits = _load_or_make_splits(labeled, split_cfg, out, resume, predefined)
+    with distributed.main_process_first():  # rank 0 writes the splits, the others read them back
+        splits = _load_or_make_splits(labeled, split_cfg, out, resume, predefined)
     data_dir = out / DATA_DIR
     test_sha = sha256_file(data_dir / TEST_SPLIT)
 
@@ -196,7 +202,7 @@ def train(
     y_te = encode_labels(splits.test.y, labels, multilabel)
 
     baseline: dict[str, Any] = {}
-    if cfg.baseline:
+    if cfg.baseline and main_rank:  # only the manifest uses it
         say("fitting the TF-IDF + logistic-regression baseline ...")
         baseline = baseline_report(train_part.texts, y_tr, splits.test.texts, y_te, n_classes=len(labels),
                                    multilabel=multilabel, seed=cfg.seed)
@@ -213,6 +219,11 @@ def train(
     ft.fit(train_part.texts, y_tr, splits.validation.texts, y_va, labels=labels, task=task,
            checkpoint_path=ckpt.path, state_dir=out / TRAINING_STATE_DIR, resume=resume)
 
+    if not main_rank:
+        distributed.barrier()  # wait for rank 0 to write the model folder and manifest, then read them
+        from transferops.artifacts.model import read_manifest
+
+        return TrainResult(out, read_manifest(out), warnings_)
     val_logits = ft.predict_logits(splits.validation.texts)
     test_logits = ft.predict_logits(splits.test.texts)
     to_p = sigmoid if multilabel else softmax
@@ -281,6 +292,7 @@ def train(
             hook(out, cfg)
     if not keep_state:
         shutil.rmtree(out / TRAINING_STATE_DIR, ignore_errors=True)
+    distributed.barrier()
     from transferops.artifacts.model import read_manifest
 
     return TrainResult(out, read_manifest(out), warnings_)

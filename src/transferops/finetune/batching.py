@@ -35,10 +35,19 @@ def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str,
 
 
 class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Shuffled batches of similar-length examples; deterministic per (seed, epoch)."""
+    """Shuffled batches of similar-length examples; deterministic per (seed, epoch).
+
+    ``batch_size`` is the *global* batch. Data-parallel training gives each of ``num_shards`` processes
+    one contiguous part of every global batch (``shard`` is this process's rank), so 1 or N processes
+    take the same optimiser steps over the same examples. A batch too short to give every shard a row
+    is merged into the one before it (only when ``num_shards > 1``).
+    """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 bucket: bool = True, pool_factor: int = 50, weights: np.ndarray | None = None) -> None:
+                 bucket: bool = True, pool_factor: int = 50, weights: np.ndarray | None = None,
+                 num_shards: int = 1, shard: int = 0) -> None:
+        self.num_shards = num_shards
+        self.shard = shard
         self.lengths = lengths
         self.batch_size = batch_size
         self.seed = seed
@@ -60,7 +69,8 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
             return rng.choice(n, size=n, replace=True, p=self.weights)
         return rng.permutation(n)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def global_batches(self) -> list[list[int]]:
+        """This epoch's global batches (every shard computes the same list)."""
         order = self._order()
         batches: list[list[int]] = []
         if self.bucket:
@@ -74,9 +84,30 @@ class BucketBatchSampler(torch.utils.data.Sampler[list[int]]):
             rng = np.random.default_rng([self.seed, self.epoch, 1])
             perm = rng.permutation(len(batches))
             batches = [batches[i] for i in perm]
-        yield from batches
+        if self.num_shards > 1:
+            merged: list[list[int]] = []
+            for b in batches:
+                if len(b) < self.num_shards and merged:
+                    merged[-1] = merged[-1] + b
+                else:
+                    merged.append(b)
+            batches = merged
+        return batches
+
+    def shard_of(self, batch: list[int]) -> list[int]:
+        """This process's contiguous part of a global batch."""
+        if self.num_shards == 1:
+            return batch
+        bounds = np.linspace(0, len(batch), self.num_shards + 1).round().astype(int)
+        return batch[bounds[self.shard]:bounds[self.shard + 1]]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for b in self.global_batches():
+            yield self.shard_of(b)
 
     def __len__(self) -> int:
+        if self.num_shards > 1:  # merging may drop a batch: count them exactly
+            return len(self.global_batches())
         return (len(self.lengths) + self.batch_size - 1) // self.batch_size
 
 

@@ -163,7 +163,10 @@ def _train(args: argparse.Namespace) -> int:
         return 0
     res = transferops.train(args.data, out=args.out, config=cfg, split=split, resume=args.resume,
                             keep_state=args.keep_state, **_data_kwargs(args))
-    print(dumps(res.manifest) if args.json else res.summary())
+    from transferops import distributed
+
+    if distributed.is_main_process():  # under accelerate launch / torchrun, print once
+        print(dumps(res.manifest) if args.json else res.summary())
     return 0
 
 

@@ -1,7 +1,10 @@
 """The training loop (accelerate), read top to bottom: build → strategy → epochs → best weights.
 
-Runs unchanged under ``accelerate launch`` / ``torchrun`` on several GPUs: the model, optimiser,
-scheduler and data loader go through ``Accelerator.prepare``.
+Runs unchanged under ``accelerate launch`` / ``torchrun`` (several GPUs, or CPU processes with gloo):
+the model, optimiser and scheduler go through ``Accelerator.prepare``; the batch sampler gives each
+process its part of every *global* batch (``batch_size`` is global), and each shard's loss is scaled
+by its share of the batch, so N processes take the same steps as one process with the same batch
+(``tests/core/test_multiprocess.py`` checks it). Only rank 0 writes checkpoints.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import torch
 
 from transferops._progress import bar, say
-from transferops.errors import NotFittedError
+from transferops.errors import ConfigError, NotFittedError
 from transferops.finetune.batching import BucketBatchSampler, TokenizedDataset, make_collate, tokenize
 from transferops.finetune.config import TrainConfig
 from transferops.finetune.losses import balanced_weights, build_loss
@@ -72,7 +75,8 @@ class FineTuner:
             labels: list[str], task: str, checkpoint_path: str | Path, state_dir: str | Path | None = None,
             resume: bool = False) -> FineTuner:
         from accelerate import Accelerator
-        from accelerate.utils import set_seed
+        from accelerate.data_loader import prepare_data_loader
+        from accelerate.utils import DataLoaderConfiguration, set_seed
 
         cfg = self.config
         self.labels_, self.task_ = list(labels), task
@@ -86,7 +90,15 @@ class FineTuner:
         say(f"strategy {self.strategy}: {self.strategy_info_.trainable_params:,} of "
             f"{self.strategy_info_.total_params:,} parameters train ({self.strategy_reason})")
 
-        acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+        # split_batches: the scheduler steps once per optimiser step whatever the number of processes.
+        from transferops import distributed
+
+        acc = Accelerator(gradient_accumulation_steps=cfg.grad_accum, cpu=distributed.use_cpu(),
+                          dataloader_config=DataLoaderConfiguration(split_batches=True))
+        world, rank = acc.num_processes, acc.process_index
+        if cfg.batch_size < world:
+            raise ConfigError(f"batch_size: {cfg.batch_size} is the global batch and must be at least the number "
+                              f"of processes ({world}); raise --batch-size")
         weight = None
         if cfg.class_weight == "balanced":
             weight = balanced_weights(torch.as_tensor(y_train), len(labels), multilabel)
@@ -100,16 +112,21 @@ class FineTuner:
             dataset: Any = torch.utils.data.TensorDataset(feats_tr, torch.as_tensor(
                 y_train, dtype=torch.float32 if multilabel else torch.long))
             sampler = BucketBatchSampler(np.ones(len(y_train), dtype=int), cfg.batch_size, seed=cfg.seed,
-                                         bucket=False, weights=_oversample_weights(y_train, cfg, multilabel))
+                                         bucket=False, weights=_oversample_weights(y_train, cfg, multilabel),
+                                         num_shards=world, shard=rank)
             loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler)
         else:
             enc = tokenize(self.tokenizer_, train_texts, cfg.max_length)
             dataset = TokenizedDataset(enc, np.asarray(y_train))
             sampler = BucketBatchSampler(dataset.lengths, cfg.batch_size, seed=cfg.seed,
                                          bucket=cfg.bucket_by_length,
-                                         weights=_oversample_weights(y_train, cfg, multilabel))
+                                         weights=_oversample_weights(y_train, cfg, multilabel),
+                                         num_shards=world, shard=rank)
             loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
                                                  collate_fn=make_collate(self.tokenizer_, multilabel))
+        # The sampler already shards: accelerate only moves batches to the device and tracks epoch ends.
+        loader = prepare_data_loader(loader, device=acc.device, num_processes=1, process_index=0,
+                                     put_on_device=True)
 
         epochs = cfg.resolved_epochs(self.strategy)
         steps_per_epoch = math.ceil(len(sampler) / cfg.grad_accum)
@@ -120,7 +137,10 @@ class FineTuner:
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.resolved_lr(self.strategy), weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup(s, warmup, total_steps))
-        model, opt, loader, sched = acc.prepare(model, opt, loader, sched)
+        # A cached-feature head trains through a small module so DDP sees (and syncs) its forward pass.
+        classifier: Any = model
+        train_module = _HeadOnly(model) if use_cache else model
+        prepared, opt, sched = acc.prepare(train_module, opt, sched)
         loss_fn = loss_fn.to(acc.device)
 
         res = FitResult()
@@ -128,7 +148,7 @@ class FineTuner:
         best_state: dict[str, torch.Tensor] | None = None
         sdir = Path(state_dir) if state_dir else None
         if resume and sdir is not None and has_checkpoint(sdir):
-            info, best_state = load_checkpoint(sdir, acc.unwrap_model(model), opt, sched)
+            info, best_state = load_checkpoint(sdir, classifier, opt, sched)
             start_epoch, step, bad_epochs = info["epoch"] + 1, info["step"], info["bad_epochs"]
             res.history, res.best_epoch, res.best_metric = info["history"], info["best_epoch"], info["best_metric"]
             res.train_seconds, res.examples_seen = info["train_seconds"], info["examples_seen"]
@@ -144,36 +164,46 @@ class FineTuner:
         for epoch in range(start_epoch, epochs):
             if step >= total_steps:
                 break
-            sampler.set_epoch(epoch)
-            model.train()
+            # Through the loader: accelerate's wrapper re-applies its own epoch counter to the sampler at
+            # every pass, which would replay epoch 0's order after a resume.
+            loader.set_epoch(epoch)
+            global_sizes = [len(b) for b in sampler.global_batches()]
+            prepared.train()
             t0 = time.perf_counter()
             running, nb = 0.0, 0
             with bar(desc=f"epoch {epoch + 1}/{epochs}", total=len(sampler), unit="batch") as pb:
-                for batch in loader:
-                    with acc.accumulate(model):
+                for bi, batch in enumerate(loader):
+                    with acc.accumulate(prepared):
                         if use_cache:
                             feats, target = batch
-                            logits = _head_forward(acc.unwrap_model(model), feats)
+                            logits = prepared(feats)
                         else:
                             target = batch.pop("labels")
-                            logits = model(**batch).logits
+                            logits = prepared(**batch).logits
                         loss = loss_fn(logits, target)
-                        acc.backward(loss)
+                        # DDP averages shard gradients; weighting each shard's mean loss by its share of
+                        # the global batch makes that average the full batch's gradient (factor 1 alone).
+                        share = int(target.shape[0]) * world / global_sizes[bi]
+                        acc.backward(loss * share if world > 1 else loss)
                         opt.step()
                         sched.step()
                         opt.zero_grad()
-                    running += float(loss.detach())
+                    # this shard's part of the global batch loss (summed over ranks at the epoch's end)
+                    running += float(loss.detach()) * (share / world if world > 1 else 1.0)
                     nb += 1
-                    res.examples_seen += int(target.shape[0])
+                    res.examples_seen += global_sizes[bi]
                     pb.update(1)
-                    pb.set_postfix(loss=f"{running / nb:.4f}")
+                    pb.set_postfix(loss=f"{running * world / nb:.4f}")
                     if acc.sync_gradients:
                         step += 1
                         if step >= total_steps:
                             break
             res.train_seconds += time.perf_counter() - t0
-            # Validation
-            m = acc.unwrap_model(model)
+            if world > 1:  # log the global batch loss, the figure one process would have logged
+                running = float(acc.reduce(torch.tensor([running], device=acc.device), reduction="sum")[0])
+            # Validation (every rank scores the full validation set with identical weights, so all
+            # ranks take the same best-epoch and early-stopping decisions)
+            m = classifier
             if use_cache:
                 val_logits = _head_logits(m, feats_va)
             else:
@@ -200,13 +230,15 @@ class FineTuner:
                     "epoch": epoch, "step": step, "bad_epochs": bad_epochs, "history": res.history,
                     "best_epoch": res.best_epoch, "best_metric": res.best_metric,
                     "train_seconds": res.train_seconds, "examples_seen": res.examples_seen,
+                    "world_size": world, "written_by_rank": rank,
                 }, best_state)
             if patience and bad_epochs >= patience:
                 res.stopped_early = True
                 say(f"early stopping: no improvement in val_{cfg.metric} for {bad_epochs} epochs")
                 break
 
-        model = acc.unwrap_model(model)
+        acc.wait_for_everyone()
+        model = classifier
         if best_state is not None and cfg.select_best:
             from transferops.finetune.state import load_trainable
 
@@ -266,6 +298,17 @@ def _cls_features(model: torch.nn.Module, tokenizer: Any, texts: list[str], cfg:
     res = torch.empty_like(h)
     res[torch.as_tensor(order)] = h
     return res
+
+
+class _HeadOnly(torch.nn.Module):
+    """The classifier's head over cached first-token features, as a module DDP can wrap."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return _head_forward(self.model, feats)
 
 
 def _head_forward(model: torch.nn.Module, feats: torch.Tensor) -> torch.Tensor:
