@@ -74,6 +74,39 @@ def _count_rows(path: Path, encoding: str) -> int | None:
     return None  # counting CSV rows properly means parsing quotes: not worth a second pass
 
 
+def score_chunk(model: Any, chunk: pd.DataFrame, *, source: str, row_offset: int = 0, text_column: str = "text",
+                id_column: str | None = None, keep_columns: list[str] | None = None,
+                batch_size: int = 64) -> pd.DataFrame:
+    """Score one chunk: [id], kept columns, label, confidence, ``p_<label>`` per class (shared by the
+    local engine and the Ray engine, so both write the same columns)."""
+    labels = list(model.labels)
+    multilabel = getattr(model, "task", "") == "multilabel"
+    if text_column not in chunk.columns:
+        raise _missing_column(source, text_column, "text", chunk)
+    texts = chunk[text_column]
+    empty = texts.isna() | (texts.astype(str).str.strip() == "")
+    if empty.any():
+        j = int(np.flatnonzero(empty.to_numpy())[0])
+        raise DataError(f"{source}: row {row_offset + j + 1}, column '{text_column}': empty text "
+                        "(remove the row or fill it)")
+    proba = model.predict_proba(texts.astype(str).tolist(), batch_size=batch_size)
+    res = pd.DataFrame(index=chunk.index)
+    if id_column:
+        if id_column not in chunk.columns:
+            raise _missing_column(source, id_column, "id", chunk)
+        res["id"] = chunk[id_column].to_numpy()
+    for c in keep_columns or []:
+        if c not in chunk.columns:
+            raise _missing_column(source, c, "keep", chunk)
+        res[c] = chunk[c].to_numpy()
+    decided = model.decide(proba)
+    res["label"] = ["|".join(d) for d in decided] if multilabel else decided
+    res["confidence"] = proba.max(axis=1)
+    for j, lbl in enumerate(labels):
+        res[f"p_{lbl}"] = proba[:, j]
+    return res.reset_index(drop=True)
+
+
 def predict_file(model: Any, input: str | Path, output: str | Path, *, text_column: str = "text",
                  id_column: str | None = None, keep_columns: list[str] | None = None, chunk_size: int = 1000,
                  batch_size: int = 64, resume: bool = False, encoding: str = "utf-8") -> BatchPredictResult:
@@ -104,8 +137,6 @@ def predict_file(model: Any, input: str | Path, output: str | Path, *, text_colu
     parts.mkdir(parents=True, exist_ok=True)
     write_json(state_file, fingerprint)
 
-    labels = list(model.labels)
-    multilabel = getattr(model, "task", "") == "multilabel"
     t0 = time.perf_counter()
     n_rows = skipped = n_chunks = 0
     row_offset = 0
@@ -119,27 +150,8 @@ def predict_file(model: Any, input: str | Path, output: str | Path, *, text_colu
                 row_offset += len(chunk)
                 pb.update(len(chunk))
                 continue
-            if text_column not in chunk.columns:
-                raise _missing_column(str(inp), text_column, "text", chunk)
-            texts = chunk[text_column]
-            empty = texts.isna() | (texts.astype(str).str.strip() == "")
-            if empty.any():
-                j = int(np.flatnonzero(empty.to_numpy())[0])
-                raise DataError(f"{inp}: row {row_offset + j + 1}, column '{text_column}': empty text "
-                                "(remove the row or fill it)")
-            proba = model.predict_proba(texts.astype(str).tolist(), batch_size=batch_size)
-            res = pd.DataFrame(index=chunk.index)
-            if id_column:
-                if id_column not in chunk.columns:
-                    raise _missing_column(str(inp), id_column, "id", chunk)
-                res["id"] = chunk[id_column].to_numpy()
-            for c in keep_columns or []:
-                res[c] = chunk[c].to_numpy()
-            decided = model.decide(proba)
-            res["label"] = ["|".join(d) for d in decided] if multilabel else decided
-            res["confidence"] = proba.max(axis=1)
-            for j, lbl in enumerate(labels):
-                res[f"p_{lbl}"] = proba[:, j]
+            res = score_chunk(model, chunk, source=str(inp), row_offset=row_offset, text_column=text_column,
+                              id_column=id_column, keep_columns=keep_columns, batch_size=batch_size)
             tmp = part.with_suffix(".tmp")
             res.reset_index(drop=True).to_parquet(tmp, index=False)
             tmp.rename(part)  # a part exists only when complete

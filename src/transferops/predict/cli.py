@@ -10,7 +10,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("predict", help="score a CSV/JSONL/Parquet file in chunks (resumable)")
     p.add_argument("--model", required=True, help="model folder (trained, ensemble, or ONNX export)")
     p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True, help=".parquet or .csv")
+    p.add_argument("--output", required=True, help=".parquet or .csv (--engine ray: a folder of Parquet parts)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--id-column")
     p.add_argument("--keep-column", action="append", default=[], help="copy an input column to the output")
@@ -21,6 +21,11 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="skip chunks finished by an interrupted run")
     p.add_argument("--threads", type=int)
     p.add_argument("--encoding", default="utf-8")
+    g = p.add_argument_group("Ray engine (pip install 'transferops[ray]')")
+    g.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="ray: an actor pool scores the shards of a file or folder (see docs/scale.md)")
+    g.add_argument("--address", help="Ray cluster: 'auto' or 'ray://host:10001' (default: start a local Ray)")
+    g.add_argument("--num-workers", type=int, default=1, help="model-holding Ray actors (1 CPU each)")
     p.set_defaults(func=_predict)
 
 
@@ -45,6 +50,17 @@ def _predict(args: argparse.Namespace) -> int:
     from transferops._progress import say
     from transferops.predict.batch import predict_file
 
+    if args.engine == "ray":
+        from transferops.predict.ray_engine import predict_ray
+
+        rr = predict_ray(args.model, args.input, args.output, text_column=args.text_column,
+                         id_column=args.id_column, keep_columns=args.keep_column, chunk_size=args.chunk_size,
+                         batch_size=args.batch_size, num_workers=args.num_workers, address=args.address,
+                         runtime=args.runtime, threads=args.threads or 1, resume=args.resume,
+                         encoding=args.encoding)
+        say(f"scored {rr.rows} rows in {rr.shards} shards ({rr.shards_skipped} resumed) on {rr.num_workers} Ray "
+            f"workers in {rr.seconds:.1f}s — {rr.rows_per_second:.1f} rows/s → {rr.output}")
+        return 0
     model = load_for_runtime(args.model, args.runtime, args.threads)
     res = predict_file(model, args.input, args.output, text_column=args.text_column, id_column=args.id_column,
                        keep_columns=args.keep_column, chunk_size=args.chunk_size, batch_size=args.batch_size,
