@@ -82,7 +82,8 @@ def monitor(model: str | Path, *, db: str | Path | Store, window: str | None = N
         # With --last, the window starts at the N-th newest timestamp (ties included).
         if last is not None and last < n_rows:
             since = fastread.nth_newest_ts(store, last, since=since, until=until, model=model_name)
-        frame = fastread.binned_window(store, prof, since=since, until=until, model=model_name, buckets=buckets)
+        frame = fastread.binned_window(store, prof, since=since, until=until, model=model_name, buckets=buckets,
+                                       grouped=fastread.grouped_default(store))
     else:
         frame = store.read_predictions(columns=list(DRIFT_COLUMNS), since=since, until=until, last=last,
                                        model=model_name)

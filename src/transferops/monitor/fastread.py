@@ -52,11 +52,14 @@ def _bin_expr(col: Any, edges: list[float]) -> Any:
 
 
 def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, until: float | None,
-                  model: str | None, buckets: int, max_rows: int | None = SAMPLE_ROWS) -> dict[str, Any]:
+                  model: str | None, buckets: int, max_rows: int | None = SAMPLE_ROWS,
+                  grouped: bool = False) -> dict[str, Any]:
     """Prepared arrays for :meth:`DriftMonitor.calculate` / ``timeline`` without fetching the rows.
 
-    Windows larger than ``max_rows`` are read as a systematic sample (every k-th row, k =
-    ceil(n / max_rows)); ``None`` reads every row.
+    ``grouped``: the database counts rows per bin combination (``COUNT(*) ... GROUP BY``) and
+    returns only those counts: exact over every row, no sampling (the default on PostgreSQL, see
+    :func:`grouped_default`). Otherwise windows larger than ``max_rows`` are read as a systematic
+    sample (every k-th row, k = ceil(n / max_rows)); ``None`` reads every row.
     """
     p = store.table("predictions")
     labels = [str(x) for x in profile["labels"]]
@@ -74,7 +77,6 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
     with store.engine.connect() as conn:
         lo = conn.execute(where(sa.select(sa.func.min(p.c.ts)))).scalar()
         hi = conn.execute(where(sa.select(sa.func.max(p.c.ts)))).scalar()
-    means: dict[str, float | None] = {f: None for f, _ in feats}
     lo, hi = float(lo), float(hi)
     width = (hi + 1e-6 - lo) / buckets
 
@@ -94,6 +96,16 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
     packed_expr = parts[0]
     for part in parts[1:]:
         packed_expr = packed_expr + part
+    if grouped:
+        # COUNT(*) ... GROUP BY the packed bins: the database returns one row per distinct bin
+        # combination (thousands), never one per prediction, and every row counts (no sampling).
+        # Repeating each combination by its count, in bucket order, rebuilds the same prepared form
+        # (within a time bucket row order does not enter any signal).
+        key = packed_expr.label("packed")
+        gstmt = where(sa.select(key, sa.func.count().label("n"))).group_by(sa.literal_column("packed"))
+        pairs = np.asarray(store._fetch_raw(gstmt), dtype=np.int64).reshape(-1, 2)
+        pairs = pairs[np.argsort(pairs[:, 0] >> _SHIFTS["bucket"], kind="stable")]
+        return _unpack(np.repeat(pairs[:, 0], pairs[:, 1]), n, 1, lo, hi, k, feats)
     stmt = where(sa.select(packed_expr.label("packed"))).order_by(p.c.ts)
     step = 1 if max_rows is None else max(1, -(-n // int(max_rows)))
     if step > 1:
@@ -105,7 +117,11 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
             stmt = stmt.where(sa.func.abs(sa.func.hashtext(p.c.id)) % step == 0)
     rows = store._fetch_raw(stmt)
     packed = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+    return _unpack(packed, n, step, lo, hi, k, feats)
 
+
+def _unpack(packed: np.ndarray, n: int, step: int, lo: float, hi: float, k: int,
+            feats: list[tuple[str, Any]]) -> dict[str, Any]:
     def field(name: str, bits: int) -> np.ndarray:
         return (packed >> _SHIFTS[name]) & ((1 << bits) - 1)
 
@@ -117,11 +133,18 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
         fb = field(f"f{j}", 4)
         features[fname] = (None, fb != NULL_BIN, fb)
     r = field("route", 2)
+    means: dict[str, float | None] = {f: None for f, _ in feats}
     return {"n": len(packed), "n_total": n, "step": step, "ts": None, "t_lo": lo, "t_hi": hi, "codes": codes,
             "matrix": np.eye(k + 1),
             "high": field("high", 1).astype(bool), "conf_bin": conf_bin, "conf_ok": conf_bin != NULL_BIN,
             "features": features, "review": (r == 1, r != 2), "means": means,
             "bucket": field("bucket", 10)}
+
+
+def grouped_default(store: Any) -> bool:
+    """Aggregate in the database on PostgreSQL (parallel scans, a hash aggregate); on SQLite the
+    sampled read is faster (one core, and evaluating the bins dominates either way)."""
+    return not store.is_sqlite
 
 
 def _empty(k: int) -> dict[str, Any]:
@@ -149,4 +172,4 @@ def count_window(store: Any, *, since: float | None, until: float | None, model:
                                                      model)).scalar_one())
 
 
-__all__ = ["FAST_MIN_ROWS", "binned_window", "count_window", "nth_newest_ts", "supported"]
+__all__ = ["FAST_MIN_ROWS", "binned_window", "count_window", "grouped_default", "nth_newest_ts", "supported"]
