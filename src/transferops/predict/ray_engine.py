@@ -200,7 +200,8 @@ def predict_ray(model_path: str | Path, input: str | Path, output: str | Path, *
         ds = ray.data.from_items(pending, override_num_blocks=len(pending))
         try:
             done = ds.map_batches(
-                _ShardScorer, batch_size=1, batch_format="numpy", concurrency=num_workers, num_cpus=1,
+                _ShardScorer, batch_size=1, batch_format="numpy", num_cpus=1,
+                compute=ray.data.ActorPoolStrategy(size=num_workers),
                 fn_constructor_kwargs={"model_path": str(Path(model_path).resolve()), "runtime": runtime,
                                        "threads": threads, "out": str(out.resolve()), "options": options},
             ).take_all()
