@@ -71,3 +71,16 @@ def test_sampled_binning_is_close_to_all_rows(mixed):
         assert b.value == pytest.approx(a.value, abs=0.08), a.name
     assert rep.status == full.status
     assert len(mon.timeline(part, buckets=6)) == 6
+
+
+def test_monitor_group_by_opt_in_counts_every_row_in_sql(mixed, tmp_path, monkeypatch):
+    save_profile(tmp_path, synthetic_profile())
+    slow = monitor(tmp_path, db=mixed, last=4000)
+    monkeypatch.setattr(fastread, "FAST_MIN_ROWS", 100)
+    monkeypatch.setenv("TRANSFEROPS_DRIFT_GROUP_BY", "1")
+    fast = monitor(tmp_path, db=mixed, last=4000)
+    assert fast.extra["binned_in_database"] and fast.report.sampled_every == 1
+    assert fast.report.n == slow.report.n == 4000
+    for a, b in zip(slow.report.signals, fast.report.signals, strict=True):
+        if a.name != "embedding":
+            assert a.value == pytest.approx(b.value, abs=1e-9), a.name
