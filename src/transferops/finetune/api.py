@@ -242,8 +242,10 @@ def train(
                           f"{cfg.strategy} (or drop --search to train that one strategy)")
     from transferops.finetune.search import CANDIDATES, SEARCH_DEFAULT_MAX_TRAIN, parse_budget, run_search
 
+    # Default search: no strategy given at all (``strategy="auto"`` given explicitly means "one
+    # strategy chosen by the rules", no search) and a small training split.
     do_search = bool(search) if search is not None else (
-        not strategy_explicit and cfg.strategy == "auto" and len(train_part) <= SEARCH_DEFAULT_MAX_TRAIN
+        "strategy" not in explicit_set and cfg.strategy == "auto" and len(train_part) <= SEARCH_DEFAULT_MAX_TRAIN
         and not resume)
     budget = parse_budget(time_budget) if do_search else None
 
