@@ -199,6 +199,9 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     """
     from transferops.finetune.trainer import FineTuner
 
+    unknown = [c for c in candidates if c not in CANDIDATES]
+    if unknown or not candidates:
+        raise ConfigError(f"candidates: {unknown or 'none given'} — choose from {', '.join(CANDIDATES)}")
     multilabel = task == "multilabel"
     metric = cfg.metric if cfg.metric != "loss" else "macro_f1"
     t0 = time.perf_counter()
@@ -234,7 +237,9 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
 
     # 2. the probe: also measures the forward speed that the budget estimates use
     fwd_per_text: float | None = None
-    if "probe" in candidates:
+    if "probe" in candidates and left() <= 0:
+        board.append(CandidateResult("probe", "skipped", metric, reason="budget spent"))
+    elif "probe" in candidates:
         try:
             from transferops.modeling import FrozenEncoder
 
