@@ -20,7 +20,7 @@ from transferops.finetune.search import SearchError, parse_budget
 
 WORDS = {"alpha": "stock shares market profit", "beta": "match goal striker league",
          "gamma": "vote election minister party"}
-FILLER = "the a of and to in is that it with as on for this from by at new said".split()
+FILLER = ["the", "a", "of", "and", "to", "in", "is", "that", "it", "with", "as", "on", "for", "this", "from", "by", "at", "new", "said"]
 
 
 def keyword_frame(counts: dict[str, int], seed: int = 0) -> pd.DataFrame:
@@ -72,7 +72,7 @@ def test_baseline_artifact_reloads_exactly_without_pickle(tmp_path: Path, counts
     assert not files & {".pkl", ".pickle", ".joblib", ".bin"}
     m = transferops.load(tmp_path)
     assert isinstance(m, BaselineModel)
-    texts = ["shares profit market", "the goal of the striker", "unrelated words here"] + df["text"][:20].tolist()
+    texts = ["shares profit market", "the goal of the striker", "unrelated words here", *df["text"][:20].tolist()]
     np.testing.assert_allclose(m.predict_proba(texts), b.predict_proba(texts), rtol=0, atol=1e-12)
     assert m.embed(texts).shape == (len(texts), 256)
 
@@ -104,10 +104,10 @@ def test_logit_offsets_fix_a_majority_biased_model_and_every_path_uses_them() ->
 
 def test_tuned_offsets_round_trip_pytorch_onnx_and_server(tiny_run: Path, tmp_path: Path) -> None:
     import httpx
+    from tests.server_testing import running
 
     from transferops.deploy.onnx_export import export_onnx
     from transferops.deploy.server import ServeSettings, create_app
-    from tests.server_testing import running
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -137,9 +137,9 @@ def test_default_train_searches_picks_the_baseline_and_it_serves(tiny_bert: Path
     """Imbalanced keyword labels, all defaults: the recipe weights the classes, the search runs (small
     data), the tuned baseline wins on validation, and it IS the saved, servable model."""
     import httpx
+    from tests.server_testing import running
 
     from transferops.deploy.server import ServeSettings, create_app
-    from tests.server_testing import running
 
     df = keyword_frame({"alpha": 100, "beta": 30, "gamma": 15})
     res = transferops.train(df, out=tmp_path / "run", checkpoint=str(tiny_bert), check_near_duplicates=False,
