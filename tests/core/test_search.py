@@ -20,7 +20,8 @@ from transferops.finetune.search import SearchError, parse_budget
 
 WORDS = {"alpha": "stock shares market profit", "beta": "match goal striker league",
          "gamma": "vote election minister party"}
-FILLER = ["the", "a", "of", "and", "to", "in", "is", "that", "it", "with", "as", "on", "for", "this", "from", "by", "at", "new", "said"]
+FILLER = ["the", "a", "of", "and", "to", "in", "is", "that", "it", "with", "as", "on", "for", "this",
+          "from", "by", "at", "new", "said"]
 
 
 def keyword_frame(counts: dict[str, int], seed: int = 0) -> pd.DataFrame:
@@ -102,6 +103,7 @@ def test_logit_offsets_fix_a_majority_biased_model_and_every_path_uses_them() ->
     assert tune_offsets(logp[:, :2], y.clip(0, 1), labels[:2]) is None  # binary keeps its threshold
 
 
+@pytest.mark.server
 def test_tuned_offsets_round_trip_pytorch_onnx_and_server(tiny_run: Path, tmp_path: Path) -> None:
     import httpx
     from tests.server_testing import running
@@ -133,6 +135,7 @@ def test_tuned_offsets_round_trip_pytorch_onnx_and_server(tiny_run: Path, tmp_pa
 
 
 # ---------------------------------------------------------------------- default train + search
+@pytest.mark.server
 def test_default_train_searches_picks_the_baseline_and_it_serves(tiny_bert: Path, tmp_path: Path) -> None:
     """Imbalanced keyword labels, all defaults: the recipe weights the classes, the search runs (small
     data), the tuned baseline wins on validation, and it IS the saved, servable model."""
