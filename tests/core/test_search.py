@@ -236,3 +236,43 @@ def _csv(df: pd.DataFrame, tmp_path: Path) -> Path:
     p = tmp_path / "d.csv"
     df.to_csv(p, index=False)
     return p
+
+
+@pytest.mark.server
+def test_stack_candidate_round_trips_save_load_predict_serve(tiny_bert: Path, tmp_path: Path) -> None:
+    import httpx
+    from tests.server_testing import running
+
+    from transferops.artifacts.linear import StackModel, save_stack
+    from transferops.deploy.server import ServeSettings, create_app
+    from transferops.finetune.search import ProbeFit, fit_probe_lr, fit_stack
+    from transferops.modeling import FrozenEncoder, softmax
+
+    df = keyword_frame({"alpha": 40, "beta": 25, "gamma": 15})
+    res = transferops.train(df, out=tmp_path / "run", checkpoint=str(tiny_bert), search=True,
+                            candidates=["tfidf_logreg", "probe", "stack"], **FAST)
+    rows = {c["name"]: c for c in res.manifest["search"]["leaderboard"]}
+    assert rows["stack"]["status"] == "ok" and rows["stack"]["params"]["folds"] == 5
+    # the stack as the saved model (what train writes when it wins): one folder, one model
+    labels = res.manifest["labels"]
+    y = np.asarray([labels.index(v) for v in df["label"]])
+    texts = df["text"].tolist()
+    base = TfidfBaseline(tune=True).fit(texts, y, n_classes=3)
+    enc = FrozenEncoder(str(tiny_bert), max_length=32)
+    emb = enc.embed(texts)
+    probe = ProbeFit(enc, fit_probe_lr(emb, y, multilabel=False, class_weight=None, seed=0), 3, False, tiny_bert)
+    sf = fit_stack(base, probe, texts, emb, y, 3, 0)
+    out = tmp_path / "stack"
+    save_stack(out, base, probe.clf, sf.meta, encoder_from=tiny_bert)
+    mf = {**res.manifest, "kind": "stack", "config": {**res.manifest["config"], "max_length": 32}}
+    (out / "transferops.json").write_text(json.dumps(mf))
+    shutil.copytree(tmp_path / "run" / "data", out / "data")
+    m = transferops.load(out)
+    assert isinstance(m, StackModel)
+    new = ["shares market profit today", "vote for the party", "the striker and the goal"]
+    np.testing.assert_allclose(m.predict_proba(new), softmax(sf.logits(new)), atol=1e-6)
+    decided = m.predict(new)
+    app = create_app(ServeSettings(models={"s": str(out)}))
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        r = c.post("/v1/models/s/predict", json={"texts": new})
+        assert r.status_code == 200 and [p["label"] for p in r.json()["predictions"]] == decided

@@ -281,6 +281,67 @@ class ProbeModel(_LinearModel):
         return f"ProbeModel(path={str(self.path)!r}, task={self.task!r}, labels={len(self.labels)})"
 
 
+STACK_DIR = "stack"
+
+
+class StackModel(_LinearModel):
+    """Tuned baseline + frozen probe, combined by a logistic-regression meta-learner on their
+    log-probabilities (kind ``stack``); one model for predict, evaluate, serve and monitoring."""
+
+    subdir = STACK_DIR
+
+    def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
+        super().__init__(path, device=device, threads=threads)
+        self.baseline = BaselineModel(path, device=device, threads=threads)
+        self.probe = ProbeModel(path, device=device, threads=threads)
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.probe.tokenizer
+
+    @property
+    def torch_model(self) -> Any:
+        raise ArtifactError(f"{self.path} is a stack (TF-IDF baseline + frozen probe + meta-learner); "
+                            "serve the folder as it is")
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        return self.probe.embed(texts, batch_size=batch_size)
+
+    def logits_from_parts(self, texts: Sequence[str], emb: np.ndarray) -> np.ndarray:
+        from transferops.modeling import softmax
+
+        feats = stack_features(softmax(self.baseline.logits(texts)),
+                               softmax(self.probe.logits_from_embeddings(emb)))
+        return lr_logits(self.estimators, feats, len(self.labels), self.multilabel)
+
+    def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        texts = _check_texts(texts)
+        return self.logits_from_parts(texts, self.embed(texts, batch_size=batch_size))
+
+    def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        texts = _check_texts(texts)
+        emb = self.embed(texts, batch_size=batch_size)
+        return self.logits_from_parts(texts, emb), emb
+
+    def __repr__(self) -> str:
+        return f"StackModel(path={str(self.path)!r}, task={self.task!r}, labels={len(self.labels)})"
+
+
+def stack_features(p_base: np.ndarray, p_probe: np.ndarray) -> np.ndarray:
+    """Meta-learner input: both members' log-probabilities side by side."""
+    return np.log(np.clip(np.concatenate([p_base, p_probe], axis=1), 1e-12, 1.0))
+
+
+def save_stack(path: str | Path, baseline: Any, probe_clf: Any, meta: Any, *, encoder_from: str | Path) -> None:
+    from safetensors.numpy import save_file
+
+    save_baseline(path, baseline)
+    save_probe(path, probe_clf, encoder_from=encoder_from, multilabel=False)
+    d = Path(path) / STACK_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    save_file(lr_tensors(meta, False), str(d / WEIGHTS))
+
+
 def save_probe(path: str | Path, clf: Any, *, encoder_from: str | Path, multilabel: bool) -> None:
     """Write a probe: the frozen encoder + tokenizer under ``model/``, the LR under ``probe/``."""
     from safetensors.numpy import save_file
@@ -297,5 +358,19 @@ def save_probe(path: str | Path, clf: Any, *, encoder_from: str | Path, multilab
     load_tokenizer(encoder_from).save_pretrained(str(Path(path) / MODEL_DIR))
 
 
-__all__ = ["BASELINE_DIR", "PROBE_DIR", "BaselineModel", "ProbeModel", "load_vectorizer", "lr_from_tensors",
-           "lr_logits", "lr_tensors", "save_baseline", "save_probe"]
+__all__ = [
+    "BASELINE_DIR",
+    "PROBE_DIR",
+    "STACK_DIR",
+    "BaselineModel",
+    "ProbeModel",
+    "StackModel",
+    "load_vectorizer",
+    "lr_from_tensors",
+    "lr_logits",
+    "lr_tensors",
+    "save_baseline",
+    "save_probe",
+    "save_stack",
+    "stack_features",
+]

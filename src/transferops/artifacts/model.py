@@ -222,10 +222,10 @@ def load(path: str | Path, **kw: Any) -> Any:
         from transferops.adapt.ensemble import EnsembleModel  # type: ignore[import-not-found]
 
         return EnsembleModel(path, **kw)
-    if manifest.get("kind") in ("baseline", "probe"):
-        from transferops.artifacts.linear import BaselineModel, ProbeModel
+    if manifest.get("kind") in ("baseline", "probe", "stack"):
+        from transferops.artifacts.linear import BaselineModel, ProbeModel, StackModel
 
-        return (BaselineModel if manifest["kind"] == "baseline" else ProbeModel)(path, **kw)
+        return {"baseline": BaselineModel, "probe": ProbeModel, "stack": StackModel}[manifest["kind"]](path, **kw)
     return TransferOpsModel(path, **kw)
 
 

@@ -181,7 +181,7 @@ def open_runner(name: str, path: str | Path, *, threads: int | None = None, vari
     manifest = read_manifest(p)
     if manifest.get("kind") == "ensemble":
         raise ConfigError(f"model {name!r}: ensembles are not served; serve their members or an export")
-    if manifest.get("kind") in ("baseline", "probe"):
+    if manifest.get("kind") in ("baseline", "probe", "stack"):
         from transferops.artifacts.model import load
 
         lm = load(p, threads=threads, device="cpu")

@@ -291,7 +291,7 @@ def train(
     recipe.append(RecipeChoice("strategy", strategy, "user" if strategy_explicit else
                                ("search" if do_search else "advise"), reason or "set by the user"))
 
-    kind = "model" if ft is not None else ("baseline" if strategy == "tfidf_logreg" else "probe")
+    kind = "model" if ft is not None else {"tfidf_logreg": "baseline", "probe": "probe", "stack": "stack"}[strategy]
     predict_logits: Any
     if ft is not None:
         predict_logits = ft.predict_logits
@@ -336,11 +336,17 @@ def train(
         from transferops.artifacts.linear import save_baseline
 
         save_baseline(out, fitted_baseline, tokenizer_from=ckpt.path)
-    else:
+    elif kind == "probe":
         from transferops.artifacts.linear import save_probe
 
         assert search_res is not None
         save_probe(out, search_res.fitted.clf, encoder_from=ckpt.path, multilabel=multilabel)
+    else:
+        from transferops.artifacts.linear import save_stack
+
+        assert search_res is not None
+        sf = search_res.fitted
+        save_stack(out, sf.baseline, sf.probe.clf, sf.meta, encoder_from=ckpt.path)
 
     bm = baseline.get("tfidf_logreg", {}).get("metrics")
     if bm and kind != "baseline":

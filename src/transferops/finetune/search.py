@@ -5,6 +5,8 @@ Candidates, cheapest first (so a short budget still gets the cheap ones):
 
 * ``tfidf_logreg`` — the tuned TF-IDF + LR baseline (:mod:`transferops.baselines`), always first;
 * ``probe``  — mean-pooled embeddings of the frozen checkpoint + a class-balanced-if-needed LR;
+* ``stack``  — baseline + probe combined by a class-balanced LR meta-learner on their 5-fold
+  out-of-fold log-probabilities (single-label tasks); kept only when it wins on validation;
 * ``head``, ``freeze``, ``lora``, ``full`` — :class:`~transferops.finetune.trainer.FineTuner` with
   epochs and learning rates for the data size (:func:`candidate_config`).
 
@@ -36,7 +38,7 @@ from transferops.modeling import sigmoid, softmax
 SEARCH_DEFAULT_MAX_TRAIN = 1_000
 #: Default budget (seconds) of a search: ``--time-budget``.
 DEFAULT_TIME_BUDGET = 15 * 60.0
-CANDIDATES: tuple[str, ...] = ("tfidf_logreg", "probe", "head", "freeze", "lora", "full")
+CANDIDATES: tuple[str, ...] = ("tfidf_logreg", "probe", "stack", "head", "freeze", "lora", "full")
 #: Training cost of one example relative to one inference forward pass, per strategy (backward ≈ 2x
 #: forward; a frozen half skips most of it; head trains on cached features).
 COST_FACTOR = {"head": 0.05, "freeze": 1.7, "lora": 2.5, "full": 3.0}
@@ -143,6 +145,55 @@ class ProbeFit:
 
     def logits(self, texts: list[str]) -> np.ndarray:
         return self.logits_from_embeddings(self.encoder.embed(texts, desc="probe"))
+
+
+class StackFit:
+    """Fitted stack: baseline and probe (fitted on all of train) + the meta-learner."""
+
+    def __init__(self, baseline: Any, probe: ProbeFit, meta: Any, n_classes: int, folds: int) -> None:
+        self.baseline, self.probe, self.meta, self.n_classes, self.folds = baseline, probe, meta, n_classes, folds
+
+    def logits_from_parts(self, texts: list[str], emb: np.ndarray) -> np.ndarray:
+        from transferops.artifacts.linear import lr_logits, stack_features
+
+        feats = stack_features(self.baseline.predict_proba(texts),
+                               softmax(self.probe.logits_from_embeddings(emb)))
+        return lr_logits([self.meta], feats, self.n_classes, False)
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        return self.logits_from_parts(texts, self.probe.encoder.embed(texts, desc="stack"))
+
+
+def fit_stack(baseline: Any, probe: ProbeFit, texts: list[str], emb: np.ndarray, y: np.ndarray, n_classes: int,
+              seed: int) -> StackFit:
+    """Out-of-fold probabilities of both members (their chosen hyper-parameters, refit per fold), then
+    a class-balanced LR meta-learner on their log-probabilities."""
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    from transferops.artifacts.linear import stack_features
+    from transferops.baselines import TfidfBaseline
+
+    counts = np.bincount(y, minlength=n_classes)
+    folds = int(min(5, counts[counts > 0].min()))
+    if folds < 2:
+        raise ConfigError("stack: a class has a single training example; out-of-fold probabilities need 2+")
+    oof_b = np.zeros((len(y), n_classes))
+    oof_p = np.zeros((len(y), n_classes))
+    arr = np.asarray(texts, dtype=object)
+    for tr, va in StratifiedKFold(folds, shuffle=True, random_state=seed).split(arr, y):
+        b = TfidfBaseline(C=baseline.C_, class_weight=baseline.class_weight_, seed=seed).fit(
+            list(arr[tr]), y[tr], n_classes=n_classes)
+        oof_b[va] = b.predict_proba(list(arr[va]))
+        with threadpool_limits(1):
+            clf = clone(probe.clf).fit(emb[tr], y[tr])
+        oof_p[va] = softmax(ProbeFit(None, clf, n_classes, False, None).logits_from_embeddings(emb[va]))
+    with threadpool_limits(1):
+        meta = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000, random_state=seed).fit(
+            stack_features(oof_b, oof_p), y)
+    return StackFit(baseline, probe, meta, n_classes, folds)
 
 
 def fit_probe_lr(emb: np.ndarray, y: np.ndarray, *, multilabel: bool, class_weight: str | None, seed: int) -> Any:
@@ -264,6 +315,29 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
         except Exception as exc:  # a failing candidate must not sink the search
             board.append(CandidateResult("probe", "failed", metric, reason=f"{type(exc).__name__}: {exc}"))
 
+    # 2b. the stack of the two cheap views (the fraud case of the source text: a meta-learner on top)
+    if "stack" in candidates:
+        if multilabel or "probe" not in fitted or "tfidf_logreg" not in fitted:
+            board.append(CandidateResult("stack", "skipped", metric, reason=(
+                "single-label tasks only" if multilabel else "needs both the baseline and the probe")))
+        elif left() <= 0:
+            board.append(CandidateResult("stack", "skipped", metric, reason="budget spent"))
+        else:
+            try:
+                ts = time.perf_counter()
+                sf = fit_stack(baseline, fitted["probe"], train_texts, emb_tr, y_tr, len(labels), cfg.seed)
+                logits = sf.logits_from_parts(val_texts, emb_va)
+                probe_row = next(c for c in board if c.name == "probe")
+                base_row = next(c for c in board if c.name == "tfidf_logreg")
+                score("stack", logits, time.perf_counter() - ts + probe_row.train_seconds + base_row.train_seconds,
+                      round((probe_row.size_mb or 0) + (base_row.size_mb or 0), 1),
+                      round((probe_row.latency_ms or 0) + (base_row.latency_ms or 0), 3),
+                      {"meta": "logistic regression, class_weight=balanced, on out-of-fold log-probabilities",
+                       "folds": sf.folds})
+                fitted["stack"] = sf
+            except Exception as exc:  # a failing candidate must not sink the search
+                board.append(CandidateResult("stack", "failed", metric, reason=f"{type(exc).__name__}: {exc}"))
+
     # 3. fine-tuning candidates
     for strategy in [c for c in candidates if c in COST_FACTOR]:
         ccfg = candidate_config(cfg, strategy, len(train_texts), n_layers)
@@ -350,5 +424,17 @@ def _drop_losers(board: list[CandidateResult], fitted: dict[str, Any]) -> None:
             fitted.pop(c.name, None)
 
 
-__all__ = ["CANDIDATES", "DEFAULT_TIME_BUDGET", "SEARCH_DEFAULT_MAX_TRAIN", "CandidateResult", "ProbeFit",
-           "SearchError", "SearchResult", "candidate_config", "parse_budget", "run_search"]
+__all__ = [
+    "CANDIDATES",
+    "DEFAULT_TIME_BUDGET",
+    "SEARCH_DEFAULT_MAX_TRAIN",
+    "CandidateResult",
+    "ProbeFit",
+    "SearchError",
+    "SearchResult",
+    "StackFit",
+    "candidate_config",
+    "fit_stack",
+    "parse_budget",
+    "run_search",
+]
