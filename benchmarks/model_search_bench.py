@@ -75,7 +75,7 @@ def run_tfidf(data, te) -> dict:
             "class_weight": b.class_weight_}
 
 
-def run_setfit(data, te, tmp: Path, seed: int) -> dict:
+def run_setfit(data, te, tmp: Path, seed: int, iterations: int | None = None) -> dict:
     from datasets import Dataset
     from setfit import SetFitModel, Trainer, TrainingArguments
 
@@ -86,7 +86,7 @@ def run_setfit(data, te, tmp: Path, seed: int) -> dict:
     model.model_body.max_seq_length = 64
     # Pair sampling grows with the labeled set: bound it (20 pairs/example at 8/class, fewer above).
     n = len(data)
-    iters = 20 if n <= 40 else 5 if n <= 200 else 2
+    iters = iterations or (20 if n <= 40 else 5 if n <= 200 else 2)
     args = TrainingArguments(batch_size=16, num_epochs=1, seed=seed, report_to="none", num_iterations=iters,
                              output_dir=str(tmp / "setfit"))
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_pandas(data[["text", "label"]]))
@@ -103,6 +103,8 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=150.0, help="search budget per run (s)")
     ap.add_argument("--test-size", type=int, default=300)
     ap.add_argument("--no-setfit", action="store_true")
+    ap.add_argument("--setfit-iterations", type=int, help="SetFit num_iterations (pairs per example); "
+                    "default 20 at <= 40 rows, 5 at <= 200, 2 above")
     args = ap.parse_args()
     tr, te = bbc_split()
     tr, te = headlines(tr), headlines(te)
@@ -116,7 +118,7 @@ def main() -> None:
                 runs = {"tfidf_tuned": run_tfidf(data, te),
                         "transferops_default (= --search)": run_default(data, te, tmp, args.budget, seed)}
                 if not args.no_setfit:
-                    runs["setfit"] = run_setfit(data, te, tmp, seed)
+                    runs["setfit"] = run_setfit(data, te, tmp, seed, args.setfit_iterations)
                 for m, r in runs.items():
                     rows.setdefault(m, {}).setdefault(name, []).append(r)
                 print(name, seed, {m: round(r["macro_f1"], 4) for m, r in runs.items()}, flush=True)

@@ -276,3 +276,21 @@ def test_stack_candidate_round_trips_save_load_predict_serve(tiny_bert: Path, tm
     with running(app) as url, httpx.Client(base_url=url, timeout=60) as c:
         r = c.post("/v1/models/s/predict", json={"texts": new})
         assert r.status_code == 200 and [p["label"] for p in r.json()["predictions"]] == decided
+
+
+def test_learning_curve_and_report_section(tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from transferops.evaluate import evaluate
+
+    df = keyword_frame({"alpha": 40, "beta": 40, "gamma": 40})
+    transferops.train(df, out=tmp_path / "r", checkpoint=str(tiny_bert), search=True, candidates=["tfidf_logreg"],
+                      **FAST)
+    assert main(["-q", "learning-curve", "--model", str(tmp_path / "r")]) == 0
+    assert "tuned baseline" in capsys.readouterr().out
+    lc = json.loads((tmp_path / "r" / "transferops.json").read_text())["learning_curve"]
+    assert [p["fraction"] for p in lc["points"]] == [0.125, 0.25, 0.5, 1.0] and lc["scored_on"] == "validation"
+    assert lc["points"][0]["n_train"] < lc["points"][-1]["n_train"]
+    html = tmp_path / "rep.html"
+    evaluate(tmp_path / "r", report=html)
+    text = html.read_text()
+    assert 'id="model-search"' in text and "tfidf_logreg" in text and "labels used" in text
+    assert main(["-q", "learning-curve", "--model", str(tmp_path / "r"), "--fractions", "0,2"]) == 2

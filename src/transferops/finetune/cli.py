@@ -146,6 +146,15 @@ def register(sub: Any) -> None:
     g.add_argument("--test-data", help="your own test file; no internal test split is cut from --data")
     p.set_defaults(func=_train)
 
+    lc = sub.add_parser("learning-curve", help="validation metric of the run's recipe and the tuned baseline at "
+                        "12.5/25/50/100%% of the labels", description="Refit the saved run's recipe and the tuned "
+                        "baseline on growing shares of its training split; scored on its validation split.")
+    lc.add_argument("--model", required=True, help="trained model folder")
+    lc.add_argument("--fractions", default="0.125,0.25,0.5,1", help="comma-separated shares of the labels")
+    lc.add_argument("--seed", type=int, default=0)
+    lc.add_argument("--json", action="store_true")
+    lc.set_defaults(func=_learning_curve)
+
     lf = sub.add_parser("lr-find", help="exponential learning-rate sweep (Smith 2017) with a plot")
     _add_data_args(lf)
     _add_train_args(lf)
@@ -189,6 +198,18 @@ def _train(args: argparse.Namespace) -> int:
                             test_data=getattr(args, "test_data", None), explicit=explicit_keys(args),
                             **_data_kwargs(args))
     print(dumps(res.manifest) if args.json else res.summary())
+    return 0
+
+
+def _learning_curve(args: argparse.Namespace) -> int:
+    from transferops.finetune.learning_curve import learning_curve
+
+    try:
+        fractions = tuple(float(f) for f in args.fractions.split(",") if f.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--fractions: {args.fractions!r} is not a comma-separated list of numbers") from exc
+    res = learning_curve(args.model, fractions=fractions, seed=args.seed)
+    print(json.dumps(res.to_dict(), indent=2) if args.json else res.table())
     return 0
 
 
