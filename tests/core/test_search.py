@@ -294,3 +294,23 @@ def test_learning_curve_and_report_section(tiny_bert: Path, tmp_path: Path, caps
     text = html.read_text()
     assert 'id="model-search"' in text and "tfidf_logreg" in text and "labels used" in text
     assert main(["-q", "learning-curve", "--model", str(tmp_path / "r"), "--fractions", "0,2"]) == 2
+
+
+def test_probe_winner_with_refit_is_saved_and_scores_as_recorded(tiny_bert: Path, tmp_path: Path) -> None:
+    from transferops.artifacts.linear import ProbeModel
+    from transferops.evaluate import evaluate
+
+    df = keyword_frame({"alpha": 30, "beta": 30, "gamma": 30})
+    assert main(["-q", "train", "--data", str(_csv(df, tmp_path)), "--out", str(tmp_path / "p"), "--checkpoint",
+                 str(tiny_bert), "--search", "--time-budget", "3s", "--refit", "--no-near-duplicates",
+                 "--epochs", "1"]) == 0
+    m = json.loads((tmp_path / "p" / "transferops.json").read_text())
+    assert m["refit"]["done"] and m["refit"]["rows"] == m["splits"]["sizes"]["train"] + m["splits"]["sizes"][
+        "validation"]
+    res = transferops.train(df, out=tmp_path / "q", checkpoint=str(tiny_bert), search=True, candidates=["probe"],
+                            refit=True, **FAST)
+    assert res.manifest["kind"] == "probe"
+    model = transferops.load(tmp_path / "q")
+    assert isinstance(model, ProbeModel)
+    rep = evaluate(tmp_path / "q")
+    assert rep.metrics["macro_f1"] == pytest.approx(res.manifest["metrics"]["test"]["macro_f1"], abs=1e-9)

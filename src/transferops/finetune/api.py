@@ -145,6 +145,7 @@ def train(
     test_data: str | Path | pd.DataFrame | None = None,
     search: bool | None = None,
     time_budget: str | float | None = None,
+    refit: bool = False,
     candidates: Sequence[str] | None = None,
     explicit: Collection[str] | None = None,
     **overrides: Any,
@@ -301,6 +302,18 @@ def train(
     else:
         predict_logits = search_res.fitted.logits  # type: ignore[union-attr]
     val_logits = predict_logits(splits.validation.texts)
+    refit_entry: dict[str, Any] = {}
+    if refit:
+        say(f"refitting {strategy} on train + validation ({len(train_part) + len(splits.validation)} rows) ...")
+        ft, fitted_baseline, predict_logits, refit_entry = _refit(
+            kind, strategy, ft, fitted_baseline, search_res, train_part, splits.validation, y_tr, y_va,
+            labels=labels, task=task, cfg=cfg, ckpt=ckpt)
+        if search_res is not None and kind != "model":
+            search_res.fitted = refit_entry.pop("_fitted")
+        if fitted_baseline is not None:  # the gap stays like for like: the baseline is refit too
+            baseline = baseline_report(train_part.texts + splits.validation.texts, np.concatenate([y_tr, y_va]),
+                                       splits.test.texts, y_te, n_classes=len(labels), multilabel=multilabel,
+                                       seed=cfg.seed, fitted=fitted_baseline)
     test_logits = predict_logits(splits.test.texts)
     to_p = sigmoid if multilabel else softmax
 
@@ -401,6 +414,7 @@ def train(
         "metrics": metrics,
         "baseline": baseline,
         **({"search": search_res.to_dict()} if search_res is not None else {}),
+        "refit": refit_entry or {"done": False},
         **dmf,
         "history": history,
         "training": training,
@@ -422,6 +436,47 @@ def train(
     from transferops.artifacts.model import read_manifest
 
     return TrainResult(out, read_manifest(out), warnings_)
+
+
+def _refit(kind: str, strategy: str, ft: Any, fitted_baseline: Any, search_res: Any, train_part: LabeledData,
+           val_part: LabeledData, y_tr: np.ndarray, y_va: np.ndarray, *, labels: list[str], task: str,
+           cfg: TrainConfig, ckpt: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Refit the chosen recipe on train + validation with the hyper-parameters the search chose
+    (fine-tuning: the best epoch count, no early stopping — there is no held-out data left)."""
+    multilabel = task == "multilabel"
+    texts = train_part.texts + val_part.texts
+    y = np.concatenate([y_tr, y_va])
+    entry: dict[str, Any] = {"done": True, "rows": len(texts), "recipe": strategy,
+                             "note": "validation metrics and the decision rule are from before the refit"}
+    from transferops.baselines import TfidfBaseline
+
+    new_base = None
+    if fitted_baseline is not None:
+        new_base = TfidfBaseline(multilabel=multilabel, seed=cfg.seed, tune=True).fit(texts, y,
+                                                                                      n_classes=len(labels))
+    if kind == "model":
+        epochs = max(int(ft.result_.best_epoch or cfg.resolved_epochs(ft.strategy)), 1)
+        rcfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": epochs, "early_stopping_patience": None,
+                                      "max_steps": None})
+        new_ft = FineTuner(rcfg, strategy=ft.strategy, strategy_reason=ft.strategy_reason + " (refit)")
+        new_ft.fit(texts, y, val_part.texts, y_va, labels=labels, task=task, checkpoint_path=ckpt.path)
+        entry["epochs"] = epochs
+        return new_ft, new_base, new_ft.predict_logits, entry
+    if kind == "baseline":
+        nb: Any = new_base
+        entry["_fitted"] = nb
+        return None, nb, (lambda t: _log_proba(nb.predict_proba(t), multilabel)), entry
+    from transferops.finetune.search import ProbeFit, fit_probe_lr, fit_stack
+
+    old = search_res.fitted
+    probe_old = old if kind == "probe" else old.probe
+    emb = probe_old.encoder.embed(texts, desc="refit")
+    cw = probe_old.clf.estimator.class_weight if multilabel else probe_old.clf.class_weight
+    pf = ProbeFit(probe_old.encoder, fit_probe_lr(emb, y, multilabel=multilabel, class_weight=cw, seed=cfg.seed),
+                  len(labels), multilabel, ckpt.path)
+    fitted = pf if kind == "probe" else fit_stack(new_base, pf, texts, emb, y, len(labels), cfg.seed)
+    entry["_fitted"] = fitted
+    return None, new_base, fitted.logits, entry
 
 
 def _log_proba(p: np.ndarray, multilabel: bool) -> np.ndarray:

@@ -144,6 +144,7 @@ def register(sub: Any) -> None:
     g.add_argument("--time-budget", help="search budget, e.g. 15m, 90s, 1h (default 15m)")
     g.add_argument("--validation-data", help="your own validation file (same columns as --data)")
     g.add_argument("--test-data", help="your own test file; no internal test split is cut from --data")
+    g.add_argument("--refit", action="store_true", help="after choosing, refit the recipe on train + validation")
     p.set_defaults(func=_train)
 
     lc = sub.add_parser("learning-curve", help="validation metric of the run's recipe and the tuned baseline at "
@@ -196,6 +197,7 @@ def _train(args: argparse.Namespace) -> int:
                             time_budget=getattr(args, "time_budget", None),
                             validation_data=getattr(args, "validation_data", None),
                             test_data=getattr(args, "test_data", None), explicit=explicit_keys(args),
+                            refit=bool(getattr(args, "refit", False)),
                             **_data_kwargs(args))
     print(dumps(res.manifest) if args.json else res.summary())
     return 0
