@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=150.0, help="search budget per run (s)")
     ap.add_argument("--test-size", type=int, default=300)
     ap.add_argument("--no-setfit", action="store_true")
+    ap.add_argument("--name", default="model_search_bench", help="results file name")
     ap.add_argument("--setfit-iterations", type=int, help="SetFit num_iterations (pairs per example); "
                     "default 20 at <= 40 rows, 5 at <= 200, 2 above")
     args = ap.parse_args()
@@ -142,7 +143,7 @@ def _write(rows: dict, args: argparse.Namespace, n_test: int) -> None:
                                             "wall_seconds_mean": float(w.mean()), "runs": by[s]}
             cells.append(f"{f.mean():.3f} ± {f.std():.3f} (n={len(f)}) | {w.mean():.0f}")
         md += f"| {m} | " + " | ".join(cells) + " |\n"
-    save("model_search_bench", {"args": vars(args), "test_rows": n_test, "load_avg_end": os.getloadavg(),
+    save(args.name, {"args": vars(args), "test_rows": n_test, "load_avg_end": os.getloadavg(),
                                 "results": summary}, md)
 
 
