@@ -26,8 +26,16 @@ IMBALANCED = {"sport": 300, "business": 100, "politics": 40, "tech": 20, "entert
 
 
 def headlines(df):
+    """The first line of each article file (its headline); load_bbc joins the lines, so re-read them."""
+    from transferops.data.bundled import bbc_root
+
+    folders = {p.name: p for p in bbc_root().iterdir() if p.is_dir()}
+    by_label = {}
+    for name, p in folders.items():
+        for f in p.iterdir():
+            by_label[(name, f.stem)] = f.read_bytes().decode("latin-1").strip().splitlines()[0].strip()
     df = df.copy()
-    df["text"] = [str(t).strip().split("\n")[0].strip() for t in df["text"]]
+    df["text"] = [by_label[tuple(i.split("/"))] for i in df["id"]]
     return df
 
 

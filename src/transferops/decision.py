@@ -24,6 +24,9 @@ import numpy as np
 OFFSET_GRID = np.round(np.arange(-3.0, 3.01, 0.25), 2)
 #: Offsets are kept only when they improve the validation metric by more than this (noise guard).
 MIN_GAIN = 0.005
+#: ... and only tuned when every class has at least this many validation examples: offsets fitted
+#: on one or two examples per class fit noise (measured: BBC 8/class, 1 validation row per class).
+MIN_PER_CLASS = 5
 
 
 def offsets_vector(manifest: dict[str, Any], labels: list[str]) -> np.ndarray | None:
@@ -76,11 +79,12 @@ def tune_offsets(log_proba: np.ndarray, y: np.ndarray, labels: list[str], *, met
     """Per-class logit offsets maximising ``metric`` on validation (coordinate ascent on a grid).
 
     Returns the manifest entry (``rule``, ``offsets``, scores before/after), or ``None`` when the
-    task is not multi-class or the offsets do not pay (gain ≤ :data:`MIN_GAIN`) — then the model
+    task is not multi-class, a class has fewer than :data:`MIN_PER_CLASS` validation examples, or
+    the offsets do not pay (gain ≤ :data:`MIN_GAIN`) — then the model
     decides by argmax. ``recall_floors`` ({label: minimum recall}) is a constraint met first.
     """
     k = log_proba.shape[1]
-    if k <= 2 or len(y) == 0:
+    if k <= 2 or len(y) == 0 or np.bincount(y, minlength=k).min() < MIN_PER_CLASS:
         return None
     metric = metric if metric in ("macro_f1", "accuracy", "balanced_accuracy") else "macro_f1"
     floors = {labels.index(lbl): float(v) for lbl, v in (recall_floors or {}).items()}
@@ -108,4 +112,4 @@ def tune_offsets(log_proba: np.ndarray, y: np.ndarray, labels: list[str], *, met
             "note": "argmax(T·log p + offset); tuned on the validation split only"}
 
 
-__all__ = ["MIN_GAIN", "OFFSET_GRID", "decide_indices", "offsets_vector", "tune_offsets"]
+__all__ = ["MIN_GAIN", "MIN_PER_CLASS", "OFFSET_GRID", "decide_indices", "offsets_vector", "tune_offsets"]

@@ -414,7 +414,7 @@ def train(
         "metrics": metrics,
         "baseline": baseline,
         **({"search": search_res.to_dict()} if search_res is not None else {}),
-        "refit": refit_entry or {"done": False},
+        **({"refit": refit_entry} if refit_entry else {}),
         **dmf,
         "history": history,
         "training": training,
