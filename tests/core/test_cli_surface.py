@@ -11,7 +11,7 @@ from transferops.cli.main import build_parser, main
 
 EXPECTED = {"checkpoints", "advise", "select", "train", "lr-find", "predict", "evaluate", "calibrate", "export",
             "serve", "monitor", "label-queue", "label-import", "retrain", "abtest", "cost", "roi", "adapt",
-            "distill", "ensemble", "demo"}
+            "distill", "ensemble", "demo", "learning-curve"}
 
 
 def test_every_stage_command_is_registered() -> None:

@@ -426,6 +426,8 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
                      "total_params": n_params, "frozen_layers": 0},
         "config": train_cfg.to_dict(),
         "seed": cfg.seed,
+        # the student trains with the teacher's recipe (loss, class weighting, max length)
+        "recipe": tman.get("recipe", []),
         "data": {**tman.get("data", {}), **({"unlabeled": unl_info} if unl_info else {})},
         "splits": {**tman.get("splits", {}), "test_sha256": sha256_file(out / DATA_DIR / TEST_SPLIT),
                    "train_used": n_lab},

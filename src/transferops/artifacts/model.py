@@ -147,15 +147,14 @@ class TransferOpsModel:
         return self.proba_from_logits(self.logits(texts, batch_size=batch_size), calibrated=calibrated)
 
     def decide(self, proba: np.ndarray) -> list[Any]:
-        """Labels from probabilities: argmax (binary: stored threshold), or per-label thresholds."""
+        """Labels from probabilities with the stored decision rule (:mod:`transferops.decision`):
+        argmax, tuned multi-class logit offsets, a binary threshold, or per-label thresholds."""
+        from transferops.decision import decide_indices
+
+        idx = decide_indices(proba, self.manifest, self.labels, self.multilabel)
         if self.multilabel:
-            th: Any = self.thresholds if self.thresholds is not None else 0.5
-            return [[self.labels[j] for j in np.flatnonzero(row >= th)] for row in proba]
-        th = self.manifest.get("decision_threshold")
-        if th is not None and len(self.labels) == 2:
-            pos = int(self.manifest.get("positive_index", 1))
-            return [self.labels[pos] if row[pos] >= th else self.labels[1 - pos] for row in proba]
-        return [self.labels[i] for i in proba.argmax(axis=1)]
+            return [[self.labels[j] for j in np.flatnonzero(row)] for row in idx]
+        return [self.labels[i] for i in idx]
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Any]:
         return self.decide(self.predict_proba(texts, batch_size=batch_size))
@@ -223,6 +222,10 @@ def load(path: str | Path, **kw: Any) -> Any:
         from transferops.adapt.ensemble import EnsembleModel  # type: ignore[import-not-found]
 
         return EnsembleModel(path, **kw)
+    if manifest.get("kind") in ("baseline", "probe", "stack"):
+        from transferops.artifacts.linear import BaselineModel, ProbeModel, StackModel
+
+        return {"baseline": BaselineModel, "probe": ProbeModel, "stack": StackModel}[manifest["kind"]](path, **kw)
     return TransferOpsModel(path, **kw)
 
 

@@ -196,6 +196,12 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
     manifest = read_manifest(src)
     if manifest.get("kind") == "ensemble":
         raise ConfigError(f"model: {src} is an ensemble; export its members one by one")
+    if manifest.get("kind") == "baseline":
+        raise ConfigError(f"model: {src} is the TF-IDF + logistic-regression baseline (the model search "
+                          "picked it); it has no neural network to export — serve the folder as it is")
+    if manifest.get("kind") in ("probe", "stack"):
+        raise ConfigError(f"model: {src} is a frozen-encoder {manifest['kind']}; ONNX export covers fine-tuned models "
+                          "only — serve the folder as it is")
     if src.resolve() == dst.resolve():
         raise ConfigError("out: must differ from the model folder")
     if (dst / EXPORT_MANIFEST).exists() and not overwrite:

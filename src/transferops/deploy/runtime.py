@@ -181,6 +181,13 @@ def open_runner(name: str, path: str | Path, *, threads: int | None = None, vari
     manifest = read_manifest(p)
     if manifest.get("kind") == "ensemble":
         raise ConfigError(f"model {name!r}: ensembles are not served; serve their members or an export")
+    if manifest.get("kind") in ("baseline", "probe", "stack"):
+        from transferops.artifacts.model import load
+
+        lm = load(p, threads=threads, device="cpu")
+        return Runner(name=name, path=p, runtime="sklearn" if manifest["kind"] == "baseline" else "pytorch",
+                      model=lm, forward=lm.infer, tokenizer=lm.tokenizer, version=model_version(p),
+                      extra={"kind": manifest["kind"]})
     tm = TransferOpsModel(p, threads=threads, device="cpu")
     return Runner(name=name, path=p, runtime="pytorch", model=tm,
                   forward=_torch_forward(tm.torch_model, tm.tokenizer, tm.max_length), tokenizer=tm.tokenizer,

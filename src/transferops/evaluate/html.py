@@ -253,6 +253,41 @@ def _threshold(rep: EvaluationReport) -> str:
     return f'<p class="lead">{lead}</p>{_img(plots.threshold_figure(s), "threshold curve")}'
 
 
+def _search(rep: EvaluationReport) -> str:
+    """Model-search leaderboard (validation only), the tuned decision rule and the learning curve."""
+    m = rep.model
+    out = ""
+    sr = m.get("search")
+    if sr:
+        rows = []
+        for c in sr.get("leaderboard", []):
+            saved = " <b>← saved</b>" if c["name"] == sr.get("winner") else ""
+            if c.get("status") != "ok":
+                rows.append(f"<tr><td>{_e(c['name'])}</td><td colspan=5>{_e(c['status'])}: {_e(c.get('reason'))}"
+                            "</td></tr>")
+                continue
+            ci = c.get("ci") or [None, None]
+            rows.append(f"<tr><td>{_e(c['name'])}{saved}</td><td>{_f(c.get('value'))}</td>"
+                        f"<td>[{_f(ci[0])}, {_f(ci[1])}]</td><td>{_f(c.get('train_seconds'), 1)}</td>"
+                        f"<td>{_f(c.get('size_mb'), 1)}</td><td>{_f(c.get('latency_ms'), 2)}</td></tr>")
+        out += (f"<p class=\"lead\">Candidates scored on the validation split only (never on test), "
+                f"{_e(sr.get('seconds'))} s of a {_e(sr.get('budget_seconds'))} s budget. {_e(sr.get('reason'))}</p>"
+                "<table><thead><tr><th>candidate</th><th>validation</th><th>95% CI</th><th>train s</th>"
+                "<th>size MB</th><th>ms/text</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+    d = m.get("decision")
+    if d:
+        offs = ", ".join(f"{_e(k)} {v:+.2f}" for k, v in d.get("offsets", {}).items())
+        out += (f"<p>Decision rule: per-class logit offsets tuned on validation for {_e(d.get('metric'))} "
+                f"({_f(d.get('validation_before'))} → {_f(d.get('validation_after'))}): {offs}.</p>")
+    lc = m.get("learning_curve")
+    if lc:
+        out += ("<table><thead><tr><th>labels used</th><th>train rows</th><th>" + _e(lc.get("recipe")) +
+                "</th><th>tuned baseline</th></tr></thead><tbody>" + "".join(
+                    f"<tr><td>{p['fraction']:.1%}</td><td>{p['n_train']}</td><td>{_f(p.get('model'))}</td>"
+                    f"<td>{_f(p.get('baseline'))}</td></tr>" for p in lc.get("points", [])) + "</tbody></table>")
+    return out
+
+
 def render(rep: EvaluationReport) -> str:
     """The report as one HTML string."""
     import transferops
@@ -278,7 +313,9 @@ def render(rep: EvaluationReport) -> str:
         pos_note = (f" Precision, recall and F1 are for the positive class "
                     f"<b>{_e(rep.threshold.get('positive'))}</b>.")
     counts = ", ".join(f"{k}: {v}" for k, v in (d.get("label_counts") or {}).items())
-    nav = "".join(f'<a href="#{s}">{s.replace("-", " ").capitalize()}</a>' for s in SECTIONS)
+    search_html = _search(rep)
+    sections = (*SECTIONS, "model-search") if search_html else SECTIONS
+    nav = "".join(f'<a href="#{s}">{s.replace("-", " ").capitalize()}</a>' for s in sections)
     body = f"""
 <header><div class="wrap"><div class="top"><div><h1>Evaluation report — {_e(m.get('name'))}</h1>
 <div class="meta">{meta}</div></div>{verdict}</div></div></header>
@@ -298,6 +335,7 @@ model chose the class.</p>{_per_class(rep)}</section>
 <section id="slices"><h2>Slices</h2>{_slices(rep)}</section>
 <section id="calibration"><h2>Calibration</h2>{_calibration(rep)}</section>
 <section id="threshold"><h2>Threshold curve</h2>{_threshold(rep)}</section>
+{f'<section id="model-search"><h2>Model search</h2>{search_html}</section>' if search_html else ''}
 <section id="details"><h2>Details</h2><div class="kv">
 <div><span>model path</span><br>{_e(m.get('path') or '—')}</div>
 <div><span>test split sha256</span><br><code>{_e((d.get('sha256') or '—')[:16])}</code></div>

@@ -18,16 +18,11 @@ LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "hamming_loss"})
 
 def predictions(proba: np.ndarray, manifest: dict[str, Any], labels: list[str], multilabel: bool
                 ) -> np.ndarray:
-    """Hard predictions with the model's stored decision rule (thresholds), as indices / 0-1 matrix."""
-    if multilabel:
-        th = manifest.get("thresholds")
-        t = np.asarray([float(th.get(lbl, 0.5)) for lbl in labels]) if isinstance(th, dict) else 0.5
-        return (proba >= t).astype(np.int64)
-    th = manifest.get("decision_threshold")
-    if th is not None and proba.shape[1] == 2:
-        pos = int(manifest.get("positive_index", 1))
-        return np.where(proba[:, pos] >= float(th), pos, 1 - pos).astype(np.int64)
-    return proba.argmax(axis=1).astype(np.int64)
+    """Hard predictions with the model's stored decision rule, as indices / 0-1 matrix
+    (the one rule of :mod:`transferops.decision`)."""
+    from transferops.decision import decide_indices
+
+    return decide_indices(proba, manifest, labels, multilabel)
 
 
 def _safe(fn: Any, *a: Any, **kw: Any) -> float:

@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from transferops.data import (
 )
 from transferops.errors import ConfigError, DataError
 from transferops.finetune.config import TrainConfig
-from transferops.finetune.strategies import choose_auto
+from transferops.finetune.recipe import RecipeChoice
 from transferops.finetune.trainer import FineTuner
 from transferops.metrics import classification_metrics, encode_labels
 from transferops.modeling import set_threads, sigmoid, softmax
@@ -88,11 +89,29 @@ class TrainResult:
             f"  test:       accuracy {t['accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}",
         ]
         b = m.get("baseline", {}).get("tfidf_logreg")
-        if b:
+        if b and m.get("kind") != "baseline":
             bm = b["metrics"]
             gap = t["macro_f1"] - bm["macro_f1"]
-            lines.append(f"  baseline TF-IDF+LR test: accuracy {bm['accuracy']:.4f}  macro-F1 "
+            lines.append(f"  tuned baseline TF-IDF+LR test: accuracy {bm['accuracy']:.4f}  macro-F1 "
                          f"{bm['macro_f1']:.4f}  (gap {gap:+.4f})")
+        if m.get("search"):
+            from transferops.finetune.search import CandidateResult, SearchResult
+
+            sr = m["search"]
+            rows = [CandidateResult(**{**c, "ci": tuple(c["ci"]) if c.get("ci") else None})
+                    for c in sr["leaderboard"]]
+            table = SearchResult(rows, sr["winner"], None, sr["reason"], sr["budget_seconds"], sr["seconds"]).table()
+            lines.append(f"  model search ({sr['seconds']:.0f}s of {sr['budget_seconds']:.0f}s budget; "
+                         "scored on validation):")
+            lines += ["    " + ln for ln in table.splitlines()]
+            lines.append(f"  → {sr['reason']}")
+        if m.get("decision"):
+            d = m["decision"]
+            lines.append(f"  decision rule: per-class logit offsets (validation {d['metric']} "
+                         f"{d['validation_before']:.4f} → {d['validation_after']:.4f})")
+        auto = [c for c in m.get("recipe", []) if c.get("source") == "advise"]
+        if auto:
+            lines.append("  auto recipe: " + ", ".join(f"{c['field']}={c['value']}" for c in auto))
         lk = m.get("leakage", {})
         if lk:
             lines.append(f"  leakage train↔test: {lk.get('exact_duplicates', 0)} exact, "
@@ -125,6 +144,11 @@ def train(
     name: str | None = None,
     validation_data: str | Path | pd.DataFrame | None = None,
     test_data: str | Path | pd.DataFrame | None = None,
+    search: bool | None = None,
+    time_budget: str | float | None = None,
+    refit: bool = False,
+    candidates: Sequence[str] | None = None,
+    explicit: Collection[str] | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train a classifier and save it as an artifact folder.
@@ -134,8 +158,21 @@ def train(
     >>> print(res.summary())                                                        # doctest: +SKIP
 
     ``validation_data`` and ``test_data`` (same columns as ``data``) use predefined splits instead of
-    splitting ``data``; give both or neither.
+    cutting them from ``data``; each works alone (the other split is still cut from ``data``).
+
+    ``auto`` is the whole recipe: every field the user did not set (``explicit``; by default the
+    keyword overrides and the config fields that differ from the defaults) follows ``advise`` —
+    loss / class weighting under imbalance, max length from the token lengths, dedupe, strategy —
+    recorded with its reason under ``manifest["recipe"]``.
+
+    ``search=True`` (the default when no strategy is given and the training split has at most
+    :data:`~transferops.finetune.search.SEARCH_DEFAULT_MAX_TRAIN` examples) runs the model search
+    within ``time_budget`` (``"15m"``) and saves the winner on validation — possibly the tuned
+    baseline itself. ``search=True`` with an explicit strategy is an error.
     """
+    from transferops.finetune.recipe import explicit_fields
+
+    explicit_set = set(explicit) if explicit is not None else explicit_fields(config, overrides)
     cfg = config or TrainConfig()
     if overrides:
         merged = {**cfg.to_dict(), **overrides}
@@ -171,15 +208,9 @@ def train(
     task = labeled.task
     multilabel = task == "multilabel"
 
-    if (validation_data is None) != (test_data is None):
-        raise ConfigError("validation_data and test_data: give both predefined splits, or neither")
     predefined = None
-    if validation_data is not None and test_data is not None:
-        val_l = load_labeled(validation_data, columns, task=labeled.task, encoding=encoding,
-                             known_labels=labeled.labels)
-        test_l = load_labeled(test_data, columns, task=labeled.task, encoding=encoding, known_labels=labeled.labels)
-        predefined = Splits(labeled, val_l, test_l)
-        split_cfg = SplitConfig(method="random", seed=cfg.seed)
+    if validation_data is not None or test_data is not None:
+        predefined = _predefined_splits(labeled, columns, split_cfg, validation_data, test_data, encoding)
     with distributed.main_process_first():  # rank 0 writes the splits, the others read them back
         splits = _load_or_make_splits(labeled, split_cfg, out, resume, predefined)
     data_dir = out / DATA_DIR
@@ -201,83 +232,208 @@ def train(
     y_va = encode_labels(splits.validation.y, labels, multilabel)
     y_te = encode_labels(splits.test.y, labels, multilabel)
 
-    baseline: dict[str, Any] = {}
-    if cfg.baseline and main_rank:  # only the manifest uses it
-        say("fitting the TF-IDF + logistic-regression baseline ...")
-        baseline = baseline_report(train_part.texts, y_tr, splits.test.texts, y_te, n_classes=len(labels),
-                                   multilabel=multilabel, seed=cfg.seed)
+    # ---- the recipe: what advise recommends, for every field the user left alone ----------------
+    from transferops.finetune.recipe import apply_recipe, recommend_strategy
+    from transferops.select.advise import advise as _advise
 
+    n_layers = int(ckpt.config().get("num_hidden_layers", 6))
+    advice = _advise(train_part, checkpoints=[str(ckpt.path)], seed=cfg.seed)
+    cfg, recipe = apply_recipe(cfg, advice, explicit_set)
+    for c in recipe:
+        if c.source == "advise":
+            say(f"auto {c.field}: {c.value} — {c.reason}")
+
+    strategy_explicit = "strategy" in explicit_set and cfg.strategy != "auto"
+    if search and strategy_explicit:
+        raise ConfigError(f"search and strategy: --search tries every strategy itself; drop --strategy "
+                          f"{cfg.strategy} (or drop --search to train that one strategy)")
+    from transferops.finetune.search import CANDIDATES, SEARCH_DEFAULT_MAX_TRAIN, parse_budget, run_search
+
+    # Default search: no strategy given at all (``strategy="auto"`` given explicitly means "one
+    # strategy chosen by the rules", no search) and a small training split.
+    if search and distributed.is_distributed():
+        raise ConfigError("search: the model search runs in one process; drop --search (or launch without "
+                          "accelerate/torchrun) — data-parallel training takes one --strategy")
+    # The search is one process's job: under accelerate/torchrun the default is the rule-based strategy.
+    do_search = bool(search) if search is not None else (
+        "strategy" not in explicit_set and cfg.strategy == "auto" and len(train_part) <= SEARCH_DEFAULT_MAX_TRAIN
+        and not resume and not distributed.is_distributed())
+    budget = parse_budget(time_budget) if do_search else None
+
+    baseline: dict[str, Any] = {}
+    fitted_baseline = None
+    if (cfg.baseline and main_rank) or do_search:  # only the manifest (and the search) use it
+        from transferops.baselines import TfidfBaseline
+
+        say("fitting the tuned TF-IDF + logistic-regression baseline (C and class weight by CV on train) ...")
+        fitted_baseline = TfidfBaseline(multilabel=multilabel, seed=cfg.seed, tune=True).fit(
+            train_part.texts, y_tr, n_classes=len(labels))
+        baseline = baseline_report(train_part.texts, y_tr, splits.test.texts, y_te, n_classes=len(labels),
+                                   multilabel=multilabel, seed=cfg.seed, fitted=fitted_baseline,
+                                   validation=(splits.validation.texts, y_va))
+
+    search_res = None
+    ft: Any = None
     strategy: str = cfg.strategy
     reason = ""
-    if strategy == "auto":
-        n_layers = int(ckpt.config().get("num_hidden_layers", 6))
-        strategy, extra, reason = choose_auto(len(train_part), n_layers)
-        cfg = TrainConfig.from_dict({**cfg.to_dict(), **extra})
-        say(f"auto strategy: {strategy} — {reason}")
-
-    ft = FineTuner(cfg, strategy=strategy, strategy_reason=reason)
-    ft.fit(train_part.texts, y_tr, splits.validation.texts, y_va, labels=labels, task=task,
-           checkpoint_path=ckpt.path, state_dir=out / TRAINING_STATE_DIR, resume=resume)
+    if do_search:
+        assert budget is not None and fitted_baseline is not None
+        say(f"model search within {budget:.0f}s, scored on the validation split ...")
+        search_res = run_search(train_part.texts, y_tr, splits.validation.texts, y_va, labels=labels, task=task,
+                                cfg=cfg, checkpoint=ckpt, baseline=fitted_baseline, budget_seconds=budget,
+                                candidates=tuple(candidates) if candidates else CANDIDATES)
+        say("model search leaderboard (validation):\n" + search_res.table())
+        say(search_res.reason)
+        warnings_ += search_res.warnings
+        winner = search_res.fitted
+        strategy = search_res.winner
+        reason = "model search: " + search_res.reason
+        if strategy in ("head", "freeze", "lora", "full"):
+            ft = winner
+            cfg = ft.config
+    else:
+        if strategy == "auto":
+            strategy, extra, reason = recommend_strategy(advice, len(train_part), n_layers)
+            cfg = TrainConfig.from_dict({**cfg.to_dict(), **extra})
+            say(f"auto strategy: {strategy} — {reason}")
+        ft = FineTuner(cfg, strategy=strategy, strategy_reason=reason)
+        ft.fit(train_part.texts, y_tr, splits.validation.texts, y_va, labels=labels, task=task,
+               checkpoint_path=ckpt.path, state_dir=out / TRAINING_STATE_DIR, resume=resume)
+    recipe.append(RecipeChoice("strategy", strategy, "user" if strategy_explicit else
+                               ("search" if do_search else "advise"), reason or "set by the user"))
 
     if not main_rank:
         distributed.barrier()  # wait for rank 0 to write the model folder and manifest, then read them
         from transferops.artifacts.model import read_manifest
 
         return TrainResult(out, read_manifest(out), warnings_)
-    val_logits = ft.predict_logits(splits.validation.texts)
-    test_logits = ft.predict_logits(splits.test.texts)
+    kind = "model" if ft is not None else {"tfidf_logreg": "baseline", "probe": "probe", "stack": "stack"}[strategy]
+    predict_logits: Any
+    if ft is not None:
+        predict_logits = ft.predict_logits
+    elif kind == "baseline":
+        fb: Any = fitted_baseline
+        predict_logits = lambda t: _log_proba(fb.predict_proba(t), multilabel)  # noqa: E731
+    else:
+        predict_logits = search_res.fitted.logits  # type: ignore[union-attr]
+    val_logits = predict_logits(splits.validation.texts)
+    refit_entry: dict[str, Any] = {}
+    if refit:
+        say(f"refitting {strategy} on train + validation ({len(train_part) + len(splits.validation)} rows) ...")
+        ft, fitted_baseline, predict_logits, refit_entry = _refit(
+            kind, strategy, ft, fitted_baseline, search_res, train_part, splits.validation, y_tr, y_va,
+            labels=labels, task=task, cfg=cfg, ckpt=ckpt)
+        if search_res is not None and kind != "model":
+            search_res.fitted = refit_entry.pop("_fitted")
+        if fitted_baseline is not None:  # the gap stays like for like: the baseline is refit too
+            baseline = baseline_report(train_part.texts + splits.validation.texts, np.concatenate([y_tr, y_va]),
+                                       splits.test.texts, y_te, n_classes=len(labels), multilabel=multilabel,
+                                       seed=cfg.seed, fitted=fitted_baseline)
+    test_logits = predict_logits(splits.test.texts)
     to_p = sigmoid if multilabel else softmax
-    metrics = {
-        "validation": classification_metrics(y_va, to_p(val_logits), multilabel=multilabel),
-        "test": classification_metrics(y_te, to_p(test_logits), multilabel=multilabel),
-    }
+
+    # ---- decision rule tuned for the metric on validation (multi-class: logit offsets) ---------
+    from transferops.decision import decide_indices, tune_offsets
+
+    decision = None
+    if not multilabel and len(labels) > 2 and cfg.tune_decision:
+        decision = tune_offsets(np.log(np.clip(to_p(val_logits), 1e-300, 1.0)), y_va, labels,
+                                metric=cfg.metric)
+        if decision:
+            say(f"decision rule: per-class logit offsets raise validation {decision['metric']} "
+                f"{decision['validation_before']:.4f} → {decision['validation_after']:.4f}")
+    dmf: dict[str, Any] = {"decision": decision} if decision else {}
+
+    def _metrics(y: np.ndarray, z: np.ndarray) -> dict[str, float]:
+        p = to_p(z)
+        m = classification_metrics(y, p, multilabel=multilabel)
+        if decision:  # headline F1/accuracy under the stored decision rule
+            m.update(_hard_metrics(y, decide_indices(p, dmf, labels, multilabel), len(labels)))
+            m["decision_rule"] = "logit_offsets"  # type: ignore[assignment]
+        return m
+
+    metrics = {"validation": _metrics(y_va, val_logits), "test": _metrics(y_te, test_logits)}
 
     mdir = out / MODEL_DIR
     if mdir.exists():
         shutil.rmtree(mdir)
-    ft.model_.save_pretrained(str(mdir), safe_serialization=True)
-    ft.tokenizer_.save_pretrained(str(mdir))
+    if ft is not None:
+        ft.model_.save_pretrained(str(mdir), safe_serialization=True)
+        ft.tokenizer_.save_pretrained(str(mdir))
+    elif kind == "baseline":
+        from transferops.artifacts.linear import save_baseline
+
+        save_baseline(out, fitted_baseline, tokenizer_from=ckpt.path)
+    elif kind == "probe":
+        from transferops.artifacts.linear import save_probe
+
+        assert search_res is not None
+        save_probe(out, search_res.fitted.clf, encoder_from=ckpt.path, multilabel=multilabel)
+    else:
+        from transferops.artifacts.linear import save_stack
+
+        assert search_res is not None
+        sf = search_res.fitted
+        save_stack(out, sf.baseline, sf.probe.clf, sf.meta, encoder_from=ckpt.path)
 
     bm = baseline.get("tfidf_logreg", {}).get("metrics")
-    if bm:
+    if bm and kind != "baseline":
         gap = metrics["test"]["macro_f1"] - bm["macro_f1"]
         if gap < 0:
             warnings_.append(f"negative transfer: the fine-tuned model is {-gap:.3f} macro-F1 BELOW the "
-                             "TF-IDF baseline on test (source text §5.1); ship the baseline or revisit the "
-                             "checkpoint choice")
-        elif gap < BASELINE_MARGIN:
+                             "tuned TF-IDF baseline on test (source text §5.1); ship the baseline (train "
+                             "--search saves it when it wins on validation) or revisit the checkpoint choice")
+        elif gap < BASELINE_MARGIN and kind != "baseline":
             warnings_.append(f"transfer beats the TF-IDF baseline by only {gap:.3f} macro-F1 (< "
                              f"{BASELINE_MARGIN:.2f}): question the added complexity (source text, Mistake 1)")
 
+    if ft is not None:
+        strategy_entry = ft.strategy_info.to_dict()
+        history, training = ft.result_.history, ft.result_.to_dict()
+        timings = {"train_seconds": round(ft.result_.train_seconds, 2),
+                   "examples_per_second": round(ft.result_.examples_per_second, 2)}
+        params = ft.strategy_info.total_params
+    else:
+        row = next(c for c in search_res.leaderboard if c.name == strategy)  # type: ignore[union-attr]
+        strategy_entry = {"name": strategy, "reason": reason, "trainable_params": 0, "total_params": 0,
+                          "frozen_layers": 0}
+        history, training = [], {"candidate": row.to_dict()}
+        timings = {"train_seconds": row.train_seconds,
+                   "examples_per_second": round(len(train_part) / row.train_seconds, 2) if row.train_seconds else 0}
+        params = 0
+    timings["total_seconds"] = round(time.perf_counter() - t_start, 2)
     manifest: dict[str, Any] = {
         "format_version": 1,
-        "kind": "model",
+        "kind": kind,
         "name": name or out.name,
         "transferops_version": transferops.__version__,
         "created": utcnow(),
         "base": {"name": ckpt.name, "path": str(ckpt.path), "source": ckpt.source, "sha256": ckpt.sha256(),
-                 "params": ft.strategy_info.total_params},
+                 "params": params},
         "task": task,
         "labels": labels,
-        "strategy": ft.strategy_info.to_dict(),
+        "strategy": strategy_entry,
         "config": cfg.to_dict(),
         "seed": cfg.seed,
+        "recipe": [c.to_dict() for c in recipe],
         "data": {"source": labeled.source, "fingerprint": sha256_texts(labeled.texts, labeled.y),
                  "rows": len(labeled) + labeled.n_rejected, "rows_used": len(labeled),
                  "rejected": labeled.n_rejected, "rejects_file": labeled.rejects_path,
                  "columns": columns.__dict__, "label_counts": labeled.label_counts()},
         "splits": {"method": split_cfg.method, "seed": split_cfg.seed, "sizes": splits.sizes(),
                    "train_used": len(train_part), "test_sha256": test_sha,
+                   "predefined": {"validation": validation_data is not None, "test": test_data is not None},
                    "files": {"train": f"{DATA_DIR}/{TRAIN_SPLIT}", "validation": f"{DATA_DIR}/{VALIDATION_SPLIT}",
                              "test": f"{DATA_DIR}/{TEST_SPLIT}"}},
         "leakage": leak.to_dict(),
         "metrics": metrics,
         "baseline": baseline,
-        "history": ft.result_.history,
-        "training": ft.result_.to_dict(),
-        "timings": {"train_seconds": round(ft.result_.train_seconds, 2),
-                    "examples_per_second": round(ft.result_.examples_per_second, 2),
-                    "total_seconds": round(time.perf_counter() - t_start, 2)},
+        **({"search": search_res.to_dict()} if search_res is not None else {}),
+        **({"refit": refit_entry} if refit_entry else {}),
+        **dmf,
+        "history": history,
+        "training": training,
+        "timings": timings,
         "versions": package_versions(),
         "warnings": warnings_,
         "evaluations": [],
@@ -296,6 +452,89 @@ def train(
     from transferops.artifacts.model import read_manifest
 
     return TrainResult(out, read_manifest(out), warnings_)
+
+
+def _refit(kind: str, strategy: str, ft: Any, fitted_baseline: Any, search_res: Any, train_part: LabeledData,
+           val_part: LabeledData, y_tr: np.ndarray, y_va: np.ndarray, *, labels: list[str], task: str,
+           cfg: TrainConfig, ckpt: Any) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """Refit the chosen recipe on train + validation with the hyper-parameters the search chose
+    (fine-tuning: the best epoch count, no early stopping — there is no held-out data left)."""
+    multilabel = task == "multilabel"
+    texts = train_part.texts + val_part.texts
+    y = np.concatenate([y_tr, y_va])
+    entry: dict[str, Any] = {"done": True, "rows": len(texts), "recipe": strategy,
+                             "note": "validation metrics and the decision rule are from before the refit"}
+    from transferops.baselines import TfidfBaseline
+
+    new_base = None
+    if fitted_baseline is not None:
+        new_base = TfidfBaseline(multilabel=multilabel, seed=cfg.seed, tune=True).fit(texts, y,
+                                                                                      n_classes=len(labels))
+    if kind == "model":
+        epochs = max(int(ft.result_.best_epoch or cfg.resolved_epochs(ft.strategy)), 1)
+        rcfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": epochs, "early_stopping_patience": None,
+                                      "max_steps": None})
+        new_ft = FineTuner(rcfg, strategy=ft.strategy, strategy_reason=ft.strategy_reason + " (refit)")
+        new_ft.fit(texts, y, val_part.texts, y_va, labels=labels, task=task, checkpoint_path=ckpt.path)
+        entry["epochs"] = epochs
+        return new_ft, new_base, new_ft.predict_logits, entry
+    if kind == "baseline":
+        nb: Any = new_base
+        entry["_fitted"] = nb
+        return None, nb, (lambda t: _log_proba(nb.predict_proba(t), multilabel)), entry
+    from transferops.finetune.search import ProbeFit, fit_probe_lr, fit_stack
+
+    old = search_res.fitted
+    probe_old = old if kind == "probe" else old.probe
+    emb = probe_old.encoder.embed(texts, desc="refit")
+    cw = probe_old.clf.estimator.class_weight if multilabel else probe_old.clf.class_weight
+    pf = ProbeFit(probe_old.encoder, fit_probe_lr(emb, y, multilabel=multilabel, class_weight=cw, seed=cfg.seed),
+                  len(labels), multilabel, ckpt.path)
+    fitted = pf if kind == "probe" else fit_stack(new_base, pf, texts, emb, y, len(labels), cfg.seed)
+    entry["_fitted"] = fitted
+    return None, new_base, fitted.logits, entry
+
+
+def _log_proba(p: np.ndarray, multilabel: bool) -> np.ndarray:
+    """Logits whose softmax (sigmoid for multi-label) gives back ``p``."""
+    p = np.clip(p, 1e-12, 1.0 - (1e-12 if multilabel else 0.0))
+    return np.log(p / (1.0 - p)) if multilabel else np.log(p)
+
+
+def _hard_metrics(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
+    from sklearn import metrics as skm
+
+    labels = list(range(k))
+    return {"accuracy": float(skm.accuracy_score(y, pred)),
+            "macro_f1": float(skm.f1_score(y, pred, average="macro", labels=labels, zero_division=0)),
+            "weighted_f1": float(skm.f1_score(y, pred, average="weighted", labels=labels, zero_division=0)),
+            "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred))}
+
+
+def _predefined_splits(labeled: LabeledData, columns: ColumnMap, split_cfg: SplitConfig,
+                       validation_data: Any, test_data: Any, encoding: str) -> Splits:
+    """Use the user's validation and/or test file; the missing one is cut from ``data`` as usual
+    (with only ``test_data``, no internal test split is cut: train/validation share ``data``)."""
+    def read(d: Any) -> LabeledData:
+        return load_labeled(d, columns, task=labeled.task, encoding=encoding, known_labels=labeled.labels)
+
+    val_l = read(validation_data) if validation_data is not None else None
+    test_l = read(test_data) if test_data is not None else None
+    if val_l is not None and test_l is not None:
+        return Splits(labeled, val_l, test_l)
+    cut = make_splits(labeled, split_cfg)
+    if test_l is not None:
+        # Only a validation split is needed: the rows of the internal test split go back to training
+        # (temporal: the latest rows are the validation split, the middle ones train).
+        if split_cfg.method == "temporal":
+            return Splits(_concat(cut.train, cut.validation), cut.test, test_l)
+        return Splits(_concat(cut.train, cut.test), cut.validation, test_l)
+    assert val_l is not None  # only a test split is cut; the internal validation rows train
+    return Splits(_concat(cut.train, cut.validation), val_l, cut.test)
+
+
+def _concat(a: LabeledData, b: LabeledData) -> LabeledData:
+    return LabeledData(pd.concat([a.frame, b.frame], ignore_index=True), a.task, a.labels, a.columns, a.source)
 
 
 def _save_split(part: LabeledData, path: Path) -> None:

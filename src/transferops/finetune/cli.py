@@ -70,6 +70,16 @@ _CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", 
                  "check_near_duplicates", "calibrate", "threads")
 
 
+def explicit_keys(args: argparse.Namespace) -> set[str]:
+    """TrainConfig fields the user set (YAML keys and flags): ``auto`` never overrides these."""
+    keys = {k for k in _CONFIG_FLAGS if getattr(args, k, None) is not None}
+    if getattr(args, "config", None) and Path(args.config).exists():
+        loaded = yaml.safe_load(Path(args.config).read_text()) or {}
+        if isinstance(loaded, dict):
+            keys |= set(loaded)
+    return keys
+
+
 def config_from_args(args: argparse.Namespace) -> Any:
     from transferops.finetune.config import TrainConfig
 
@@ -126,7 +136,25 @@ def register(sub: Any) -> None:
     p.add_argument("--keep-state", action="store_true", help="keep training_state/ (resumable checkpoints)")
     p.add_argument("--seeds", type=int, help="train N seeds and save an ensemble (averaged probabilities)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    g = p.add_argument_group("model search and own splits")
+    g.add_argument("--search", action="store_true", default=None,
+                   help="try the tuned baseline, a frozen probe and every strategy; save the best on validation "
+                        "(default when no --strategy is given and train has <= 1,000 rows)")
+    g.add_argument("--no-search", action="store_false", dest="search", help="never search; train one strategy")
+    g.add_argument("--time-budget", help="search budget, e.g. 15m, 90s, 1h (default 15m)")
+    g.add_argument("--validation-data", help="your own validation file (same columns as --data)")
+    g.add_argument("--test-data", help="your own test file; no internal test split is cut from --data")
+    g.add_argument("--refit", action="store_true", help="after choosing, refit the recipe on train + validation")
     p.set_defaults(func=_train)
+
+    lc = sub.add_parser("learning-curve", help="validation metric of the run's recipe and the tuned baseline at "
+                        "12.5/25/50/100%% of the labels", description="Refit the saved run's recipe and the tuned "
+                        "baseline on growing shares of its training split; scored on its validation split.")
+    lc.add_argument("--model", required=True, help="trained model folder")
+    lc.add_argument("--fractions", default="0.125,0.25,0.5,1", help="comma-separated shares of the labels")
+    lc.add_argument("--seed", type=int, default=0)
+    lc.add_argument("--json", action="store_true")
+    lc.set_defaults(func=_learning_curve)
 
     lf = sub.add_parser("lr-find", help="exponential learning-rate sweep (Smith 2017) with a plot")
     _add_data_args(lf)
@@ -161,12 +189,32 @@ def _train(args: argparse.Namespace) -> int:
                            config=cfg, split=split, seed=cfg.seed, resume=args.resume, **_data_kwargs(args))
         print(f"ensemble of {args.seeds} seeds saved to {path}")
         return 0
+    if getattr(args, "search", None) and args.strategy not in (None, "auto"):
+        raise ConfigError(f"--search and --strategy {args.strategy}: mutually exclusive (the search tries every "
+                          "strategy); drop one of them")
     res = transferops.train(args.data, out=args.out, config=cfg, split=split, resume=args.resume,
-                            keep_state=args.keep_state, **_data_kwargs(args))
+                            keep_state=args.keep_state, search=getattr(args, "search", None),
+                            time_budget=getattr(args, "time_budget", None),
+                            validation_data=getattr(args, "validation_data", None),
+                            test_data=getattr(args, "test_data", None), explicit=explicit_keys(args),
+                            refit=bool(getattr(args, "refit", False)),
+                            **_data_kwargs(args))
     from transferops import distributed
 
     if distributed.is_main_process():  # under accelerate launch / torchrun, print once
         print(dumps(res.manifest) if args.json else res.summary())
+    return 0
+
+
+def _learning_curve(args: argparse.Namespace) -> int:
+    from transferops.finetune.learning_curve import learning_curve
+
+    try:
+        fractions = tuple(float(f) for f in args.fractions.split(",") if f.strip())
+    except ValueError as exc:
+        raise ConfigError(f"--fractions: {args.fractions!r} is not a comma-separated list of numbers") from exc
+    res = learning_curve(args.model, fractions=fractions, seed=args.seed)
+    print(json.dumps(res.to_dict(), indent=2) if args.json else res.table())
     return 0
 
 

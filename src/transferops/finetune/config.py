@@ -90,6 +90,8 @@ class TrainConfig:
     calibrate: bool = False
     baseline: bool = True
     threads: int | None = None
+    #: Multi-class: tune per-class logit offsets on validation for ``metric`` (see transferops.decision).
+    tune_decision: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):

@@ -1,0 +1,119 @@
+"""``transferops learning-curve``: does paying for more labels pay, or a different model?
+
+Refits the saved run's chosen recipe (the search winner or the trained strategy, with the run's
+config) and the tuned baseline on 12.5 / 25 / 50 / 100 % of the run's training split (stratified
+subsamples, fixed seed) and scores both on the run's **validation** split — never on test. The
+result is stored in the manifest (``learning_curve``) and shown in the evaluation report.
+
+>>> lc = learning_curve("runs/news")      # doctest: +SKIP
+>>> print(lc.table())                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferops._progress import say
+from transferops.errors import ConfigError
+
+FRACTIONS: tuple[float, ...] = (0.125, 0.25, 0.5, 1.0)
+
+
+@dataclass
+class LearningCurve:
+    recipe: str
+    metric: str
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"recipe": self.recipe, "metric": self.metric, "scored_on": "validation", "points": self.points}
+
+    def table(self) -> str:
+        lines = [f"{'labels':>7} {'train rows':>10} {self.recipe:>14} {'tuned baseline':>15}"]
+        for p in self.points:
+            lines.append(f"{p['fraction']:>7.1%} {p['n_train']:>10} {p['model']:>14.4f} {p['baseline']:>15.4f}")
+        return "\n".join(lines)
+
+
+def _subsample(y: np.ndarray, frac: float, seed: int) -> np.ndarray:
+    """Stratified: ``frac`` of every class, at least 2 per class (1 when a class has a single row)."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        keep.append(idx[: max(min(2, len(idx)), int(round(frac * len(idx))))])
+    return np.sort(np.concatenate(keep))
+
+
+def learning_curve(path: str | Path, *, fractions: tuple[float, ...] = FRACTIONS, seed: int = 0,
+                   save: bool = True) -> LearningCurve:
+    import transferops
+    from transferops.artifacts.model import read_manifest, update_manifest
+    from transferops.baselines import TfidfBaseline
+    from transferops.checkpoints import resolve_checkpoint
+    from transferops.finetune.config import TrainConfig
+    from transferops.metrics import classification_metrics, encode_labels
+    from transferops.modeling import softmax
+
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise ConfigError(f"fractions: each must be in (0, 1], got {fractions!r}")
+    m = read_manifest(path)
+    if m.get("kind") == "ensemble":
+        raise ConfigError(f"model: {path} is an ensemble; run learning-curve on one of its members")
+    model = transferops.load(path)
+    tr, va = model.split("train"), model.split("validation")
+    labels, task = m["labels"], m["task"]
+    if task == "multilabel":
+        raise ConfigError("learning-curve: multi-label runs are not supported yet; use a single-label run")
+    y_tr = encode_labels(tr["label"].tolist(), labels, False)
+    y_va = encode_labels(va["label"].tolist(), labels, False)
+    t_tr, t_va = [str(t) for t in tr["text"]], [str(t) for t in va["text"]]
+    recipe = m["strategy"]["name"]
+    cfg = TrainConfig.from_dict(m["config"])
+    metric = cfg.metric if cfg.metric != "loss" else "macro_f1"
+    ckpt = resolve_checkpoint(m["base"]["name"]) if m["base"].get("name") else None
+    lc = LearningCurve(recipe, metric)
+    enc: Any = None
+    for frac in fractions:
+        idx = _subsample(y_tr, frac, seed)
+        texts, y = [t_tr[i] for i in idx], y_tr[idx]
+        t0 = time.perf_counter()
+        b = TfidfBaseline(tune=True, seed=seed).fit(texts, y, n_classes=len(labels))
+        base_val = classification_metrics(y_va, b.predict_proba(t_va))[metric]
+        if recipe == "tfidf_logreg":
+            model_val = base_val
+        elif recipe in ("probe", "stack"):
+            from transferops.finetune.search import ProbeFit, fit_probe_lr, fit_stack
+            from transferops.modeling import FrozenEncoder
+
+            assert ckpt is not None
+            enc = enc or FrozenEncoder(str(ckpt.path), max_length=cfg.max_length)
+            emb, emb_va = enc.embed(texts), enc.embed(t_va)
+            pf = ProbeFit(enc, fit_probe_lr(emb, y, multilabel=False, class_weight="balanced", seed=seed),
+                          len(labels), False, ckpt.path)
+            z = (pf.logits_from_embeddings(emb_va) if recipe == "probe" else
+                 fit_stack(b, pf, texts, emb, y, len(labels), seed).logits_from_parts(t_va, emb_va))
+            model_val = classification_metrics(y_va, softmax(z))[metric]
+        else:
+            from transferops.finetune.trainer import FineTuner
+
+            assert ckpt is not None
+            ft = FineTuner(cfg, strategy=recipe, strategy_reason="learning curve").fit(
+                texts, y, t_va, y_va, labels=labels, task=task, checkpoint_path=ckpt.path)
+            model_val = classification_metrics(y_va, softmax(ft.predict_logits(t_va)))[metric]
+        point = {"fraction": frac, "n_train": len(idx), "model": round(float(model_val), 4),
+                 "baseline": round(float(base_val), 4), "seconds": round(time.perf_counter() - t0, 1)}
+        lc.points.append(point)
+        say(f"learning curve {frac:.1%} ({len(idx)} rows): {recipe} {model_val:.4f}, baseline {base_val:.4f}")
+    if save:
+        update_manifest(path, learning_curve=lc.to_dict())
+    return lc
+
+
+__all__ = ["FRACTIONS", "LearningCurve", "learning_curve"]
