@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import json
 import re
 import shutil
 import socket
@@ -211,7 +212,7 @@ def test_disconnected_client_is_dropped_from_the_queue(server: dict[str, Any]) -
     _wait_queued(app, 100)
     marker = "disconnect marker text"
     host, port = url.removeprefix("http://").split(":")
-    body = ('{"texts": ["%s"]}' % marker).encode()
+    body = json.dumps({"texts": [marker]}).encode()
     with socket.create_connection((host, int(port))) as s:  # send a request, then hang up at once
         s.sendall(b"POST /v1/models/m/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)

@@ -139,8 +139,10 @@ def read_table(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
             if not isinstance(obj, list):
                 raise DataError(f"{p}: expected a JSON list of objects (or JSON Lines, one per line)")
             return pd.DataFrame(obj)
+        import pyarrow.parquet as pq
+
+        _check_columns(p, [str(n) for n in pq.read_schema(p).names])
         df = pd.read_parquet(p)
-        _check_columns(p, [str(c) for c in df.columns])
         return df
     except UnicodeDecodeError as exc:
         raise DataError(

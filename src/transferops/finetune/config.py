@@ -71,8 +71,8 @@ def _matches(value: Any, tp: Any) -> bool:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         return any(_matches(value, t) for t in typing.get_args(tp))
-    if origin is Literal:
-        return value in typing.get_args(tp)
+    if origin is Literal:  # choices are checked (with their own message) by _check_choice
+        return True
     if tp is type(None):
         return value is None
     if tp is bool:
