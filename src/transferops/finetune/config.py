@@ -47,7 +47,7 @@ def _type_name(tp: Any) -> str:
     if tp is bool:
         return "a boolean (true/false, unquoted)"
     if tp is int:
-        return "an integer"
+        return "a number (an integer)"
     if tp is float:
         return "a number"
     if tp is str:

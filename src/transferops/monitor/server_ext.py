@@ -341,13 +341,14 @@ def install(app: Any, settings: Any) -> None:
         if name is None or name not in served:
             raise HTTPException(404, detail=f"unknown or unprofiled model {model!r}; served: {sorted(served)}")
         if window is not None and last is not None:
-            raise HTTPException(422, detail="give window or last, not both")
+            raise HTTPException(422, detail=[{"loc": ["query", "window"], "msg": "give window or last, not both",
+                                              "type": "value_error"}])
         try:
             res = await asyncio.to_thread(ext.compute, name, window=window, last=last, buckets=buckets)
         except FileNotFoundError as exc:
             raise HTTPException(404, detail=str(exc)) from exc
         except ValueError as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
+            raise HTTPException(422, detail=[{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from exc
         page = render_dashboard(res.to_dict(), title=f"transferops monitor — {name}", refresh_s=30)
         return HTMLResponse(page)
 
@@ -363,6 +364,8 @@ def install(app: Any, settings: Any) -> None:
             raise HTTPException(404, detail=f"unknown model {name!r}") from None
         except FileNotFoundError as exc:
             raise HTTPException(404, detail=str(exc)) from exc
+        except ValueError as exc:  # a bad window: the validation-error shape the schema declares
+            raise HTTPException(422, detail=[{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from exc
         return res.report.to_dict()
 
     @app.post("/admin/champion", tags=["admin"])
