@@ -145,6 +145,10 @@ class FineTuner:
             if step >= total_steps:
                 break
             sampler.set_epoch(epoch)
+            if hasattr(loader, "set_epoch"):
+                # accelerate's loader re-sets the sampler's epoch from its own counter, which starts
+                # at 0 in a resumed process: give it the real epoch, or the shuffle repeats epoch 0
+                loader.set_epoch(epoch)
             model.train()
             t0 = time.perf_counter()
             running, nb = 0.0, 0
