@@ -37,7 +37,7 @@ def check_baseline_memory(texts: list[str], n_classes: int, max_features: int,
         raise DataError(f"TF-IDF baseline: {n_classes:,} labels x {features:,} features would need about "
                         f"{need / 2**30:.1f} GiB (limit {limit / 2**30:.1f} GiB, TRANSFEROPS_BASELINE_MAX_GB). "
                         f"With {len(texts):,} rows that is {len(texts) / max(n_classes, 1):.1f} rows per label: "
-                        "merge rare labels, or skip the baseline (--no-baseline / baseline: false)")
+                        "merge rare labels, or skip the baseline (baseline: false in --config, or baseline=False)")
     return int(need)
 
 

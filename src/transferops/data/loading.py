@@ -314,8 +314,9 @@ def load_labeled(
         raise DataError(f"{name}: column {dup!r} appears twice; rename one so it is clear which holds the data")
     text_vals = raw[cm.text].tolist()
     _check_text_column(name, cm.text, text_vals)
-    if cm.label_columns:
-        lab_matrix = raw[cm.label_columns]
+    # plain lists: a row lookup through .iloc costs ~0.5 ms (50,000 rows took 30 s)
+    lab_cols = {c: raw[c].tolist() for c in cm.label_columns} if cm.label_columns else {}
+    label_vals = raw[cm.label].tolist() if cm.label and not cm.label_columns else []
     for i in range(len(raw)):
         t = text_vals[i]
         if t is None or (isinstance(t, float) and np.isnan(t)) or not str(t).strip():
@@ -329,7 +330,7 @@ def load_labeled(
             row_labels = []
             ok = True
             for c in cm.label_columns:
-                v = lab_matrix.iloc[i][c]
+                v = lab_cols[c][i]
                 sv = str(v).strip().lower()
                 if sv in ("1", "1.0", "true", "yes"):
                     row_labels.append(c)
@@ -341,12 +342,12 @@ def load_labeled(
                 continue
             y: Any = row_labels
         elif multilabel:
-            y = _parse_multilabel(raw.iloc[i][cm.label], cm.label_sep)
+            y = _parse_multilabel(label_vals[i], cm.label_sep)
             if y is None:
                 bad(i, cm.label or "label", "missing label")
                 continue
         else:
-            v = raw.iloc[i][cm.label]
+            v = label_vals[i]
             if v is None or (isinstance(v, float) and np.isnan(v)) or not str(v).strip():
                 bad(i, cm.label or "label", "missing label")
                 continue
