@@ -14,8 +14,21 @@ _QUIET = False
 
 
 def set_quiet(quiet: bool) -> None:
+    """Also silences the bars of transformers / huggingface_hub (e.g. "Writing model shards")."""
     global _QUIET
     _QUIET = quiet
+    if not quiet:
+        return
+    import sys
+
+    # read when huggingface_hub is imported; a library already imported is switched off directly
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        sys.modules["huggingface_hub"].utils.disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def is_quiet() -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from transferops.errors import NotFittedError
+from transferops.errors import DataError, NotFittedError
 from transferops.metrics import classification_metrics
 
 #: Grid searched by ``tune=True``: log-spaced C, with and without balanced class weights (the
@@ -33,6 +33,36 @@ FALLBACK_C = 10.0
 
 def _macro_f1(y: np.ndarray, proba: np.ndarray, multilabel: bool) -> float:
     return classification_metrics(y, proba, multilabel=multilabel)["macro_f1"]
+
+
+#: Largest memory the TF-IDF baseline may plan for (the sparse matrix plus the solver's dense
+#: coefficients); override with TRANSFEROPS_BASELINE_MAX_GB.
+BASELINE_MAX_BYTES = 2 * 2**30
+
+
+def check_baseline_memory(texts: list[str], n_classes: int, max_features: int,
+                          ngram_range: tuple[int, int] = (1, 2)) -> int:
+    """Estimate the baseline's memory *before* fitting; a clear error instead of an 8 GB surprise.
+
+    Sparse TF-IDF matrix: about one entry per token per n-gram order (12 bytes: value + index).
+    Logistic regression (L-BFGS): ``n_classes x (features + 1)`` doubles, times ~12 for the
+    gradient and the solver's history. Features are bounded by the vocabulary cap and by the
+    number of distinct n-grams, which cannot exceed the token count."""
+    import os
+
+    limit = float(os.environ.get("TRANSFEROPS_BASELINE_MAX_GB", BASELINE_MAX_BYTES / 2**30)) * 2**30
+    tokens = sum(len(t) for t in texts) // 5 + len(texts)
+    orders = ngram_range[1] - ngram_range[0] + 1
+    features = min(max_features, tokens * orders)
+    sparse = tokens * orders * 12
+    dense = (1 if n_classes <= 2 else n_classes) * (features + 1) * 8 * 12
+    need = sparse + dense
+    if need > limit:
+        raise DataError(f"TF-IDF baseline: {n_classes:,} labels x {features:,} features would need about "
+                        f"{need / 2**30:.1f} GiB (limit {limit / 2**30:.1f} GiB, TRANSFEROPS_BASELINE_MAX_GB). "
+                        f"With {len(texts):,} rows that is {len(texts) / max(n_classes, 1):.1f} rows per label: "
+                        "merge rare labels, or skip the baseline (baseline: false in --config, or baseline=False)")
+    return int(need)
 
 
 @dataclass
@@ -87,6 +117,7 @@ class TfidfBaseline:
         t0 = time.perf_counter()
         y = np.asarray(y)
         self._n_classes = n_classes
+        check_baseline_memory(texts, n_classes, self.max_features, self.ngram_range)
         C, cw = self.C, self.class_weight
         if self.tune:
             C, cw = self._tune(texts, y, n_classes)

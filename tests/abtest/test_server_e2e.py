@@ -109,7 +109,7 @@ def test_two_arms_outcomes_and_analysis(tiny_run: Path, second_run: Path, bbc_sm
     assert rev["kind"] == "continuous" and rev["comparisons"][0]["test"] == "Welch t"
 
 
-def test_outcomes_without_database_is_503(tmp_path: Path) -> None:
+def test_outcomes_without_database_is_404_naming_the_flag(tmp_path: Path) -> None:
     from fastapi import FastAPI
 
     from transferops.abtest.server_ext import install
@@ -118,7 +118,7 @@ def test_outcomes_without_database_is_503(tmp_path: Path) -> None:
     install(app, SimpleNamespace(db_url=None))
     with running(app) as url, httpx.Client(base_url=url, timeout=30) as c:
         r = c.post("/v1/outcomes", json={"key": "u1", "metric": "conversion", "value": 1})
-        assert r.status_code == 503 and "--db-url" in r.text
+        assert r.status_code == 404 and "--db-url" in r.text and "--db URL" in r.text
 
 
 def test_outcomes_own_store_when_monitor_absent(tmp_path: Path) -> None:

@@ -35,6 +35,12 @@ def texts(bbc_small) -> list[str]:
     return [str(t) for t in bbc_small["text"]]
 
 
+def _admin_info(c: httpx.Client, name: str) -> dict:
+    """File paths are only in the authenticated listing (GET /v1/models shows none)."""
+    models = c.get("/admin/models", headers={"Authorization": f"Bearer {TOKEN}"}).json()["models"]
+    return next(m for m in models if m["name"] == name)
+
+
 def _app(tiny_run: Path, db: str, **kw):
     from transferops.deploy.server import ServeSettings, create_app
 
@@ -88,7 +94,8 @@ def test_predictions_are_logged_and_feedback_joins(tiny_run, tmp_path, texts):
 def test_server_runs_when_database_is_unreachable(tiny_run, texts):
     os.environ["TRANSFEROPS_LOG_MAX_BUFFER"] = "50"
     try:
-        app = _app(tiny_run, "postgresql://nobody@127.0.0.1:1/none")
+        # async log mode: serving goes on without the database (durable mode would answer 503)
+        app = _app(tiny_run, "postgresql://nobody@127.0.0.1:1/none", log_mode="async")
     finally:
         del os.environ["TRANSFEROPS_LOG_MAX_BUFFER"]
     with running(app) as url, httpx.Client(base_url=url, timeout=60) as c:
@@ -120,7 +127,7 @@ def test_champion_swap_without_restart_and_no_failed_requests(tiny_run, tmp_path
     finally:
         del os.environ["TRANSFEROPS_CHAMPION_POLL_S"]
     with running(app) as url, httpx.Client(base_url=url, timeout=60) as c:
-        before = c.get("/v1/models/news").json()
+        before = _admin_info(c, "news")
         assert Path(before["path"]).resolve() == tiny_run.resolve()
         codes: list[int] = []
         stop = threading.Event()
@@ -139,12 +146,12 @@ def test_champion_swap_without_restart_and_no_failed_requests(tiny_run, tmp_path
             r = c.post("/admin/champion", headers={"Authorization": f"Bearer {TOKEN}"})
             assert r.status_code == 200
             # The poller may have won the race; either way v2 is served now.
-            assert _wait(lambda: Path(c.get("/v1/models/news").json()["path"]).resolve() == v2_path.resolve())
+            assert _wait(lambda: Path(_admin_info(c, "news")["path"]).resolve() == v2_path.resolve())
             after = c.get("/v1/models/news").json()
             assert after["version"] != before["version"]
             # Rollback in the registry: the poller swaps back without any call to the server.
             reg.rollback()
-            assert _wait(lambda: Path(c.get("/v1/models/news").json()["path"]).resolve() == tiny_run.resolve())
+            assert _wait(lambda: Path(_admin_info(c, "news")["path"]).resolve() == tiny_run.resolve())
         finally:
             stop.set()
             for w in workers:
@@ -153,7 +160,7 @@ def test_champion_swap_without_restart_and_no_failed_requests(tiny_run, tmp_path
         assert app.state.monitor.swaps >= 2
 
 
-def test_kill_9_under_load_loses_at_most_the_last_flush_interval(tiny_run, tmp_path, texts):
+def test_kill_9_under_load_async_mode_loses_at_most_the_last_flush_interval(tiny_run, tmp_path, texts):
     db_path = tmp_path / "kill.db"
     db = f"sqlite:///{db_path}"
     flush_s = 0.5
@@ -161,7 +168,8 @@ def test_kill_9_under_load_loses_at_most_the_last_flush_interval(tiny_run, tmp_p
     received: list[tuple[float, str]] = []
     lock = threading.Lock()
     stop = threading.Event()
-    with server_process(["--model", f"news={tiny_run}", "--db-url", db, "--max-wait-ms", "2"], env=env) as (proc, url):
+    with server_process(["--model", f"news={tiny_run}", "--db-url", db, "--max-wait-ms", "2", "--log-mode", "async"],
+                        env=env) as (proc, url):
 
         def client(k: int) -> None:
             with httpx.Client(base_url=url, timeout=10) as c:

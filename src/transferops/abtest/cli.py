@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     an = asub.add_parser("analyze", help="per-arm results, tests, guardrails, SRM and a verdict",
                          description="Example: transferops abtest analyze --db sqlite:///runs/monitor.db "
                          "--experiment ranker-v2 --metric conversion")
-    an.add_argument("--db", required=True, help="store URL the server logs to (sqlite:///x.db, postgresql://...)")
+    an.add_argument("--db", "--db-url", required=True, help="store URL the server logs to (sqlite:///x.db, postgresql://...)")
     an.add_argument("--experiment", required=True)
     an.add_argument("--metric", default="conversion", help="outcome metric to analyse (default conversion)")
     an.add_argument("--kind", choices=["auto", "binary", "continuous"], default="auto",

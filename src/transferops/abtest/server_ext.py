@@ -161,3 +161,9 @@ def install(app: FastAPI, settings: Any) -> None:
         await _retrying(write)
         return OutcomeResponse(recorded=True, prediction_id=req.prediction_id, key=req.key, metric=req.metric,
                                value=value)
+
+    if not getattr(settings, "db_url", None) and getattr(app.state, "abtest_store", None) is None:
+        from transferops.deploy.server import not_configured
+
+        not_configured(app, "/v1/outcomes", ["POST"], "/v1/outcomes needs the prediction log: start the server "
+                       "with --db URL (alias --db-url); outcomes are stored next to the predictions")

@@ -47,15 +47,37 @@ def build_parser() -> argparse.ArgumentParser:
         prog="transferops",
         description="Transfer learning from a few hundred labels to a monitored production model.",
     )
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or status lines")
-    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    for flags, help_ in GLOBAL_OPTIONS:
+        parser.add_argument(*flags, action="store_true", help=help_)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         if not module_exists(name):
             continue
         module = importlib.import_module(name)
         module.register(sub)
+    _add_global_options(sub)
     return parser
+
+
+#: Options every command accepts, before or after its name (``transferops -q train`` or ``train -q``).
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("--quiet", "-q"), "no progress bars or status lines"),
+    (("--verbose", "-v"), "debug logging"),
+)
+
+
+def _add_global_options(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Give every sub-command (and sub-sub-command) the global options. SUPPRESS as default: a flag
+    not repeated after the command keeps the value given before it."""
+    for p in sub.choices.values():
+        for flags, help_ in GLOBAL_OPTIONS:
+            free = [f for f in flags if f not in p._option_string_actions]
+            if free:
+                p.add_argument(*free, action="store_true", default=argparse.SUPPRESS, help=help_,
+                               dest=flags[0].lstrip("-"))
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _add_global_options(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,12 @@ requests larger than ``max_batch_size`` are split into chunks so no batch exceed
 Inference runs in a thread pool (never on the event loop). The queue is bounded in texts: when a
 request does not fit, :class:`Overloaded` is raised at once (the server answers 503 + Retry-After)
 instead of growing memory without limit.
+
+Isolation: when a batch fails (one request's text crashed the tokenizer, say), each of its requests
+is run again on its own, so only the request that fails alone gets the error; the others get their
+results. Deadlines: a request whose deadline passed while it waited is dropped from the queue with
+:class:`DeadlineExceeded` (never computed); a request whose caller cancelled (the client
+disconnected) is dropped the same way.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ class BatcherClosed(Exception):
     """The model behind this batcher was unloaded."""
 
 
+class DeadlineExceeded(Exception):
+    """The request's deadline passed before its batch started: it was not computed."""
+
+
 class HasRunner(Protocol):
     runner: Runner
 
@@ -42,6 +52,7 @@ class HasRunner(Protocol):
 class _Job:
     texts: list[str]
     future: asyncio.Future[tuple[Runner, InferResult]]
+    deadline: float | None = None  # loop.time() after which the job is dropped, not computed
 
 
 class DynamicBatcher:
@@ -54,7 +65,8 @@ class DynamicBatcher:
     def __init__(self, slot: HasRunner, *, executor: Executor, max_batch_size: int = 32,
                  max_wait_ms: float = 2.0, queue_size: int = 2048, adaptive_wait: bool = True,
                  on_batch: Callable[[int, float], None] | None = None,
-                 on_depth: Callable[[int], None] | None = None) -> None:
+                 on_depth: Callable[[int], None] | None = None,
+                 on_drop: Callable[[str], None] | None = None) -> None:
         self.slot = slot
         self.executor = executor
         self.max_batch_size = max_batch_size
@@ -64,6 +76,9 @@ class DynamicBatcher:
         self.queue_size = queue_size
         self.on_batch = on_batch
         self.on_depth = on_depth
+        self.on_drop = on_drop  # called with "deadline" / "cancelled" for each job dropped unrun
+        self.dropped = {"deadline": 0, "cancelled": 0}
+        self.isolated_failures = 0  # requests that failed on their own after their batch failed
         self._jobs: deque[_Job] = deque()
         self._queued = 0  # texts waiting (not yet in a running batch)
         self._closed = False
@@ -81,8 +96,12 @@ class DynamicBatcher:
         if self.on_depth is not None:
             self.on_depth(self._queued)
 
-    async def submit(self, texts: list[str]) -> list[tuple[Runner, InferResult]]:
-        """Queue ``texts`` (split into chunks of at most ``max_batch_size``); await all results."""
+    async def submit(self, texts: list[str], *, timeout_s: float | None = None
+                     ) -> list[tuple[Runner, InferResult]]:
+        """Queue ``texts`` (split into chunks of at most ``max_batch_size``); await all results.
+
+        With ``timeout_s``, chunks still queued that long after submission are dropped and
+        :class:`DeadlineExceeded` is raised. Cancelling the caller drops its queued chunks."""
         if self._closed:
             raise BatcherClosed("model unloaded")
         n = len(texts)
@@ -94,15 +113,23 @@ class DynamicBatcher:
             self._loop = loop
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._worker())
+        deadline = None if timeout_s is None else loop.time() + timeout_s
         futures = []
         for s in range(0, n, self.max_batch_size):
             fut: asyncio.Future[tuple[Runner, InferResult]] = loop.create_future()
-            self._jobs.append(_Job(texts[s:s + self.max_batch_size], fut))
+            self._jobs.append(_Job(texts[s:s + self.max_batch_size], fut, deadline))
             futures.append(fut)
         self._set_depth(n)
         assert self._wake is not None
         self._wake.set()
-        return list(await asyncio.gather(*futures))
+        try:
+            return list(await asyncio.gather(*futures))
+        except BaseException:
+            # one chunk failed or the caller went away: the other chunks need not be computed
+            for f in futures:
+                if not f.done():
+                    f.cancel()
+            raise
 
     def close(self) -> None:
         """Stop taking requests; queued ones still finish. Safe to call from any thread."""
@@ -117,13 +144,23 @@ class DynamicBatcher:
             elif not self._loop.is_closed():
                 self._loop.call_soon_threadsafe(self._wake.set)
 
-    def _take_batch(self) -> list[_Job]:
+    def _drop(self, job: _Job, why: str) -> None:
+        self._set_depth(-len(job.texts))
+        self.dropped[why] += 1
+        if self.on_drop is not None:
+            self.on_drop(why)
+
+    def _take_batch(self, now: float) -> list[_Job]:
         batch: list[_Job] = []
         size = 0
         while self._jobs and (not batch or size + len(self._jobs[0].texts) <= self.max_batch_size):
             job = self._jobs.popleft()
-            if job.future.done():  # the client went away: drop its texts
-                self._set_depth(-len(job.texts))
+            if job.future.done():  # the client went away (its request was cancelled): drop its texts
+                self._drop(job, "cancelled")
+                continue
+            if job.deadline is not None and now > job.deadline:
+                job.future.set_exception(DeadlineExceeded("deadline passed while queued; not computed"))
+                self._drop(job, "deadline")
                 continue
             batch.append(job)
             size += len(job.texts)
@@ -151,7 +188,7 @@ class DynamicBatcher:
                         await asyncio.wait_for(wake.wait(), remaining)
                     except TimeoutError:
                         break
-            batch = self._take_batch()
+            batch = self._take_batch(loop.time())
             if not batch:
                 continue
             self._last_jobs = len(batch)
@@ -162,9 +199,12 @@ class DynamicBatcher:
             try:
                 result = await loop.run_in_executor(self.executor, runner.infer, texts)
             except Exception as exc:
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
+                if len(batch) == 1:
+                    self.isolated_failures += 1
+                    if not batch[0].future.done():
+                        batch[0].future.set_exception(exc)
+                else:
+                    await self._run_individually(runner, batch)
                 continue
             dt = time.perf_counter() - t0
             self._ema_batch_s = 0.8 * self._ema_batch_s + 0.2 * dt
@@ -177,3 +217,19 @@ class DynamicBatcher:
                     job.future.set_result((runner, result.slice(off, off + k)))
                 off += k
 
+
+    async def _run_individually(self, runner: Runner, batch: list[_Job]) -> None:
+        """A batch failed: run each request on its own so only the one that fails alone fails."""
+        assert self._loop is not None
+        for job in batch:
+            if job.future.done():
+                continue
+            try:
+                res = await self._loop.run_in_executor(self.executor, runner.infer, job.texts)
+            except Exception as exc:
+                self.isolated_failures += 1
+                if not job.future.done():
+                    job.future.set_exception(exc)
+                continue
+            if not job.future.done():
+                job.future.set_result((runner, res))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Any
 
-from transferops.errors import ConfigError
+from transferops.errors import ConfigError, TransferOpsError
 
 
 def register(sub: Any) -> None:
@@ -54,7 +55,16 @@ def register(sub: Any) -> None:
     s.add_argument("--threads", type=int, help="intra-op threads for ONNX Runtime / PyTorch")
     s.add_argument("--workers", type=int, default=1, help="inference threads (batches run in parallel)")
     s.add_argument("--variant", choices=["int8", "fp32"], help="ONNX variant to serve (default int8)")
-    s.add_argument("--db-url", help="prediction log database (used by the monitoring extension)")
+    s.add_argument("--db", "--db-url", dest="db_url", metavar="URL",
+                   help="prediction log database: a file path, sqlite:///x.db or postgresql://... "
+                        "(--db-url is an alias)")
+    s.add_argument("--log-mode", choices=["durable", "async"], default="durable",
+                   help="durable (default): each prediction is committed to the log before its response "
+                        "(group commit); async: buffered, a kill -9 loses up to ~0.5 s of traffic")
+    s.add_argument("--request-timeout", type=float, default=30.0,
+                   help="seconds a request may wait in the queue before it is dropped (504), not computed")
+    s.add_argument("--max-header-bytes", type=int, default=16 * 1024, help="total size of request headers")
+    s.add_argument("--max-headers", type=int, default=100, help="number of request headers")
     s.add_argument("--ab", help="A/B arms: control=runs/a,treatment=runs/b")
     s.add_argument("--split", default="50/50", help="A/B traffic split (default 50/50)")
     s.add_argument("--ab-key", default="header:X-User-Id",
@@ -103,7 +113,9 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         max_body_bytes=args.max_body_bytes, review_threshold=args.review_threshold,
         target_auto_accuracy=args.target_auto_accuracy, admin_token=args.admin_token, threads=args.threads,
         db_url=args.db_url, ab=ab, ab_split=args.split, ab_key=args.ab_key, experiment=args.experiment,
-        variant=args.variant, model_roots=list(args.model_root), inference_workers=args.workers)
+        variant=args.variant, model_roots=list(args.model_root), inference_workers=args.workers,
+        log_mode=args.log_mode, request_timeout_s=args.request_timeout, max_header_bytes=args.max_header_bytes,
+        max_headers=args.max_headers)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -120,7 +132,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{what} {name}: {path} is not a folder (an export or a trained artifact)")
     if settings.adapters and not Path(settings.adapters).is_dir():
         raise ConfigError(f"--adapters: {settings.adapters} is not a folder")
+    if settings.adapters:
+        check_adapters_folder(Path(settings.adapters))
     app = create_app(settings)
+
+    class _NoStartupTraceback(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return app.state.startup_error is None  # the error is printed as one line below
+
+    logging.getLogger("uvicorn.error").addFilter(_NoStartupTraceback())
     say(f"serving on http://{settings.host}:{settings.port}  (docs at /docs, metrics at /metrics)")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    try:
+        # h11 (when used) also bounds the header block while it is read; the app checks size and count
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
+                    h11_max_incomplete_event_size=settings.max_header_bytes + 1024)
+    except SystemExit:
+        err = app.state.startup_error
+        if err is None:
+            raise
+        if isinstance(err, TransferOpsError):
+            raise ConfigError(f"start-up failed: {err}") from err
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ConfigError(f"start-up failed: {type(err).__name__}: {first}") from err
     return 0
+
+
+def check_adapters_folder(root: Path) -> None:
+    """One-line errors before start-up: every adapter in ``root`` is a LoRA artifact inside it."""
+    from transferops.artifacts.model import read_manifest
+    from transferops.constants import MANIFEST_NAME
+    from transferops.deploy.runtime import check_safe_folder
+
+    base = root.resolve()
+    for sub in sorted(root.iterdir()):
+        if sub.is_symlink() and not sub.resolve().is_relative_to(base):
+            raise ConfigError(f"--adapters: {sub} is a symlink out of the adapters folder; copy the adapter "
+                              "in or remove the link")
+        if not sub.is_dir() or not (sub / MANIFEST_NAME).exists():
+            continue
+        check_safe_folder(sub)
+        strategy = read_manifest(sub).get("strategy", {}).get("name")
+        if strategy != "lora":
+            raise ConfigError(f"--adapters: {sub} was trained with strategy {strategy!r}, not lora; serve it "
+                              "with --model NAME=PATH, or move it out of the adapters folder")

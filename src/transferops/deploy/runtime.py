@@ -12,6 +12,7 @@ runs in a worker thread, never on the event loop.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,13 +51,15 @@ class InferResult:
 
 
 def check_safe_folder(path: Path) -> None:
-    """Refuse folders with pickle-based weights: only safetensors, ONNX and JSON are loaded."""
-    for sub in (path, path / MODEL_DIR):
-        if not sub.is_dir():
-            continue
-        for f in sub.iterdir():
-            if f.is_file() and f.suffix.lower() in UNSAFE_SUFFIXES:
-                raise ArtifactError(f"{f}: refusing to load pickle-capable file types "
+    """Refuse folders with pickle-based weights anywhere inside (every subfolder, at any depth; a
+    symlinked folder is not entered, a symlinked file is judged by its name): only safetensors,
+    ONNX and JSON are loaded."""
+    if not path.is_dir():
+        return
+    for root, _dirs, files in os.walk(path, followlinks=False):
+        for name in sorted(files):
+            if Path(name).suffix.lower() in UNSAFE_SUFFIXES:
+                raise ArtifactError(f"{Path(root) / name}: refusing to load pickle-capable file types "
                                     f"({', '.join(UNSAFE_SUFFIXES)}); only safetensors/ONNX/JSON are served")
 
 

@@ -47,6 +47,35 @@ SERVER_EXTENSIONS: tuple[str, ...] = ("transferops.monitor.server_ext", "transfe
 ADMIN_TOKEN_ENV = "TRANSFEROPS_ADMIN_TOKEN"
 #: Tokens that are obviously placeholders are refused (FastAPI template habit).
 PLACEHOLDER_TOKENS = {"changeme", "changethis", "secret", "password", "admin", "token", "test"}
+#: Words that mark a token copied from documentation (compared on lower-case letters and digits).
+PLACEHOLDER_WORDS = ("changeme", "changethis", "yourtoken", "tokenhere", "placeholder", "example",
+                     "password", "xxxxxx", "123456789012")
+MIN_TOKEN_CHARS = 16
+MIN_TOKEN_DISTINCT = 8
+LOG_MODES = ("durable", "async")
+#: Optional request header: seconds the caller will wait (at most request_timeout_s).
+TIMEOUT_HEADER = "X-Request-Timeout"
+#: Keys of a model's info that only the admin listing shows.
+PRIVATE_INFO_KEYS = ("path", "adapter_id")
+
+
+def check_admin_token(token: str) -> None:
+    """Refuse tokens without real entropy: short, whitespace, few distinct characters, placeholders.
+
+    The rule (documented in docs/reliability.md): at least 16 characters, no whitespace, at least 8
+    distinct characters, no placeholder word. ``secrets.token_urlsafe()`` always passes."""
+    fix = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe())'`"
+    squashed = "".join(ch for ch in token.lower() if ch.isalnum())
+    if token.lower() in PLACEHOLDER_TOKENS or any(w in squashed for w in PLACEHOLDER_WORDS):
+        raise ConfigError(f"admin_token: refusing a placeholder token; {fix}")
+    if any(ch.isspace() for ch in token):
+        raise ConfigError(f"admin_token: contains whitespace (a copy-paste accident?); {fix}")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise ConfigError(f"admin_token: refusing a short token ({len(token)} < {MIN_TOKEN_CHARS} "
+                          f"characters); {fix}")
+    if len(set(token)) < MIN_TOKEN_DISTINCT:
+        raise ConfigError(f"admin_token: too little entropy ({len(set(token))} distinct characters, need "
+                          f"{MIN_TOKEN_DISTINCT}); {fix}")
 AB_KEY_SOURCES = ("header", "query", "id")
 
 
@@ -81,6 +110,12 @@ class ServeSettings:
                                    metadata={"help": "folders POST /admin/models may load from"})
     inference_workers: int = 1
     listener_queue: int = 1000
+    request_timeout_s: float = field(default=30.0, metadata={"help": "a request still queued after this "
+                                                                     "long is dropped (504), not computed"})
+    max_header_bytes: int = field(default=16 * 1024, metadata={"help": "total size of request headers"})
+    max_headers: int = field(default=100, metadata={"help": "number of request headers"})
+    log_mode: str = field(default="durable", metadata={"help": "durable: a prediction is committed to the "
+                                                               "log before its response; async: buffered"})
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
@@ -89,7 +124,8 @@ class ServeSettings:
                 raise ConfigError(f"{name}: must be a positive number, got {v!r}")
 
         for n in ("max_batch_size", "queue_size", "max_texts_per_request", "max_chars_per_text",
-                  "max_body_bytes", "inference_workers", "listener_queue"):
+                  "max_body_bytes", "inference_workers", "listener_queue", "request_timeout_s",
+                  "max_header_bytes", "max_headers"):
             positive(n)
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port: {self.port!r} is not a TCP port")
@@ -110,11 +146,10 @@ class ServeSettings:
             raise ConfigError(f"variant: {self.variant!r} is not one of 'int8', 'fp32'")
         if self.admin_token is None:
             self.admin_token = os.environ.get(ADMIN_TOKEN_ENV) or None
-        if self.admin_token is not None and (self.admin_token.lower() in PLACEHOLDER_TOKENS
-                                             or len(self.admin_token) < 12):
-            raise ConfigError("admin_token: refusing a placeholder or short token (< 12 characters); "
-                              "generate one with "
-                              "`python -c 'import secrets; print(secrets.token_urlsafe())'`")
+        if self.admin_token is not None:
+            check_admin_token(self.admin_token)
+        if self.log_mode not in LOG_MODES:
+            raise ConfigError(f"log_mode: {self.log_mode!r} is not one of {', '.join(LOG_MODES)}")
         if self.ab:
             if len(self.ab) < 2:
                 raise ConfigError("ab: an experiment needs at least two arms, e.g. "
@@ -192,15 +227,39 @@ class ListenerDispatcher:
         self._thread = None
 
 
-class BodyLimitMiddleware:
-    """Pure ASGI: refuse bodies over ``max_bytes`` with 413 (Content-Length or counted while read)."""
+PREDICT_SUFFIX = "/predict"
 
-    def __init__(self, app: Any, max_bytes: int, on_reject: Callable[[], None]) -> None:
+
+def _utf8_problem(body: bytes) -> str | None:
+    """None if ``body`` is valid UTF-8, else a sentence naming the first bad byte."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        bad = body[exc.start:exc.start + 4].hex(" ")
+        try:
+            body.decode("cp1252")
+            hint = " (it looks like Latin-1/cp1252 text)"
+        except UnicodeDecodeError:
+            hint = ""
+        return (f"body is not valid UTF-8: byte {exc.start} ({bad}) {exc.reason}{hint}; JSON must be sent "
+                "encoded as UTF-8")
+    return None
+
+
+class BodyLimitMiddleware:
+    """Pure ASGI, the server's edge: refuse too many or too large headers (431), bodies over
+    ``max_bytes`` (413, by Content-Length or counted while read) and bodies that are not UTF-8 (422,
+    naming the byte), before any parsing."""
+
+    def __init__(self, app: Any, max_bytes: int, on_reject: Callable[[str], None],
+                 max_header_bytes: int = 16 * 1024, max_headers: int = 100) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.on_reject = on_reject
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
 
-    async def _reply(self, send: Any, status: int, detail: str) -> None:
+    async def _reply(self, send: Any, status: int, detail: Any) -> None:
         import json
 
         body = json.dumps({"detail": detail}).encode()
@@ -210,10 +269,25 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
+        raw_headers = scope.get("headers") or []
+        if len(raw_headers) > self.max_headers:
+            self.on_reject("too_many_headers")
+            await self._reply(send, 431, f"{len(raw_headers)} request headers; at most {self.max_headers} "
+                              "(max_headers)")
+            return
+        header_bytes = sum(len(k) + len(v) for k, v in raw_headers)
+        if header_bytes > self.max_header_bytes:
+            self.on_reject("headers_too_large")
+            await self._reply(send, 431, f"request headers total {header_bytes} bytes; at most "
+                              f"{self.max_header_bytes} (max_header_bytes)")
+            return
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(raw_headers)
         cl = headers.get(b"content-length")
         too_big = (f"request body exceeds max_body_bytes={self.max_bytes}; split the texts into several "
                    "requests")
@@ -224,7 +298,7 @@ class BodyLimitMiddleware:
                 await self._reply(send, 400, "Content-Length header is not an integer")
                 return
             if declared > self.max_bytes:
-                self.on_reject()
+                self.on_reject("body_too_large")
                 await self._reply(send, 413, too_big)
                 return
         chunks: list[bytes] = []
@@ -236,13 +310,20 @@ class BodyLimitMiddleware:
             part = msg.get("body", b"")
             total += len(part)
             if total > self.max_bytes:
-                self.on_reject()
+                self.on_reject("body_too_large")
                 await self._reply(send, 413, too_big)
                 return
             chunks.append(part)
             if not msg.get("more_body", False):
                 break
         body = b"".join(chunks)
+        ctype = headers.get(b"content-type", b"").lower()
+        if body and not ctype.startswith((b"multipart/", b"application/x-www-form-urlencoded")):
+            problem = _utf8_problem(body)
+            if problem is not None:
+                self.on_reject("invalid_encoding")
+                await self._reply(send, 422, [{"loc": ["body"], "msg": problem, "type": "invalid_encoding"}])
+                return
         delivered = False
 
         async def replay() -> Any:
@@ -253,6 +334,54 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class RequestCounter:
+    """Pure ASGI: every response to a predict route is counted in ``transferops_requests_total``
+    by model and status — 200s, 4xx from validation or the edge, 5xx, and ``499`` for a client that
+    went away before its answer. The handler names the model in ``scope["transferops.model"]``."""
+
+    def __init__(self, app: Any, counter: Any, known: Callable[[str], bool]) -> None:
+        self.app = app
+        self.counter = counter
+        self.known = known  # only served names become label values (bounded cardinality)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(PREDICT_SUFFIX):
+            await self.app(scope, receive, send)
+            return
+        parts = scope["path"].strip("/").split("/")
+        named = parts[2] if len(parts) == 4 and parts[:2] == ["v1", "models"] else None
+        scope["transferops.model"] = named if named is not None and self.known(named) else "unknown"
+        status: list[int] = []
+
+        async def counting_send(msg: Any) -> None:
+            if msg["type"] == "http.response.start":
+                status.append(int(msg["status"]))
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        except BaseException:
+            if not status:
+                status.append(500)
+            raise
+        finally:
+            model = scope.get("transferops.model") or "unknown"
+            self.counter.labels(model, str(status[0] if status else 499)).inc()
+
+
+def not_configured(app: Any, path: str, methods: list[str], message: str) -> None:
+    """Replace the route at ``path`` with a 404 naming the flag that turns the feature on (kept out
+    of the OpenAPI schema): a feature that is not configured is absent, not "unavailable" (503)."""
+    from fastapi import HTTPException
+
+    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) != path]
+
+    async def absent() -> None:
+        raise HTTPException(404, detail=message)
+
+    app.add_api_route(path, absent, methods=methods, include_in_schema=False)
 
 
 def _under(root: Path, candidate: Path) -> bool:
@@ -287,7 +416,7 @@ def create_app(settings: ServeSettings) -> Any:
 
     import transferops
     from transferops.cli.main import module_exists
-    from transferops.deploy.batching import BatcherClosed, Overloaded
+    from transferops.deploy.batching import BatcherClosed, DeadlineExceeded, Overloaded
     from transferops.deploy.hub import ModelHub, check_name
     from transferops.deploy.metrics import ServerMetrics
     from transferops.deploy.schemas import (
@@ -295,6 +424,7 @@ def create_app(settings: ServeSettings) -> Any:
         ModelRequest,
         PredictRequest,
         PredictResponse,
+        unencodable_at,
     )
 
     metrics = ServerMetrics()
@@ -327,6 +457,9 @@ def create_app(settings: ServeSettings) -> Any:
             if not adapters_root.is_dir():
                 raise ConfigError(f"adapters: {adapters_root} is not a folder")
             for sub in sorted(adapters_root.iterdir()):
+                if sub.is_symlink() and not _under(adapters_root, sub):
+                    raise ConfigError(f"adapters: {sub.name!r} is a symlink out of the adapters folder "
+                                      f"({adapters_root}); copy the adapter in or remove the link")
                 if (sub / "transferops.json").exists():
                     if sub.name in hub:
                         raise ConfigError(f"adapters: {sub.name!r} clashes with a --model name; "
@@ -343,7 +476,12 @@ def create_app(settings: ServeSettings) -> Any:
     @asynccontextmanager
     async def lifespan(_: Any) -> AsyncIterator[None]:
         dispatcher.start()
-        await asyncio.to_thread(load_all)
+        try:
+            await asyncio.to_thread(load_all)
+        except Exception as exc:
+            app.state.startup_error = exc  # `transferops serve` turns it into one line, rc 2
+            dispatcher.stop()
+            raise
         for info in hub.info():
             rv = info["review"]
             if rv["source"] == "derived":
@@ -369,11 +507,17 @@ def create_app(settings: ServeSettings) -> Any:
     app.state.metrics = metrics
     app.state.metrics_registry = metrics.registry
     app.state.prediction_listeners = listeners
+    #: set by the monitoring extension in durable log mode: records -> Future done once committed
+    app.state.durable_log = None
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     app.state.ready = False
+    app.state.startup_error = None
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes,
-                       on_reject=lambda: metrics.rejected.labels("body_too_large").inc())
+                       on_reject=lambda reason: metrics.rejected.labels(reason).inc(),
+                       max_header_bytes=settings.max_header_bytes, max_headers=settings.max_headers)
+    # outermost: counts the edge's answers (413, 431, 422 encoding) too
+    app.add_middleware(RequestCounter, counter=metrics.requests, known=hub.__contains__)
 
     # ------------------------------------------------------------------ errors
     def field_error(status: int, loc: list[Any], msg: str, kind: str = "value_error") -> HTTPException:
@@ -385,6 +529,8 @@ def create_app(settings: ServeSettings) -> Any:
         errors = []
         for e in exc.errors()[:20]:  # never echo inputs back: they can be megabytes
             loc, msg, kind = list(e.get("loc", ())), str(e.get("msg", "")), str(e.get("type", ""))
+            # a key like "\ud800" is valid JSON but cannot be encoded back: escape it
+            loc = [p.encode("utf-8", "backslashreplace").decode() if isinstance(p, str) else p for p in loc]
             if kind == "json_invalid":
                 loc, msg = ["body"], f"malformed JSON near character {loc[1] if len(loc) > 1 else 0}"
             errors.append({"loc": loc, "msg": msg, "type": kind})
@@ -415,21 +561,24 @@ def create_app(settings: ServeSettings) -> Any:
         data, ctype = metrics.render()
         return Response(data, media_type=ctype)
 
+    def public(info: dict[str, Any]) -> dict[str, Any]:
+        # unauthenticated: names, versions, kinds and labels; never file paths (GET /admin/models has them)
+        return {k: v for k, v in info.items() if k not in PRIVATE_INFO_KEYS}
+
     @app.get("/v1/models", tags=["predict"])
     async def list_models() -> dict[str, Any]:
-        return {"models": hub.info()}
+        return {"models": [public(i) for i in hub.info()]}
 
     @app.get("/v1/models/{name}", tags=["predict"])
     async def model_info(name: str) -> dict[str, Any]:
         if name not in hub:
             raise HTTPException(404, detail=f"unknown model {name!r}; served: "
                                 f"{', '.join(hub.names()) or 'none'}")
-        return next(i for i in hub.info() if i["name"] == name)
+        return public(next(i for i in hub.info() if i["name"] == name))
 
     # ------------------------------------------------------------------ predict
-    async def predict(name: str, req: PredictRequest, *, arm: str | None = None, ab_key: str | None = None
-                      ) -> JSONResponse:
-        t0 = time.perf_counter()
+    def check_texts(req: PredictRequest) -> None:
+        """Edge validation: limits and text the tokenizer (and JSON encoder) can take, field named."""
         texts = req.texts
         if len(texts) > settings.max_texts_per_request:
             metrics.rejected.labels("too_many_texts").inc()
@@ -440,29 +589,90 @@ def create_app(settings: ServeSettings) -> Any:
                 metrics.rejected.labels("text_too_long").inc()
                 raise field_error(422, ["body", "texts", i], f"{len(t)} characters; at most "
                                   f"{settings.max_chars_per_text} per text (max_chars_per_text)")
-        if req.ids is not None and len(req.ids) != len(texts):
-            raise field_error(422, ["body", "ids"],
-                              f"{len(req.ids)} ids for {len(texts)} texts; give one per text")
+            pos = unencodable_at(t)
+            if pos is not None:
+                metrics.rejected.labels("invalid_text").inc()
+                raise field_error(422, ["body", "texts", i], f"character {pos} is an unpaired surrogate "
+                                  "(e.g. \\ud800), which is not text; send valid UTF-8", "invalid_text")
+        if req.ids is not None:
+            if len(req.ids) != len(texts):
+                raise field_error(422, ["body", "ids"],
+                                  f"{len(req.ids)} ids for {len(texts)} texts; give one per text")
+            for i, cid in enumerate(req.ids):
+                if isinstance(cid, str) and unencodable_at(cid) is not None:
+                    metrics.rejected.labels("invalid_text").inc()
+                    raise field_error(422, ["body", "ids", i], "contains an unpaired surrogate (e.g. "
+                                      "\\ud800), which is not text; send valid UTF-8", "invalid_text")
+
+    def timeout_for(request: Request) -> float:
+        raw = request.headers.get(TIMEOUT_HEADER)
+        if raw is None:
+            return settings.request_timeout_s
+        try:
+            v = float(raw)
+        except ValueError:
+            v = float("nan")
+        if not v > 0:
+            raise field_error(422, ["header", TIMEOUT_HEADER], f"{raw!r} must be a positive number of seconds")
+        return min(v, settings.request_timeout_s)
+
+    async def until_disconnect(request: Request) -> None:
+        """Returns when the client closes the connection (the body was already read)."""
+        while True:
+            msg = await request.receive()
+            if msg["type"] == "http.disconnect":
+                return
+
+    async def predict(name: str, req: PredictRequest, request: Request, *, arm: str | None = None,
+                      ab_key: str | None = None) -> Response:
+        t0 = time.perf_counter()
+        request.scope["transferops.model"] = name
+        texts = req.texts
+        check_texts(req)
+        timeout_s = timeout_for(request)
         try:
             slot = hub.get(name)
         except KeyError:
-            metrics.requests.labels("unknown", "404").inc()
+            request.scope["transferops.model"] = "unknown"
             raise HTTPException(404, detail=f"unknown model {name!r}; served: "
                                 f"{', '.join(hub.names()) or 'none'}") from None
+        work = asyncio.ensure_future(slot.batcher.submit(texts, timeout_s=timeout_s))
+        watch = asyncio.ensure_future(until_disconnect(request))
         try:
-            chunks = await slot.batcher.submit(texts)
+            await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+        if not work.done():  # the client went away: drop its queued texts, compute and log nothing
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+            metrics.rejected.labels("client_gone").inc()
+            return Response(status_code=499)
+        try:
+            chunks = work.result()
         except Overloaded as exc:
             metrics.rejected.labels("overloaded").inc()
-            metrics.requests.labels(name, "503").inc()
             raise HTTPException(503, detail="server busy: the prediction queue is full; retry later",
                                 headers={"Retry-After": str(max(1, round(exc.retry_after)))}) from None
+        except DeadlineExceeded:
+            metrics.rejected.labels("deadline").inc()
+            raise HTTPException(504, detail=f"not computed: still queued after {timeout_s:g}s "
+                                f"(request_timeout_s or the {TIMEOUT_HEADER} header); retry later",
+                                headers={"Retry-After": "1"}) from None
         except BatcherClosed:
             raise HTTPException(404, detail=f"model {name!r} was unloaded") from None
+        except Exception as exc:
+            # only this request failed (the batcher retried its batch-mates on their own)
+            log.warning("model %s: inference failed for one request: %s: %s", name, type(exc).__name__,
+                        str(exc).splitlines()[0][:200] if str(exc) else "")
+            raise HTTPException(500, detail=f"model {name!r} could not classify these texts "
+                                f"({type(exc).__name__}); other requests are unaffected") from None
         latency_ms = (time.perf_counter() - t0) * 1000.0
         now = time.time()
         preds: list[dict[str, Any]] = []
         records: list[dict[str, Any]] = []
-        want_records = bool(listeners)
+        durable = app.state.durable_log
+        want_records = bool(listeners) or durable is not None
         n_review = 0
         version = ""
         i = 0
@@ -492,10 +702,18 @@ def create_app(settings: ServeSettings) -> Any:
                         "text": texts[i], "client_id": req.ids[i] if req.ids is not None else None,
                     })
                 i += 1
+        if durable is not None and records:
+            # acknowledged means durable: the response leaves only after the log committed it
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(durable(records)), settings.request_timeout_s)
+            except Exception as exc:
+                metrics.rejected.labels("log_unavailable").inc()
+                raise HTTPException(503, detail="prediction log unavailable, predictions not acknowledged "
+                                    f"({type(exc).__name__}); retry later, or serve with --log-mode async "
+                                    "to answer without the log", headers={"Retry-After": "1"}) from None
         metrics.observe_routes(name, n_review, len(preds))
-        metrics.requests.labels(name, "200").inc()
         metrics.latency.labels(name).observe(latency_ms / 1000.0)
-        if records:
+        if records and listeners:
             dispatcher.submit(records)
         body: dict[str, Any] = {"model": name, "model_version": version, "predictions": preds}
         if arm is not None:
@@ -506,12 +724,12 @@ def create_app(settings: ServeSettings) -> Any:
               responses={404: {"description": "unknown model"}, 413: {"description": "body too large"},
                          422: {"description": "invalid input (the field is named)"},
                          503: {"description": "queue full; see Retry-After"}})
-    async def predict_model(name: str, req: PredictRequest) -> JSONResponse:
+    async def predict_model(name: str, req: PredictRequest, request: Request) -> Response:
         """Classify texts; each prediction says `auto` or `review` (confidence below the threshold)."""
-        return await predict(name, req)
+        return await predict(name, req, request)
 
     @app.post("/v1/experiments/{experiment}/predict", tags=["predict"], response_model=PredictResponse)
-    async def predict_experiment(experiment: str, req: PredictRequest, request: Request) -> JSONResponse:
+    async def predict_experiment(experiment: str, req: PredictRequest, request: Request) -> Response:
         """Assign the caller to an arm by a stable key (hash), predict with that arm's model."""
         if not settings.ab or experiment != settings.experiment:
             running_now = f"; running: {settings.experiment!r}" if settings.ab else "; none running"
@@ -530,7 +748,7 @@ def create_app(settings: ServeSettings) -> Any:
             raise field_error(422, loc, f"experiment {experiment!r} assigns arms by {settings.ab_key}; "
                               "it is missing")
         arm = assign_arm(key, list(settings.ab), settings.ab_weights)
-        return await predict(arm, req, arm=arm, ab_key=key)
+        return await predict(arm, req, request, arm=arm, ab_key=key)
 
     # ------------------------------------------------------------------ admin
     def require_admin(authorization: str | None, x_admin_token: str | None) -> None:

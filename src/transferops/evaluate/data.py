@@ -59,7 +59,14 @@ def encode_frame_labels(df: pd.DataFrame, labels: list[str], multilabel: bool, *
     """Encode ``df['label']`` against the model's labels: (y, rows kept mask, unknown label counts)."""
     known = set(labels)
     index = {lbl: i for i, lbl in enumerate(labels)}
-    rows = [_row_labels(v, multilabel, label_sep) for v in df[LABEL_COL].tolist()]
+    values = df[LABEL_COL].tolist()
+    rows = [_row_labels(v, multilabel, label_sep) for v in values]
+    if not multilabel:
+        missing = [i + 1 for i, r in enumerate(rows) if not r or not r[0]]
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            raise DataError(f"{source}: column 'label': {len(missing)} rows have no label (NaN/empty; rows "
+                            f"{shown}); evaluation needs every row's true label: fill them or drop those rows")
     unknown: Counter[str] = Counter(lbl for r in rows for lbl in r if lbl not in known)
     keep = np.asarray([all(lbl in known for lbl in r) for r in rows], dtype=bool)
     if unknown and not ignore_unknown:

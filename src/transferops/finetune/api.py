@@ -203,6 +203,10 @@ def train(
                                rejects_path=rejects, encoding=encoding)
     if labeled.n_rejected:
         say(f"skipped {labeled.n_rejected} bad rows; see {labeled.rejects_path}")
+    if cfg.baseline:  # memory guard before splitting and leakage checks (all rows: an upper bound)
+        from transferops.baselines import TfidfBaseline, check_baseline_memory
+
+        check_baseline_memory(labeled.texts, len(labeled.labels), TfidfBaseline.max_features)
     if cfg.task != "auto" and cfg.task != labeled.task and not (cfg.task == "multiclass" and labeled.task == "binary"):
         raise ConfigError(f"task: '{cfg.task}' requested but the data looks {labeled.task}")
     task = labeled.task

@@ -99,6 +99,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         v = getattr(args, k, None)
         if v is not None:
             base[k] = v
+    if "lora" in base and not isinstance(base["lora"], dict):
+        return TrainConfig.from_dict(base)  # TrainConfig names the key and the expected type
     lora = dict(base.get("lora") or {})
     for flag, key in (("lora_r", "r"), ("lora_alpha", "alpha"), ("lora_dropout", "dropout")):
         if getattr(args, flag, None) is not None:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
+import types
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from transferops.errors import ConfigError
 
@@ -40,6 +43,73 @@ def _check_range(name: str, value: float | int | None, lo: float | None = None, 
         raise ConfigError(f"{name}: must be <= {hi}, got {value!r}")
 
 
+def _type_name(tp: Any) -> str:
+    if tp is bool:
+        return "a boolean (true/false, unquoted)"
+    if tp is int:
+        return "a number (an integer)"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if tp is type(None):
+        return "null"
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(tp)))
+    if origin in (list, tuple):
+        return "a list"
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping of {getattr(tp, '__name__', 'dataclass')} fields"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    """Strict: a bool is not an int, a float is not an int, a string is not a bool."""
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return any(_matches(value, t) for t in typing.get_args(tp))
+    if origin is Literal:  # choices are checked (with their own message) by _check_choice
+        return True
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:  # numbers.Integral: numpy integers from a search are integers too
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if origin in (list, tuple):
+        (item,) = typing.get_args(tp)[:1] or (Any,)
+        return isinstance(value, (list, tuple)) and all(_matches(v, item) for v in value)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def check_types(obj: Any, prefix: str = "") -> None:
+    """One validation path for YAML and flags: every field's value matches its annotation, or a
+    :class:`ConfigError` names the key, the expected type and what was given."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        tp, value = hints[f.name], getattr(obj, f.name)
+        if not _matches(value, tp):
+            args = [t for t in typing.get_args(tp) if t is not type(None)] if typing.get_origin(tp) in (
+                Union, types.UnionType) else [tp]
+            expected = " or ".join(_type_name(t) for t in args)
+            if typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp):
+                expected += " (or null)"
+            hint = ""
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no") and bool in args:
+                hint = f"; write {'true' if value.lower() in ('true', 'yes') else 'false'} without quotes"
+            elif isinstance(value, float) and int in args and float not in args:
+                hint = "; it must be a whole number"
+            raise ConfigError(f"{prefix}{f.name}: expected {expected}, got {type(value).__name__} "
+                              f"{value!r}{hint}")
+
+
 @dataclass
 class LoraSettings:
     """LoRA hyper-parameters (PEFT). ``target_modules=None`` picks the attention query/value layers."""
@@ -50,6 +120,7 @@ class LoraSettings:
     target_modules: list[str] | None = field(default=None, metadata={"help": "module names to adapt"})
 
     def __post_init__(self) -> None:
+        check_types(self, "lora.")
         _check_range("lora.r", self.r, 1, 1024)
         _check_range("lora.alpha", self.alpha, 1)
         _check_range("lora.dropout", self.dropout, 0.0, 0.9)
@@ -96,6 +167,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**_known(LoraSettings, self.lora, "lora"))
+        check_types(self)
         _check_choice("strategy", self.strategy, STRATEGIES)
         _check_choice("task", self.task, ("auto", "binary", "multiclass", "multilabel"))
         _check_choice("loss", self.loss, ("ce", "focal"))

@@ -52,6 +52,52 @@ def load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+RNG_FILE = "rng.safetensors"
+RNG_META = "rng.json"
+
+
+def save_rng_state(dir_: Path) -> None:
+    """Python, NumPy, torch (and CUDA) generator states, so a resumed run draws the same dropout
+    masks and shuffles as an uninterrupted one (safetensors + JSON, no pickle)."""
+    import random
+
+    import numpy as np
+
+    tensors = {"torch": torch.get_rng_state().contiguous()}
+    if torch.cuda.is_available():
+        for i, st in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda.{i}"] = st.contiguous()
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors["numpy.keys"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    py_version, py_state, py_gauss = random.getstate()
+    save_file(tensors, str(dir_ / RNG_FILE))
+    write_json(dir_ / RNG_META, {"numpy": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss),
+                                           "gauss": float(gauss)},
+                                 "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss}})
+
+
+def load_rng_state(dir_: Path) -> bool:
+    """Restore what :func:`save_rng_state` wrote; False for checkpoints from before it existed."""
+    import random
+
+    import numpy as np
+
+    if not (dir_ / RNG_FILE).exists() or not (dir_ / RNG_META).exists():
+        return False
+    tensors = load_file(str(dir_ / RNG_FILE))
+    meta = read_json(dir_ / RNG_META)
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda.")), key=lambda k: int(k[5:]))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    n = meta["numpy"]
+    np.random.set_state((n["kind"], tensors["numpy.keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["gauss"]))
+    py = meta["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    return True
+
+
 def save_checkpoint(dir_: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any,
                     info: dict[str, Any], best: dict[str, torch.Tensor] | None) -> None:
     """Write to a temp folder and rename, so a kill mid-write keeps the previous checkpoint."""
@@ -62,6 +108,7 @@ def save_checkpoint(dir_: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
         save_file(best, str(tmp / "best.safetensors"))
     save_optimizer(opt, tmp / "optimizer")
     write_json(tmp / "scheduler.json", {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"})
+    save_rng_state(tmp)
     write_json(tmp / "state.json", info)
     old = dir_.with_name(dir_.name + ".old")
     if dir_.exists():
@@ -85,6 +132,7 @@ def load_checkpoint(dir_: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     sd.update(read_json(dir_ / "scheduler.json"))
     sched.load_state_dict(sd)
     best = load_file(str(dir_ / "best.safetensors")) if (dir_ / "best.safetensors").exists() else None
+    load_rng_state(dir_)
     return read_json(dir_ / "state.json"), best
 
 

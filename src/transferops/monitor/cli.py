@@ -34,7 +34,7 @@ def _db(args: argparse.Namespace, *, must_exist: bool = True) -> str:
 
 
 def _add_db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=None, help=DB_HELP)
+    p.add_argument("--db", "--db-url", default=None, help=DB_HELP + " (--db-url is an alias)")
 
 
 def _add_window(p: argparse.ArgumentParser, dest_prefix: str = "") -> None:
@@ -80,7 +80,7 @@ def register(sub: Any) -> None:
     i.add_argument("file", help="the annotated CSV (label column filled in)")
     i.add_argument("--out", default="labeled.csv", help="training CSV to write (text,label[,ts])")
     i.add_argument("--append-to", default=None, help="also append the rows to this existing training CSV")
-    i.add_argument("--db", default=None, help="also record the labels as feedback in this store")
+    i.add_argument("--db", "--db-url", default=None, help="also record the labels as feedback in this store")
     i.add_argument("--model", default=None, help="model folder: reject labels it does not know")
     i.set_defaults(func=cmd_label_import)
 

@@ -1,21 +1,32 @@
-"""Asynchronous, batched, bounded prediction logger.
+"""Batched, bounded prediction logger with two modes.
 
-``submit(records)`` only appends to an in-memory deque under a lock (microseconds; never touches
-the database), so it can be called from the request path. A background thread flushes the buffer
-every ``flush_interval`` seconds in one transaction. If the database is slow, locked or down the
-buffer keeps what it can up to ``max_buffer`` records and drops the overflow, counting it and
-logging a line (rate-limited); serving is never blocked and never fails because of the log.
+**Durable** (the server's default, ``--log-mode durable``): ``commit(records)`` queues the records
+and returns a :class:`concurrent.futures.Future` that completes once they are committed; the
+server awaits it before it answers, so a ``prediction_id`` a client holds is in the database (kill
+-9 of the server loses no acknowledged prediction). Group commit keeps throughput: the writer
+thread wakes as soon as records arrive and writes everything waiting in one transaction, so
+requests arriving while a transaction runs share the next one. A failed write fails the waiting
+requests' futures (the server answers 503) rather than acknowledging what is not stored. At most
+``max_buffer`` records wait; more are refused at once.
 
-Durability: a ``kill -9`` loses at most the records submitted since the last successful flush,
-i.e. about ``flush_interval`` seconds of traffic (default 0.5 s), plus the batch being written.
+**Async** (``--log-mode async``): ``submit(records)`` only appends to an in-memory deque under a
+lock (microseconds; never touches the database), so it can be called from the request path. The
+background thread flushes the buffer every ``flush_interval`` seconds in one transaction. If the
+database is slow, locked or down the buffer keeps what it can up to ``max_buffer`` records and
+drops the overflow, counting it and logging a line (rate-limited); serving is never blocked and
+never fails because of the log. Bound: a ``kill -9`` loses at most the records submitted since the
+last successful flush, i.e. about ``flush_interval`` seconds of traffic (default 0.5 s), plus the
+batch being written.
 
 >>> logger = PredictionLogger(Store("runs/monitor.db")).start()   # doctest: +SKIP
->>> logger.submit([record]); logger.close()                       # doctest: +SKIP
+>>> logger.commit([record]).result(timeout=5)                     # doctest: +SKIP  (durable)
+>>> logger.submit([record]); logger.close()                       # doctest: +SKIP  (async)
 """
 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import logging
 import threading
 import time
@@ -42,6 +53,11 @@ class PredictionLogger:
         self.batch_size = int(batch_size)
         self.log_every_s = float(log_every_s)
         self._buf: collections.deque[dict[str, Any]] = collections.deque()
+        # durable mode: (records, future) groups waiting for the next group commit
+        self._pending: collections.deque[tuple[list[dict[str, Any]], concurrent.futures.Future[int]]] = \
+            collections.deque()
+        self._pending_n = 0
+        self.commits = 0  # durable transactions (each may carry many requests' records)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -78,6 +94,72 @@ class PredictionLogger:
 
     __call__ = submit
 
+    def commit(self, records: Sequence[dict[str, Any]]) -> concurrent.futures.Future[int]:
+        """Durable mode: queue ``records`` for the next group commit; the future completes (with the
+        number of rows) once they are committed, or fails with the write's error."""
+        fut: concurrent.futures.Future[int] = concurrent.futures.Future()
+        rows = list(records)
+        if not rows:
+            fut.set_result(0)
+            return fut
+        with self._lock:
+            if self._pending_n + len(rows) > self.max_buffer:
+                self.dropped += len(rows)
+                fut.set_exception(OverflowError(f"prediction log backlog full ({self.max_buffer} records)"))
+                return fut
+            self._pending.append((rows, fut))
+            self._pending_n += len(rows)
+            self.submitted += len(rows)
+            self.max_seen_buffer = max(self.max_seen_buffer, self._pending_n + len(self._buf))
+        self._wake.set()
+        return fut
+
+    def _commit_pending(self) -> int:
+        """Write the waiting groups, up to ``batch_size`` records per transaction."""
+        written = 0
+        while True:
+            with self._lock:
+                if not self._pending:
+                    break
+                groups: list[tuple[list[dict[str, Any]], concurrent.futures.Future[int]]] = []
+                n = 0
+                while self._pending and (not groups or n + len(self._pending[0][0]) <= self.batch_size):
+                    g = self._pending.popleft()
+                    groups.append(g)
+                    n += len(g[0])
+                self._pending_n -= n
+            written += self._write_groups(groups)
+        if written:
+            self.last_flush_ts = time.time()
+        return written
+
+    def _write_groups(self, groups: list[tuple[list[dict[str, Any]], concurrent.futures.Future[int]]]) -> int:
+        rows = [r for g in groups for r in g[0]]
+        try:
+            self.store.insert_predictions(rows)
+        except Exception as exc:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            if _is_duplicate(exc) and len(groups) > 1:  # one group's id clash must not fail the others
+                return sum(self._write_groups([g]) for g in groups)
+            self.dropped += len(rows)
+            for _, fut in groups:
+                if not fut.done():
+                    fut.set_exception(exc)
+            now = time.monotonic()
+            if now - self._last_log >= self.log_every_s:
+                self._last_log = now
+                log.warning("prediction log: commit failed (%s); %d requests answered 503", self.last_error,
+                            len(groups))
+            return 0
+        self.written += len(rows)
+        self.commits += 1
+        self.flushes += 1
+        for g_rows, fut in groups:
+            if not fut.done():
+                fut.set_result(len(g_rows))
+        return len(rows)
+
     def _log_drop(self) -> None:
         now = time.monotonic()
         if now - self._last_log >= self.log_every_s:
@@ -87,12 +169,12 @@ class PredictionLogger:
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return len(self._buf) + self._pending_n
 
     def stats(self) -> dict[str, Any]:
         return {"submitted": self.submitted, "written": self.written, "dropped": self.dropped,
                 "errors": self.errors, "buffered": self.buffered, "max_buffer": self.max_buffer,
-                "max_seen_buffer": self.max_seen_buffer, "flushes": self.flushes,
+                "max_seen_buffer": self.max_seen_buffer, "flushes": self.flushes, "commits": self.commits,
                 "flush_interval_s": self.flush_interval, "last_error": self.last_error}
 
     # ------------------------------------------------------------------ background
@@ -107,7 +189,9 @@ class PredictionLogger:
         while not self._stop.is_set():
             self._wake.wait(self.flush_interval)
             self._wake.clear()
+            self._commit_pending()
             self.flush()
+        self._commit_pending()
         self.flush()
 
     def flush(self) -> int:
@@ -167,6 +251,7 @@ class PredictionLogger:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._commit_pending()
         self.flush()
 
 

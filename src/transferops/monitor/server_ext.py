@@ -101,7 +101,11 @@ class MonitorExtension:
         # logger creates the tables on its first successful flush.
         self.store = Store(self.settings.db_url, busy_timeout_s=1.0, create=False)
         self.logger = PredictionLogger(self.store, flush_interval=self.flush_interval_s, max_buffer=self.max_buffer)
-        self.app.state.prediction_listeners.append(self.logger.submit)
+        if getattr(self.settings, "log_mode", "async") == "durable":
+            # the server awaits the commit before it answers (acknowledged means durable)
+            self.app.state.durable_log = self.logger.commit
+        else:
+            self.app.state.prediction_listeners.append(self.logger.submit)
         self.app.state.prediction_logger = self.logger
 
     def setup_metrics(self) -> None:
@@ -175,6 +179,7 @@ class MonitorExtension:
                                     f"`transferops monitor --model ARTIFACT --build-profile`")
         if window is None and last is None:
             last = DEFAULT_LAST
+        self.store.ensure_schema()  # a fresh database has no tables before the first prediction
         res = monitor(pdir, db=self.store, window=window, last=last, buckets=buckets, model_name=name,
                       profile=load_profile(pdir))
         self.publish(name, res.report)
@@ -336,13 +341,14 @@ def install(app: Any, settings: Any) -> None:
         if name is None or name not in served:
             raise HTTPException(404, detail=f"unknown or unprofiled model {model!r}; served: {sorted(served)}")
         if window is not None and last is not None:
-            raise HTTPException(422, detail="give window or last, not both")
+            raise HTTPException(422, detail=[{"loc": ["query", "window"], "msg": "give window or last, not both",
+                                              "type": "value_error"}])
         try:
             res = await asyncio.to_thread(ext.compute, name, window=window, last=last, buckets=buckets)
         except FileNotFoundError as exc:
             raise HTTPException(404, detail=str(exc)) from exc
         except ValueError as exc:
-            raise HTTPException(422, detail=str(exc)) from exc
+            raise HTTPException(422, detail=[{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from exc
         page = render_dashboard(res.to_dict(), title=f"transferops monitor — {name}", refresh_s=30)
         return HTMLResponse(page)
 
@@ -358,6 +364,8 @@ def install(app: Any, settings: Any) -> None:
             raise HTTPException(404, detail=f"unknown model {name!r}") from None
         except FileNotFoundError as exc:
             raise HTTPException(404, detail=str(exc)) from exc
+        except ValueError as exc:  # a bad window: the validation-error shape the schema declares
+            raise HTTPException(422, detail=[{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from exc
         return res.report.to_dict()
 
     @app.post("/admin/champion", tags=["admin"])
@@ -375,6 +383,13 @@ def install(app: Any, settings: Any) -> None:
         if not enabled:
             raise HTTPException(409, detail="the champion lives in the registry: start the server with --db-url")
         return await asyncio.to_thread(ext.check_champion)
+
+    if not enabled:
+        from transferops.deploy.server import not_configured
+
+        for path, methods in (("/v1/feedback", ["POST"]), ("/dashboard", ["GET"]), ("/v1/monitor/{name}", ["GET"])):
+            not_configured(app, path, methods, f"{path} needs the prediction log: start the server with "
+                           "--db URL (alias --db-url), e.g. --db sqlite:///monitor.db")
 
 
 def _prediction_labels(ext: MonitorExtension, prediction_id: str) -> list[str] | None:
