@@ -272,10 +272,28 @@ def test_stack_candidate_round_trips_save_load_predict_serve(tiny_bert: Path, tm
     new = ["shares market profit today", "vote for the party", "the striker and the goal"]
     np.testing.assert_allclose(m.predict_proba(new), softmax(sf.logits(new)), atol=1e-6)
     decided = m.predict(new)
-    app = create_app(ServeSettings(models={"s": str(out)}))
+    # ONNX for the transformer part (encoder + probe in one graph), the TF-IDF member and the
+    # meta-learner in their safe files: the export answers exactly as the saved stack does
+    from transferops.deploy.onnx_export import export_onnx
+    from transferops.deploy.onnx_runtime import OnnxModel
+
+    ex = export_onnx(out, tmp_path / "stack-onnx", quantize="int8", max_drop=1.0)
+    assert ex.passed and ex.parity["max_prob_diff"] < 1e-4
+    om = transferops.load(tmp_path / "stack-onnx")
+    assert isinstance(om, OnnxModel)
+    fp32 = OnnxModel(tmp_path / "stack-onnx", variant="fp32")
+    np.testing.assert_allclose(fp32.predict_proba(new), m.predict_proba(new), atol=1e-4)
+    assert fp32.predict(new) == decided
+    assert not list((tmp_path / "stack-onnx").rglob("*.pkl"))
+    app = create_app(ServeSettings(models={"s": str(out), "x": str(tmp_path / "stack-onnx")}))
     with running(app) as url, httpx.Client(base_url=url, timeout=60) as c:
         r = c.post("/v1/models/s/predict", json={"texts": new})
         assert r.status_code == 200 and [p["label"] for p in r.json()["predictions"]] == decided
+        r = c.post("/v1/models/x/predict", json={"texts": new})
+        assert r.status_code == 200
+        served = [[p["probabilities"][lbl] for lbl in labels] for p in r.json()["predictions"]]
+        np.testing.assert_allclose(served, om.predict_proba(new), atol=1e-5)
+        assert [p["label"] for p in r.json()["predictions"]] == om.predict(new)
 
 
 def test_learning_curve_and_report_section(tiny_bert: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -312,5 +330,12 @@ def test_probe_winner_with_refit_is_saved_and_scores_as_recorded(tiny_bert: Path
     assert res.manifest["kind"] == "probe"
     model = transferops.load(tmp_path / "q")
     assert isinstance(model, ProbeModel)
+    from transferops.deploy.onnx_export import export_onnx
+
+    texts = df["text"].tolist()[:20]
+    ex = export_onnx(tmp_path / "q", tmp_path / "q-onnx", quantize=None)
+    assert ex.passed and ex.parity["argmax_agreement"] == 1.0
+    np.testing.assert_allclose(transferops.load(tmp_path / "q-onnx").predict_proba(texts), model.predict_proba(texts),
+                               atol=1e-4)
     rep = evaluate(tmp_path / "q")
     assert rep.metrics["macro_f1"] == pytest.approx(res.manifest["metrics"]["test"]["macro_f1"], abs=1e-9)

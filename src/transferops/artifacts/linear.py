@@ -308,10 +308,14 @@ class StackModel(_LinearModel):
         return self.probe.embed(texts, batch_size=batch_size)
 
     def logits_from_parts(self, texts: Sequence[str], emb: np.ndarray) -> np.ndarray:
+        return self.logits_from_probe_logits(texts, self.probe.logits_from_embeddings(emb))
+
+    def logits_from_probe_logits(self, texts: Sequence[str], probe_logits: np.ndarray) -> np.ndarray:
+        """The meta-learner over the TF-IDF member and the probe's logits (from PyTorch, or the ONNX graph
+        of an export)."""
         from transferops.modeling import softmax
 
-        feats = stack_features(softmax(self.baseline.logits(texts)),
-                               softmax(self.probe.logits_from_embeddings(emb)))
+        feats = stack_features(softmax(self.baseline.logits(texts)), softmax(np.asarray(probe_logits, np.float64)))
         return lr_logits(self.estimators, feats, len(self.labels), self.multilabel)
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:

@@ -114,6 +114,61 @@ class _WithEmbedding:
         return Wrapper(model).eval()
 
 
+class _ProbeWrapper:
+    """Factory for a torch module: frozen encoder → mean pooling → the probe's affine map."""
+
+    @staticmethod
+    def build(encoder: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
+        import torch
+
+        class Wrapper(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = encoder
+                self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32))
+                self.register_buffer("bias", torch.tensor(bias, dtype=torch.float32))
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+                kw = {"input_ids": input_ids, "attention_mask": attention_mask}
+                if token_type_ids is not None:
+                    kw["token_type_ids"] = token_type_ids
+                hidden = self.inner(**kw).last_hidden_state
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+                return emb @ self.weight + self.bias, emb
+
+        return Wrapper().eval()
+
+
+def _affine(estimators: list[Any], multilabel: bool, n_classes: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """The probe's logits are affine in the embedding: read W and b off the stored LR itself
+    (``lr_logits`` at 0 and at each unit vector), so the graph computes exactly what the artifact does."""
+    from transferops.artifacts.linear import lr_logits
+
+    x = np.vstack([np.zeros((1, dim)), np.eye(dim)])
+    z = lr_logits(estimators, x, n_classes, multilabel)
+    return z[1:] - z[0], z[0]
+
+
+def _hidden_size(model_dir: Path) -> int:
+    import json
+
+    cfg = json.loads((model_dir / MODEL_DIR / "config.json").read_text())
+    return int(cfg.get("hidden_size") or cfg.get("dim") or cfg["d_model"])
+
+
+def _load_encoder(model_dir: Path) -> Any:
+    """A probe's frozen encoder in eager attention (traceable)."""
+    from transformers import AutoModel
+
+    from transferops.modeling import quiet_transformers
+
+    with quiet_transformers():
+        enc = AutoModel.from_pretrained(str(model_dir / MODEL_DIR), local_files_only=True, use_safetensors=True,
+                                        attn_implementation="eager")
+    return enc.eval()
+
+
 def _load_torch_model(model_dir: Path, manifest: dict[str, Any]) -> Any:
     """The artifact's classifier in eager attention (traceable), LoRA merged into the base."""
     from transformers import AutoModelForSequenceClassification
@@ -199,9 +254,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
     if manifest.get("kind") == "baseline":
         raise ConfigError(f"model: {src} is the TF-IDF + logistic-regression baseline (the model search "
                           "picked it); it has no neural network to export — serve the folder as it is")
-    if manifest.get("kind") in ("probe", "stack"):
-        raise ConfigError(f"model: {src} is a frozen-encoder {manifest['kind']}; ONNX export covers fine-tuned models "
-                          "only — serve the folder as it is")
+    kind = str(manifest.get("kind", "model"))
     if src.resolve() == dst.resolve():
         raise ConfigError("out: must differ from the model folder")
     if (dst / EXPORT_MANIFEST).exists() and not overwrite:
@@ -214,8 +267,20 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
     names = _input_names(tok)
 
     # ---- export fp32 -------------------------------------------------------------------------
-    model = _load_torch_model(src, manifest)
-    wrapper = _WithEmbedding.build(model)
+    stack: Any = None
+    if kind in ("probe", "stack"):
+        # The frozen encoder + mean pooling + the probe's logistic regression as one graph; a stack
+        # keeps its TF-IDF member and meta-learner in their safe files beside it (copied below).
+        from transferops.artifacts.linear import PROBE_DIR, ProbeModel, StackModel
+
+        probe = ProbeModel(src)
+        wrapper = _ProbeWrapper.build(_load_encoder(src), *_affine(probe.estimators, probe.multilabel,
+                                                                   len(manifest["labels"]), _hidden_size(src)))
+        if kind == "stack":
+            stack = StackModel(src)
+    else:
+        model = _load_torch_model(src, manifest)
+        wrapper = _WithEmbedding.build(model)
     dummy = tok(["a short example text", "another one"], truncation=True, max_length=max_length,
                 padding=True, return_tensors="pt")
     args = tuple(dummy[n] for n in names)
@@ -235,6 +300,11 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         if f.exists():
             shutil.copy2(f, dst / fname)
     shutil.copy2(src / MANIFEST_NAME, dst / MANIFEST_NAME)
+    if kind == "stack":
+        from transferops.artifacts.linear import BASELINE_DIR, STACK_DIR
+
+        for sub in (BASELINE_DIR, PROBE_DIR, STACK_DIR):
+            shutil.copytree(src / sub, dst / sub, dirs_exist_ok=True)
     (dst / DATA_DIR).mkdir(exist_ok=True)
     for split in (VALIDATION_SPLIT, TEST_SPLIT):
         f = src / DATA_DIR / split
@@ -260,8 +330,14 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
     pt_logits, _ = _torch_forward(wrapper, tok, texts, max_length)
     from transferops.deploy.onnx_runtime import OnnxSession
 
+    def final(z: np.ndarray) -> np.ndarray:
+        """The model's own output: for a stack, the meta-learner over the TF-IDF member and the graph's probe."""
+        return z if stack is None else stack.logits_from_probe_logits(texts, z)
+
     sess32 = OnnxSession(fp32_path, tok, max_length=max_length, threads=None)
-    o32_logits, _ = sess32.run(texts)
+    o32_logits = final(sess32.run(texts)[0])
+    if stack is not None:  # the reference is the saved stack itself (scikit-learn + PyTorch)
+        pt_logits = stack.logits(texts)
     p_pt, p_32 = to_proba(pt_logits), to_proba(o32_logits)
     if task == "multilabel":
         agree = float(((p_pt >= 0.5) == (p_32 >= 0.5)).all(axis=1).mean())
@@ -292,7 +368,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         finally:
             root.setLevel(level)
         sess8 = OnnxSession(int8_path, tok, max_length=max_length, threads=None)
-        o8_logits, _ = sess8.run(texts)
+        o8_logits = final(sess8.run(texts)[0])
         p_8 = to_proba(o8_logits)
         y = val["label"].tolist()
         if task == "multilabel":
@@ -329,6 +405,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
     write_json(dst / EXPORT_MANIFEST, {
         "format_version": 1, "created": utcnow(), "source": str(src.resolve()), "format": "onnx",
         "opset": opset, "inputs": names, "outputs": ["logits", "embedding"], "max_length": max_length,
+        "kind": kind,
         "default_variant": "int8" if quantize == "int8" else "fp32",
         "sha256": {k: sha256_file(dst / v) for k, v in files.items()},
         "versions": {**package_versions(("transferops", "torch", "transformers", "onnx", "onnxruntime")),

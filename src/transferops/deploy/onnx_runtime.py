@@ -95,6 +95,13 @@ class OnnxModel(TransferOpsModel):
             raise ArtifactError(f"{p}: {self.onnx_path.name} is missing (variant {variant!r}); "
                                 "re-export with --quantize int8 or pick variant='fp32'")
         self._session: OnnxSession | None = None
+        # A stacked export: the graph gives the probe's logits; the TF-IDF member and the meta-learner
+        # (safe files copied beside it) finish the job, exactly as the artifact does.
+        self._stack: Any = None
+        if self.manifest.get("kind") == "stack":
+            from transferops.artifacts.linear import StackModel
+
+            self._stack = StackModel(p, threads=threads)
 
     def _load(self) -> None:
         from transferops.modeling import load_tokenizer
@@ -123,7 +130,11 @@ class OnnxModel(TransferOpsModel):
 
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Logits and mean-pooled embeddings in one pass."""
-        return self.session.run(_check_texts(texts), batch_size=batch_size)
+        texts = _check_texts(texts)
+        logits, emb = self.session.run(texts, batch_size=batch_size)
+        if self._stack is not None:
+            logits = self._stack.logits_from_probe_logits(texts, logits)
+        return logits, emb
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         return self.infer(texts, batch_size=batch_size)[0]

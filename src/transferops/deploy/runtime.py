@@ -179,7 +179,9 @@ def open_runner(name: str, path: str | Path, *, threads: int | None = None, vari
 
         om = OnnxModel(p, threads=threads, variant=variant)  # type: ignore[arg-type]
         sess = om.session
-        return Runner(name=name, path=p, runtime="onnx", model=om, forward=sess.run, tokenizer=om.tokenizer,
+        # a stacked export finishes its logits outside the graph (om.infer); others take the session as is
+        forward = om.infer if om.manifest.get("kind") == "stack" else sess.run
+        return Runner(name=name, path=p, runtime="onnx", model=om, forward=forward, tokenizer=om.tokenizer,
                       version=model_version(p), extra={"variant": om.variant})
     manifest = read_manifest(p)
     if manifest.get("kind") == "ensemble":
