@@ -312,6 +312,34 @@ def test_learning_curve_and_report_section(tiny_bert: Path, tmp_path: Path, caps
     text = html.read_text()
     assert 'id="model-search"' in text and "tfidf_logreg" in text and "labels used" in text
     assert main(["-q", "learning-curve", "--model", str(tmp_path / "r"), "--fractions", "0,2"]) == 2
+    # the curve prices labels: `cost --labels-from RUN --target-metric X`
+    from transferops.finetune.learning_curve import labels_needed
+
+    top = max(p["model"] for p in lc["points"])
+    est = labels_needed(lc["points"], top)
+    assert not est["extrapolated"] and est["labels_needed"] <= lc["points"][-1]["n_train"]
+    capsys.readouterr()
+    assert main(["-q", "cost", "--labels-from", str(tmp_path / "r"), "--target-metric", str(top),
+                 "--price-per-label", "0.05", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["labeling"] == {**_LABELING_NONE, "examples": 0, "cost": 0.0}
+    assert main(["-q", "cost", "--labels-from", str(tmp_path / "r"), "--price-per-label", "0.05"]) == 2
+
+
+_LABELING_NONE = {"active_learning_examples": None, "active_learning_cost": None, "savings": None}
+
+
+def test_labels_needed_extrapolates_a_log_linear_curve() -> None:
+    from transferops.finetune.learning_curve import labels_needed
+
+    pts = [{"n_train": 100, "model": 0.6}, {"n_train": 200, "model": 0.65}, {"n_train": 400, "model": 0.70}]
+    est = labels_needed(pts, 0.80)  # +0.05 per doubling: 0.80 is 2 doublings past 400
+    assert est["extrapolated"] and est["labels_needed"] == pytest.approx(1600, abs=2)
+    assert labels_needed(pts, 0.65)["labels_needed"] == 200  # already measured
+    flat = [{"n_train": 100, "model": 0.7}, {"n_train": 400, "model": 0.69}]
+    assert labels_needed(flat, 0.8)["labels_needed"] is None
+    assert labels_needed(pts, 0.999)["labels_needed"] is None  # beyond 10x the measured labels
+    with pytest.raises(ConfigError, match="target"):
+        labels_needed(pts, 1.5)
 
 
 def test_probe_winner_with_refit_is_saved_and_scores_as_recorded(tiny_bert: Path, tmp_path: Path) -> None:

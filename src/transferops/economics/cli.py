@@ -22,6 +22,9 @@ def register(sub: Any) -> None:
     c.add_argument("--price-per-hour", type=float, help="instance price in $/hour (e.g. 3.06 for p3.2xlarge)")
     c.add_argument("--train-hours", type=float, help="training wall hours (instead of a measured --run)")
     c.add_argument("--labels", type=int, help="examples to label")
+    c.add_argument("--labels-from", metavar="RUN", help="estimate --labels from RUN's learning curve "
+                   "(`transferops learning-curve --model RUN` first): the extra labels needed for --target-metric")
+    c.add_argument("--target-metric", type=float, help="validation metric to reach (with --labels-from), e.g. 0.9")
     c.add_argument("--price-per-label", type=float, help="$ per label (e.g. 0.05 on Mechanical Turk)")
     c.add_argument("--minutes-per-label", type=float, help="annotation minutes per example "
                    "(with --hourly-rate)")
@@ -65,8 +68,11 @@ def _emit(text: str, out: str | None, *, also_print: bool = True) -> None:
 def _cost(args: argparse.Namespace) -> int:
     from transferops.economics.report import CostInputs, build_cost_report
 
+    labels = args.labels
+    if args.labels_from or args.target_metric is not None:
+        labels = _labels_from_curve(args.labels_from, args.target_metric, labels)
     inp = CostInputs(
-        runs=args.run, price_per_hour=args.price_per_hour, train_hours=args.train_hours, labels=args.labels,
+        runs=args.run, price_per_hour=args.price_per_hour, train_hours=args.train_hours, labels=labels,
         price_per_label=args.price_per_label, minutes_per_label=args.minutes_per_label,
         hourly_rate=args.hourly_rate, active_learning_examples=args.al_examples,
         active_learning_reduction=args.al_reduction, n_models=args.n_models, full_size_mb=args.full_size_mb,
@@ -78,6 +84,32 @@ def _cost(args: argparse.Namespace) -> int:
     text = dumps(rep.to_dict()) if args.format == "json" else rep.to_markdown()
     _emit(text, args.out)
     return 0
+
+
+def _labels_from_curve(run: str | None, target: float | None, labels: int | None) -> int:
+    """Extra labels to buy for ``target``: learning-curve estimate minus the labels the run already has."""
+    import sys
+
+    from transferops.artifacts.model import read_manifest
+    from transferops.errors import ConfigError
+    from transferops.finetune.learning_curve import labels_needed
+
+    if not run or target is None:
+        raise ConfigError("--labels-from and --target-metric go together (e.g. --labels-from runs/news "
+                          "--target-metric 0.9)")
+    if labels is not None:
+        raise ConfigError("--labels and --labels-from: give one (typed-in labels, or the learning-curve estimate)")
+    lc = read_manifest(run).get("learning_curve")
+    if not lc:
+        raise ConfigError(f"--labels-from: {run} has no learning curve; run `transferops learning-curve --model "
+                          f"{run}` first")
+    est = labels_needed(lc["points"], target)
+    if est["labels_needed"] is None:
+        raise ConfigError(f"--target-metric {target}: {est['reason']}")
+    extra = max(0, int(est["labels_needed"]) - int(est["n_measured"]))
+    print(f"labels: {extra} more for {lc['metric']} {target} (learning curve of {run}: {est['reason']})",
+          file=sys.stderr)
+    return extra
 
 
 def _roi(args: argparse.Namespace) -> int:

@@ -155,6 +155,8 @@ def register(sub: Any) -> None:
     lc.add_argument("--model", required=True, help="trained model folder")
     lc.add_argument("--fractions", default="0.125,0.25,0.5,1", help="comma-separated shares of the labels")
     lc.add_argument("--seed", type=int, default=0)
+    lc.add_argument("--target", type=float, help="also estimate the training labels needed for this validation "
+                    "metric value (e.g. 0.9); `cost --labels-from RUN --target-metric X` prices them")
     lc.add_argument("--json", action="store_true")
     lc.set_defaults(func=_learning_curve)
 
@@ -216,7 +218,18 @@ def _learning_curve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--fractions: {args.fractions!r} is not a comma-separated list of numbers") from exc
     res = learning_curve(args.model, fractions=fractions, seed=args.seed)
-    print(json.dumps(res.to_dict(), indent=2) if args.json else res.table())
+    out = res.to_dict()
+    if args.target is not None:
+        from transferops.finetune.learning_curve import labels_needed
+
+        out["labels_for_target"] = labels_needed(res.points, args.target)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(res.table())
+        if args.target is not None:
+            est = out["labels_for_target"]
+            print(f"labels for {res.metric} {args.target}: {est['labels_needed'] or 'not reachable'} — {est['reason']}")
     return 0
 
 

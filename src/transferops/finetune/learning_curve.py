@@ -40,6 +40,49 @@ class LearningCurve:
         return "\n".join(lines)
 
 
+#: Never extrapolate a fitted curve beyond this multiple of the labels measured.
+MAX_EXTRAPOLATION = 10.0
+
+
+def labels_needed(points: list[dict[str, Any]], target: float, *, key: str = "model") -> dict[str, Any]:
+    """Training labels needed for ``target`` on the validation metric, from a learning curve.
+
+    Fits ``metric = a + b·ln(n)`` (least squares over the measured points; learning curves of
+    classifiers are close to log-linear over one or two decades) and solves for ``n``. A target already
+    reached returns the smallest measured ``n`` that reaches it; a flat or falling curve, or an answer
+    beyond ``MAX_EXTRAPOLATION``x the largest measured ``n``, returns ``labels_needed=None`` with the reason.
+
+    >>> labels_needed([{"n_train": 100, "model": 0.6}, {"n_train": 1000, "model": 0.8}], 0.9)["labels_needed"]
+    3163
+    """
+    if not 0 < target <= 1:
+        raise ConfigError(f"target: {target!r} must be a metric value in (0, 1]")
+    pts = sorted(((int(p["n_train"]), float(p[key])) for p in points), key=lambda t: t[0])
+    if len(pts) < 2:
+        raise ConfigError("learning curve: at least 2 points are needed to estimate labels for a target")
+    out: dict[str, Any] = {"target": target, "curve": key, "method": "least squares metric = a + b*ln(n)",
+                           "n_measured": pts[-1][0]}
+    reached = [n for n, v in pts if v >= target]
+    if reached:
+        return {**out, "labels_needed": reached[0], "extrapolated": False,
+                "reason": f"already reached with {reached[0]} labels (measured)"}
+    x = np.log([n for n, _ in pts])
+    y = np.asarray([v for _, v in pts])
+    b, a = np.polyfit(x, y, 1)
+    if b <= 1e-9:
+        return {**out, "labels_needed": None, "extrapolated": True, "slope_per_doubling": round(float(b * np.log(2)), 4),
+                "reason": "the curve is flat or falling: more labels of this kind do not raise the metric; "
+                          "try another model or better labels"}
+    n = float(np.exp((target - a) / b))
+    out.update({"slope_per_doubling": round(float(b * np.log(2)), 4), "extrapolated": True})
+    if n > MAX_EXTRAPOLATION * pts[-1][0]:
+        return {**out, "labels_needed": None,
+                "reason": f"the fitted curve reaches {target} only at ~{n:,.0f} labels, beyond "
+                          f"{MAX_EXTRAPOLATION:g}x the {pts[-1][0]} measured: too far to extrapolate"}
+    return {**out, "labels_needed": int(np.ceil(n)),
+            "reason": f"extrapolated from {len(pts)} points (+{b * np.log(2):.3f} per doubling of labels)"}
+
+
 def _subsample(y: np.ndarray, frac: float, seed: int) -> np.ndarray:
     """Stratified: ``frac`` of every class, at least 2 per class (1 when a class has a single row)."""
     rng = np.random.default_rng(seed)
@@ -116,4 +159,4 @@ def learning_curve(path: str | Path, *, fractions: tuple[float, ...] = FRACTIONS
     return lc
 
 
-__all__ = ["FRACTIONS", "LearningCurve", "learning_curve"]
+__all__ = ["FRACTIONS", "LearningCurve", "labels_needed", "learning_curve"]
