@@ -70,7 +70,8 @@ def labels_needed(points: list[dict[str, Any]], target: float, *, key: str = "mo
     y = np.asarray([v for _, v in pts])
     b, a = np.polyfit(x, y, 1)
     if b <= 1e-9:
-        return {**out, "labels_needed": None, "extrapolated": True, "slope_per_doubling": round(float(b * np.log(2)), 4),
+        return {**out, "labels_needed": None, "extrapolated": True,
+                "slope_per_doubling": round(float(b * np.log(2)), 4),
                 "reason": "the curve is flat or falling: more labels of this kind do not raise the metric; "
                           "try another model or better labels"}
     n = float(np.exp((target - a) / b))
