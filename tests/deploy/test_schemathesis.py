@@ -21,27 +21,24 @@ schemathesis = pytest.importorskip("schemathesis", reason="pip install -e '.[dev
 EXAMPLES = 5
 
 
-@pytest.fixture(params=["plain", "db+token"], scope="module")
+#: (database, admin token on the server, requests carry the token): every configuration a user can start.
+CONFIGS = {"no-db, no-token": (False, False, False), "db+token, anonymous": (True, True, False),
+           "db+token, admin": (True, True, True), "no-db, token, admin": (False, True, True)}
+
+
+@pytest.fixture(params=list(CONFIGS), scope="module")
 def fuzz_server(request: pytest.FixtureRequest, tiny_export: Path, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[dict[str, Any]]:
-    db = request.param.startswith("db")
-    token = ADMIN_TOKEN if "token" in request.param else None
+    db, with_token, as_admin = CONFIGS[request.param]
+    token = ADMIN_TOKEN if with_token else None
     settings = ServeSettings(models={"m": str(tiny_export)}, admin_token=token,
                              db_url=f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'f.db'}" if db else None,
                              model_roots=[str(tmp_path_factory.mktemp("fuzz-roots"))])
     with running(create_app(settings)) as url:
-        yield {"url": url, "token": token}
+        yield {"url": url, "headers": {"Authorization": f"Bearer {token}"} if as_admin else {}}
 
 
-@pytest.fixture(params=["anonymous", "admin"])
-def auth_headers(request: pytest.FixtureRequest, fuzz_server: dict[str, Any]) -> dict[str, str]:
-    if request.param == "admin" and fuzz_server["token"] is None:
-        pytest.skip("no admin token on this server")
-    return {"Authorization": f"Bearer {fuzz_server['token']}"} if request.param == "admin" else {}
-
-
-def test_fuzz_openapi_no_server_errors_and_schema_conformance(fuzz_server: dict[str, Any],
-                                                                auth_headers: dict[str, str]) -> None:
+def test_fuzz_openapi_no_server_errors_and_schema_conformance(fuzz_server: dict[str, Any]) -> None:
     from hypothesis import HealthCheck, given, settings
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import response_schema_conformance
@@ -56,7 +53,7 @@ def test_fuzz_openapi_no_server_errors_and_schema_conformance(fuzz_server: dict[
                   suppress_health_check=list(HealthCheck))
         @given(case=op.as_strategy())
         def run(case: Any) -> None:
-            case.call_and_validate(base_url=url, headers=auth_headers, timeout=30,
+            case.call_and_validate(base_url=url, headers=fuzz_server["headers"], timeout=30,
                                    checks=[not_a_server_error, response_schema_conformance])
 
         try:

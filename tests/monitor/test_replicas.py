@@ -22,6 +22,8 @@ from transferops.monitor.registry import Registry
 
 pytestmark = [pytest.mark.postgres, pytest.mark.server]
 
+ADMIN = "replica-admin-7f3c9a1e5b"
+
 
 def test_two_replicas_share_one_postgres_log(tiny_run: Path, tmp_path: Path, bbc_small) -> None:
     url = _pg_url()
@@ -38,7 +40,7 @@ def test_two_replicas_share_one_postgres_log(tiny_run: Path, tmp_path: Path, bbc
     env = {"TRANSFEROPS_CHAMPION_NAME": "news", "TRANSFEROPS_CHAMPION_POLL_S": "0.3",
            "TRANSFEROPS_LOG_FLUSH_S": "0.05", "OMP_NUM_THREADS": "1"}
     args = ["--model", f"news={tiny_run}", "--db-url", url, "--ab", f"control={tiny_run},treatment={v2_dir}",
-            "--experiment", "exp", "--max-wait-ms", "2", "--threads", "1"]
+            "--experiment", "exp", "--max-wait-ms", "2", "--threads", "1", "--admin-token", ADMIN]
     received: dict[str, list[str]] = {"news": [], "exp": []}
     arms: dict[str, set[str]] = {}
     lock = threading.Lock()
@@ -79,7 +81,10 @@ def test_two_replicas_share_one_postgres_log(tiny_run: Path, tmp_path: Path, bbc
         for base in (a, b):
             deadline = time.time() + 30
             while time.time() < deadline:
-                info = httpx.get(f"{base}/v1/models/news", timeout=10).json()
+                # file paths are admin-only (the public model info has none)
+                listing = httpx.get(f"{base}/admin/models", headers={"Authorization": f"Bearer {ADMIN}"},
+                                    timeout=10).json()["models"]
+                info = next(m for m in listing if m["name"] == "news")
                 if Path(info["path"]).resolve() == v2_dir.resolve():
                     break
                 time.sleep(0.2)
