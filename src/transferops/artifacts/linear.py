@@ -239,21 +239,10 @@ class ProbeModel(_LinearModel):
 
     subdir = PROBE_DIR
 
-    def _load(self) -> None:
-        import torch
+    def _from_pretrained(self, mdir: Path) -> Any:
         from transformers import AutoModel
 
-        from transferops.modeling import load_tokenizer, quiet_transformers, set_threads
-
-        set_threads(self._threads)
-        mdir = self.path / MODEL_DIR
-        if not mdir.exists():
-            raise ArtifactError(f"{self.path}: folder '{MODEL_DIR}/' is missing; the artifact is incomplete")
-        self._tok = load_tokenizer(mdir)
-        with quiet_transformers():
-            self._model = AutoModel.from_pretrained(str(mdir), local_files_only=True, use_safetensors=True)
-        dev = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._model.to(dev).eval()
+        return AutoModel.from_pretrained(str(mdir), local_files_only=True, use_safetensors=True)
 
     @property
     def tokenizer(self) -> Any:

@@ -109,15 +109,18 @@ class TransferOpsModel:
             raise ArtifactError(f"{self.path}: folder '{MODEL_DIR}/' is missing; the artifact is incomplete")
         self._tok = load_tokenizer(mdir)
         with quiet_transformers():
-            if self.manifest["strategy"]["name"] == "lora":
-                self._model = _load_lora(self.manifest, mdir)
-            else:
-                from transformers import AutoModelForSequenceClassification
-
-                self._model = AutoModelForSequenceClassification.from_pretrained(
-                    str(mdir), local_files_only=True, use_safetensors=True)
+            self._model = self._from_pretrained(mdir)
         dev = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._model.to(dev).eval()
+
+    def _from_pretrained(self, mdir: Path) -> Any:
+        """The torch module in ``model/`` (the one thing kinds load differently)."""
+        if self.manifest["strategy"]["name"] == "lora":
+            return _load_lora(self.manifest, mdir)
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_pretrained(str(mdir), local_files_only=True,
+                                                                  use_safetensors=True)
 
     @property
     def torch_model(self) -> Any:
