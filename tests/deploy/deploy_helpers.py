@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,3 +34,22 @@ def make_adapter_variants(src: Path, dst: Path, names: list[str], *, seed: int =
         save_file(w, str(f))
         out.append(d)
     return out
+
+
+class Collector:
+    """A prediction-log sink for the server's ``log_sink``: keeps every record (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, records: list[dict[str, Any]]) -> None:
+        with self.lock:
+            self.records.extend(records)
+
+    def wait_for(self, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        t0 = time.monotonic()
+        while len(self.records) < n and time.monotonic() - t0 < timeout:
+            time.sleep(0.02)
+        with self.lock:
+            return list(self.records)

@@ -10,7 +10,6 @@ import json
 import re
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,23 +25,13 @@ from transferops.deploy.server import ServeSettings, create_app
 from transferops.errors import ConfigError
 
 from .conftest import ADMIN_TOKEN
-from .deploy_helpers import running
+from .deploy_helpers import Collector, running
 
 pytestmark = pytest.mark.server
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 POISON = "abc \ud800"  # an unpaired surrogate: valid JSON (\ud800), not encodable text
 GOOD = ["Shares rose sharply after the results", "The striker scored twice in the final",
         "The election campaign enters its last week", "A new phone with a faster chip"]
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, records: list[dict[str, Any]]) -> None:
-        with self.lock:
-            self.records.extend(records)
 
 
 @pytest.fixture(scope="module")

@@ -24,30 +24,13 @@ from transferops.deploy.server import ServeSettings, create_app
 from transferops.errors import ConfigError
 
 from .conftest import ADMIN_TOKEN
-from .deploy_helpers import free_port, running
+from .deploy_helpers import Collector, free_port, running
 
 pytestmark = pytest.mark.server
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TEXTS = ["Shares rose sharply after the results", "The striker scored twice in the final",
          "The election campaign enters its last week", "A new phone with a faster chip",
          "The film won three awards", "Interest rates were left unchanged"]
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, records: list[dict[str, Any]]) -> None:
-        with self.lock:
-            self.records.extend(records)
-
-    def wait_for(self, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
-        t0 = time.monotonic()
-        while len(self.records) < n and time.monotonic() - t0 < timeout:
-            time.sleep(0.02)
-        with self.lock:
-            return list(self.records)
 
 
 def _broken_listener(records: list[dict[str, Any]]) -> None:
