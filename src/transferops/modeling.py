@@ -1,4 +1,5 @@
-"""Model construction and batched inference shared by training, prediction and selection."""
+"""Model construction shared by training, prediction and selection (the forward pass itself lives in
+:mod:`transferops.inference`; ``batched_forward`` is re-exported here for callers)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferops._progress import bar
+from transferops.inference import batched_forward
 
 
 @contextlib.contextmanager
@@ -64,43 +65,6 @@ def build_classifier(path: str | Path, labels: list[str], task: str) -> torch.nn
         return AutoModelForSequenceClassification.from_pretrained(str(path), config=cfg, local_files_only=True)
 
 
-def _order_by_length(texts: Sequence[str]) -> np.ndarray:
-    return np.argsort([-len(t) for t in texts], kind="stable")
-
-
-def batched_forward(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *, max_length: int,
-                    batch_size: int = 64, desc: str = "predict", output: str = "logits") -> np.ndarray:
-    """Run ``model`` over ``texts`` in length-sorted batches; returns logits or mean-pooled embeddings
-    in the original order."""
-    if len(texts) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    device = next(model.parameters()).device
-    order = _order_by_length(texts)
-    chunks: list[np.ndarray] = []
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode(), bar(desc=desc, total=len(texts), unit="text") as pb:
-        for s in range(0, len(texts), batch_size):
-            idx = order[s:s + batch_size]
-            enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
-                            return_tensors="pt")
-            enc = {k: v.to(device) for k, v in enc.items()}
-            if output == "logits":
-                out = model(**enc).logits
-            else:
-                hidden = model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                out = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            chunks.append(out.float().cpu().numpy())
-            pb.update(len(idx))
-    if was_training:
-        model.train()
-    res = np.concatenate(chunks, axis=0)
-    unsorted = np.empty_like(res)
-    unsorted[order] = res
-    return unsorted
-
-
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -141,3 +105,7 @@ class FrozenEncoder:
             self._load()
         return batched_forward(self._model, self._tok, texts, max_length=self.max_length,
                                batch_size=self.batch_size, desc=desc, output="embedding")
+
+
+__all__ = ["FrozenEncoder", "batched_forward", "build_classifier", "load_tokenizer", "quiet_transformers",
+           "set_threads", "sigmoid", "softmax"]

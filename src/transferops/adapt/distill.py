@@ -23,8 +23,9 @@ import torch
 
 import transferops
 from transferops._progress import bar, say
-from transferops._util import dir_size, human_bytes, package_versions, sha256_file, utcnow, write_json
-from transferops.artifacts.model import TransferOpsModel, read_manifest
+from transferops._util import dir_size, human_bytes, package_versions, sha256_file
+from transferops.artifacts.manifest import read_manifest, write_manifest
+from transferops.artifacts.model import TransferOpsModel
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, MODEL_DIR, TEST_SPLIT, TEXT_COL
 from transferops.errors import ConfigError
 from transferops.finetune.api import TrainResult
@@ -135,12 +136,11 @@ def _generic_labels(id2label: dict[Any, Any]) -> bool:
 
 
 def _teacher_copy(teacher: TransferOpsModel) -> torch.nn.Module:
-    model = teacher.torch_model
-    if teacher.manifest["strategy"]["name"] == "lora":
-        from transferops.artifacts.model import _load_lora
+    if teacher.manifest.is_adapter:  # a fresh copy with the adapter folded into plain weights
+        from transferops.artifacts.model import load_torch_classifier
 
-        return _load_lora(teacher.manifest, teacher.path / MODEL_DIR).merge_and_unload()
-    return copy.deepcopy(model)
+        return load_torch_classifier(teacher.manifest, teacher.path / MODEL_DIR, merge_adapter=True)
+    return copy.deepcopy(teacher.torch_model)
 
 
 def build_student(teacher: TransferOpsModel, cfg: DistillConfig
@@ -155,7 +155,7 @@ def build_student(teacher: TransferOpsModel, cfg: DistillConfig
     desc: dict[str, Any]
     model: Any
     if cfg.student is None:
-        if teacher.manifest.get("kind") == "ensemble":
+        if teacher.manifest.kind == "ensemble":
             raise ConfigError("student: an ensemble teacher has no single backbone to truncate; name a "
                               "student checkpoint (--student minilm-l6)")
         model, tok = _teacher_copy(teacher), teacher.tokenizer
@@ -167,7 +167,7 @@ def build_student(teacher: TransferOpsModel, cfg: DistillConfig
             raise ConfigError(f"student: {cfg.student} has the label map {sm['labels']} ({sm['task']}) but "
                               f"the teacher has {labels} ({task}); distil into a checkpoint (--student "
                               "minilm-l6) or a student trained on the same labels")
-        if sm["strategy"]["name"] == "lora":
+        if sm.is_adapter:
             raise ConfigError(f"student: {cfg.student} is a LoRA artifact; use its base checkpoint "
                               f"(--student {sm['base']['name']}) instead")
         with quiet_transformers():
@@ -414,11 +414,8 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
     n_params = _params(model)
     tman = tm.manifest
     manifest: dict[str, Any] = {
-        "format_version": 1,
         "kind": "model",
         "name": name or out.name,
-        "transferops_version": transferops.__version__,
-        "created": utcnow(),
         "base": {**student_desc["base"], "params": n_params},
         "task": task,
         "labels": labels,
@@ -448,7 +445,7 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
                                      "test_sha256": tman.get("splits", {}).get("test_sha256")},
                          "student_init": student_desc, "config": cfg.to_dict(), "unlabeled": unl_info},
     }
-    write_json(out / MANIFEST_NAME, manifest)
+    manifest = write_manifest(out, manifest)
 
     # ---- teacher vs student: accuracy, size, latency ---------------------------------------------
     sm = transferops.load(out)  # also proves the student loads like any artifact
@@ -486,7 +483,7 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
     manifest["distillation"]["comparison"] = comp
     manifest["warnings"] = warns
     manifest["timings"]["total_seconds"] = round(time.perf_counter() - t_all, 2)
-    write_json(out / MANIFEST_NAME, manifest)
+    write_manifest(out, manifest)
     run_post_train_hooks(out, train_cfg)
     return DistillResult(out, read_manifest(out), warns)
 

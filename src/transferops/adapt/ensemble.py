@@ -24,9 +24,12 @@ import numpy as np
 
 import transferops
 from transferops._progress import say
-from transferops._util import package_versions, sha256_file, utcnow, write_json
+from transferops._util import package_versions, sha256_file
 from transferops.adapt._artifact import copy_splits
-from transferops.artifacts.model import TransferOpsModel, _check_texts, read_manifest
+from transferops.artifacts.classifier import ClassifierBase, check_texts
+from transferops.artifacts.kinds import register_kind
+from transferops.artifacts.manifest import Manifest, read_manifest, write_manifest
+from transferops.artifacts.model import TransferOpsModel
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, TEST_SPLIT, TEXT_COL, VALIDATION_SPLIT
 from transferops.errors import ArtifactError, ConfigError
 from transferops.metrics import classification_metrics, encode_labels
@@ -36,7 +39,7 @@ MEMBERS_DIR = "members"
 _EPS = 1e-7
 
 
-class EnsembleModel(TransferOpsModel):
+class EnsembleModel(ClassifierBase):
     """Average of the members' (calibrated) class probabilities.
 
     >>> ens = transferops.load("runs/news-5seeds")          # doctest: +SKIP
@@ -50,12 +53,20 @@ class EnsembleModel(TransferOpsModel):
     ensemble (``manifest["calibration"]``) applies on top of it.
     """
 
+    no_torch_reason = ("{path} is an ensemble of {self.n_members} models: there is no single torch model; "
+                       "export or inspect its members (EnsembleModel.members)")
+    not_served_reason = "ensembles are not served; serve their members or an export"
+
     def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
         super().__init__(path, device=device, threads=threads)
-        if self.manifest.get("kind") != "ensemble":
-            raise ArtifactError(f"{self.path}: not an ensemble (kind is {self.manifest.get('kind')!r}); "
+        if self.manifest.kind != "ensemble":
+            raise ArtifactError(f"{self.path}: not an ensemble (kind is {self.manifest.kind!r}); "
                                 "load it with transferops.load")
         self._members: list[TransferOpsModel] | None = None
+
+    @property
+    def n_members(self) -> int:
+        return len(self.manifest.members)
 
     @property
     def members(self) -> list[TransferOpsModel]:
@@ -66,19 +77,13 @@ class EnsembleModel(TransferOpsModel):
                 _check_same_labels(self.labels, self.task, m)
         return self._members
 
-    # A single torch module does not exist: exporters must not silently ship one member.
-    @property
-    def torch_model(self) -> Any:
-        raise ArtifactError(f"{self.path} is an ensemble of {len(self.manifest['members'])} models: there is "
-                            "no single torch model; export or inspect its members (EnsembleModel.members)")
-
     @property
     def tokenizer(self) -> Any:
         return self.members[0].tokenizer
 
     def member_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Shape (members, n, labels): each member's calibrated probabilities."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         return np.stack([m.predict_proba(texts, batch_size=batch_size) for m in self.members])
 
     def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, calibrated: bool = True
@@ -95,9 +100,12 @@ class EnsembleModel(TransferOpsModel):
         """Embeddings of the first member (members share the base checkpoint in a seed ensemble)."""
         return self.members[0].embed(texts, batch_size=batch_size)
 
+    def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        return self.logits(texts, batch_size=batch_size), self.embed(texts, batch_size=batch_size)
+
     def __repr__(self) -> str:
         return (f"EnsembleModel(path={str(self.path)!r}, task={self.task!r}, labels={len(self.labels)}, "
-                f"members={len(self.manifest['members'])})")
+                f"members={self.n_members})")
 
 
 def _to_logits(p: np.ndarray, multilabel: bool) -> np.ndarray:
@@ -108,7 +116,7 @@ def _to_logits(p: np.ndarray, multilabel: bool) -> np.ndarray:
 def member_paths(path: str | Path, manifest: dict[str, Any]) -> list[Path]:
     """Member folders, relative paths resolved against the ensemble folder."""
     out = []
-    for m in manifest["members"]:
+    for m in Manifest(manifest).members:
         p = Path(m["path"])
         p = p if p.is_absolute() else Path(path) / p
         if not (p / MANIFEST_NAME).exists():
@@ -144,14 +152,14 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *, copy: bool
         raise ConfigError(f"out: {out} already holds a model; choose another --out, or delete it")
     manifests = [read_manifest(p) for p in paths]
     for p, m in zip(paths, manifests, strict=True):
-        if m.get("kind") == "ensemble":
+        if m.kind == "ensemble":
             raise ConfigError(f"members: {p} is itself an ensemble; list its members instead")
     first = manifests[0]
     for p, m in zip(paths[1:], manifests[1:], strict=True):
-        if m["labels"] != first["labels"] or m["task"] != first["task"]:
-            raise ConfigError(f"members: {p} has labels {m['labels']} ({m['task']}) but {paths[0]} has "
-                              f"{first['labels']} ({first['task']}); members must share one label map")
-        t0, t1 = first.get("splits", {}).get("test_sha256"), m.get("splits", {}).get("test_sha256")
+        if m.labels != first.labels or m.task != first.task:
+            raise ConfigError(f"members: {p} has labels {m.labels} ({m.task}) but {paths[0]} has "
+                              f"{first.labels} ({first.task}); members must share one label map")
+        t0, t1 = first.test_sha256, m.test_sha256
         if t0 and t1 and t0 != t1:
             raise ConfigError(f"members: {p} was tested on a different test split than {paths[0]}; train all "
                               "members with the same split seed (train_seeds keeps it fixed)")
@@ -159,7 +167,7 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *, copy: bool
     entries = []
     names: set[str] = set()
     for p, m in zip(paths, manifests, strict=True):
-        mname = str(m.get("name", p.name))
+        mname = m.name or p.name
         while mname in names:
             mname += "_"
         names.add(mname)
@@ -171,24 +179,22 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *, copy: bool
             rel = Path(MEMBERS_DIR) / mname
         else:
             rel = Path(os.path.relpath(p.resolve(), out.resolve()))
+        base = m.base
         entries.append({"path": rel.as_posix(), "name": mname, "seed": m.get("seed"),
-                        "base": m.get("base", {}).get("name"), "strategy": m.get("strategy", {}).get("name"),
-                        "metrics": {"test": m.get("metrics", {}).get("test", {})}})
+                        "base": base.name if base else None, "strategy": m.strategy_name or None,
+                        "metrics": {"test": m.metrics.get("test", {})}})
     copy_splits(paths[0], out)
     manifest: dict[str, Any] = {
-        "format_version": 1,
         "kind": "ensemble",
         "name": name or out.name,
-        "transferops_version": transferops.__version__,
-        "created": utcnow(),
         "combine": "mean_proba",
         "members": entries,
         "base": first.get("base", {}),
-        "task": first["task"],
-        "labels": first["labels"],
+        "task": first.task,
+        "labels": first.labels,
         "strategy": {"name": "ensemble", "members": len(entries)},
         # Loaders read max_length from here; members keep their own config.
-        "config": {"max_length": int(first["config"]["max_length"])},
+        "config": {"max_length": first.max_length},
         "data": first.get("data", {}),
         "splits": _splits_entry(first, out),
         "metrics": {},
@@ -196,14 +202,14 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *, copy: bool
         "warnings": [],
         "evaluations": [],
     }
-    write_json(out / MANIFEST_NAME, manifest)
+    write_manifest(out, manifest)
     if evaluate:
         _evaluate(out)
     return out
 
 
-def _splits_entry(first: dict[str, Any], out: Path) -> dict[str, Any]:
-    s = dict(first.get("splits", {}))
+def _splits_entry(first: Manifest, out: Path) -> dict[str, Any]:
+    s = first.splits
     if (out / DATA_DIR / TEST_SPLIT).exists():
         s["test_sha256"] = sha256_file(out / DATA_DIR / TEST_SPLIT)
     return s
@@ -213,7 +219,7 @@ def _evaluate(out: Path) -> dict[str, Any]:
     """Ensemble and per-member metrics on the shared validation and test splits."""
     ens = EnsembleModel(out)
     metrics: dict[str, Any] = {}
-    member_metrics: dict[str, dict[str, Any]] = {m["name"]: {} for m in ens.manifest["members"]}
+    member_metrics: dict[str, dict[str, Any]] = {m["name"]: {} for m in ens.manifest.members}
     for split, fname in (("validation", VALIDATION_SPLIT), ("test", TEST_SPLIT)):
         f = out / DATA_DIR / fname
         if not f.exists():
@@ -224,7 +230,7 @@ def _evaluate(out: Path) -> dict[str, Any]:
         y = encode_labels(y_raw, ens.labels, ens.multilabel)
         per = ens.member_proba(texts)
         metrics[split] = classification_metrics(y, per.mean(axis=0), multilabel=ens.multilabel)
-        for entry, p in zip(ens.manifest["members"], per, strict=True):
+        for entry, p in zip(ens.manifest.members, per, strict=True):
             member_metrics[entry["name"]][split] = classification_metrics(y, p, multilabel=ens.multilabel)
     if "test" in metrics:
         f1s = [mm["test"]["macro_f1"] for mm in member_metrics.values() if "test" in mm]
@@ -236,7 +242,7 @@ def _evaluate(out: Path) -> dict[str, Any]:
     m["metrics"] = metrics
     for entry in m["members"]:
         entry["metrics"] = member_metrics[entry["name"]]
-    write_json(out / MANIFEST_NAME, m)
+    write_manifest(out, m)
     return metrics
 
 
@@ -282,5 +288,7 @@ def train_seeds(data: Any, out: str | Path, *, seeds: int | Sequence[int] = (0, 
         (out / MANIFEST_NAME).unlink()
     return build_ensemble(paths, out, copy=False)
 
+
+register_kind("ensemble", EnsembleModel)
 
 __all__ = ["EnsembleModel", "build_ensemble", "member_paths", "train_seeds"]

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-import transferops
 from transferops._progress import bar, say
-from transferops._util import package_versions, read_json, sha256_texts, utcnow, write_json
+from transferops._util import package_versions, read_json, sha256_texts
+from transferops.artifacts.manifest import write_manifest
 from transferops.checkpoints import resolve_checkpoint
 from transferops.constants import TRAINING_STATE_DIR
 from transferops.errors import ConfigError, DataError
@@ -599,10 +599,7 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
         lineage = [*pm.get("lineage", []),
                    {"parent": pm["parent"], "corpus": pm["corpus"], "steps": pm["steps"]}]
     manifest: dict[str, Any] = {
-        "format_version": 1,
         "kind": "adapted_checkpoint",
-        "transferops_version": transferops.__version__,
-        "created": utcnow(),
         "parent": {"name": parent.name, "path": str(parent.path), "source": parent.source,
                    "sha256": parent.sha256()},
         "lineage": lineage,
@@ -626,9 +623,9 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
         "versions": package_versions(),
         "warnings": warns,
     }
-    write_json(out / ADAPT_MANIFEST, manifest)
+    written = write_manifest(out, manifest, filename=ADAPT_MANIFEST)
     shutil.rmtree(state_dir, ignore_errors=True)
-    return AdaptResult(out, manifest, warns)
+    return AdaptResult(out, written, warns)
 
 
 __all__ = ["ADAPT_MANIFEST", "MIN_TEXTS", "AdaptConfig", "AdaptResult", "adapt", "check_pool",

@@ -9,7 +9,7 @@ Stored without pickle and reconstructed into the same scikit-learn objects (exac
     model/                          tokenizer (both kinds: token counts for monitoring) and, for a
                                     probe, the frozen encoder (safetensors)
 
-Both answer the :class:`~transferops.artifacts.model.TransferOpsModel` surface (``logits``,
+All answer the :class:`~transferops.artifacts.classifier.Classifier` protocol (``infer``, ``logits``,
 ``predict_proba``, ``decide``, ``embed``, ``tokenizer``, ``split``), so ``predict``, ``evaluate``,
 ``serve`` and monitoring use them like any other model. ``logits`` are the LR decision values
 (``[0, d]`` for a binary LR), so ``softmax(logits)`` equals scikit-learn's ``predict_proba``.
@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from transferops.artifacts.model import TransferOpsModel, _check_texts
+from transferops.artifacts.classifier import ClassifierBase
+from transferops.artifacts.classifier import check_texts as _check_texts
+from transferops.artifacts.kinds import register_kind
 from transferops.constants import MODEL_DIR
 from transferops.errors import ArtifactError
 
@@ -145,7 +147,7 @@ def load_vectorizer(d: Path) -> Any:
 # --------------------------------------------------------------------------- models
 
 
-class _LinearModel(TransferOpsModel):
+class _LinearModel(ClassifierBase):
     """Shared loading of the LR weights and the tokenizer."""
 
     subdir = BASELINE_DIR
@@ -179,9 +181,9 @@ class _LinearModel(TransferOpsModel):
             self._tok = load_tokenizer(mdir)
         return self._tok
 
-    def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        """Logits and embeddings in one pass (what the server's runner calls)."""
-        raise NotImplementedError
+    @property
+    def serve_info(self) -> dict[str, Any]:
+        return {"kind": self.manifest.kind}
 
 
 class BaselineModel(_LinearModel):
@@ -194,6 +196,8 @@ class BaselineModel(_LinearModel):
 
     subdir = BASELINE_DIR
     runtime = "sklearn"
+    no_torch_reason = ("{path} is a TF-IDF + logistic-regression baseline: there is no torch model (it is "
+                       "served and scored as is; nothing to export to ONNX)")
 
     def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
         super().__init__(path, device=device, threads=threads)
@@ -209,11 +213,6 @@ class BaselineModel(_LinearModel):
                                     "incomplete")
             self._vec = load_vectorizer(d)
         return self._vec
-
-    @property
-    def torch_model(self) -> Any:
-        raise ArtifactError(f"{self.path} is a TF-IDF + logistic-regression baseline: there is no torch model "
-                            "(it is served and scored as is; nothing to export to ONNX)")
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         x = self.vectorizer.transform(_check_texts(texts))
@@ -239,10 +238,22 @@ class ProbeModel(_LinearModel):
 
     subdir = PROBE_DIR
 
-    def _from_pretrained(self, mdir: Path) -> Any:
+    def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
+        super().__init__(path, device=device, threads=threads)
+        self._model: Any = None
+
+    def _load(self) -> None:
         from transformers import AutoModel
 
-        return AutoModel.from_pretrained(str(mdir), local_files_only=True, use_safetensors=True)
+        self._model = self._load_torch(lambda mdir: AutoModel.from_pretrained(
+            str(mdir), local_files_only=True, use_safetensors=True))
+
+    @property
+    def torch_model(self) -> Any:
+        """The frozen encoder (``AutoModel``) under the probe."""
+        if self._model is None:
+            self._load()
+        return self._model
 
     @property
     def tokenizer(self) -> Any:
@@ -251,10 +262,10 @@ class ProbeModel(_LinearModel):
         return self._tok
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        from transferops.modeling import batched_forward
+        from transferops.inference import forward
 
-        return batched_forward(self.torch_model, self.tokenizer, _check_texts(texts), max_length=self.max_length,
-                               batch_size=batch_size, desc="embed", output="embedding")
+        return forward(self.torch_model, self.tokenizer, _check_texts(texts), max_length=self.max_length,
+                       batch_size=batch_size, output="embedding", desc="embed")[1]
 
     def logits_from_embeddings(self, emb: np.ndarray) -> np.ndarray:
         return lr_logits(self.estimators, np.asarray(emb, dtype=np.float64), len(self.labels), self.multilabel)
@@ -278,6 +289,8 @@ class StackModel(_LinearModel):
     log-probabilities (kind ``stack``); one model for predict, evaluate, serve and monitoring."""
 
     subdir = STACK_DIR
+    no_torch_reason = ("{path} is a stack (TF-IDF baseline + frozen probe + meta-learner); serve the folder "
+                       "as it is")
 
     def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
         super().__init__(path, device=device, threads=threads)
@@ -287,11 +300,6 @@ class StackModel(_LinearModel):
     @property
     def tokenizer(self) -> Any:
         return self.probe.tokenizer
-
-    @property
-    def torch_model(self) -> Any:
-        raise ArtifactError(f"{self.path} is a stack (TF-IDF baseline + frozen probe + meta-learner); "
-                            "serve the folder as it is")
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         return self.probe.embed(texts, batch_size=batch_size)
@@ -350,6 +358,10 @@ def save_probe(path: str | Path, clf: Any, *, encoder_from: str | Path, multilab
     enc.save_pretrained(str(Path(path) / MODEL_DIR), safe_serialization=True)
     load_tokenizer(encoder_from).save_pretrained(str(Path(path) / MODEL_DIR))
 
+
+register_kind("baseline", BaselineModel)
+register_kind("probe", ProbeModel)
+register_kind("stack", StackModel)
 
 __all__ = [
     "BASELINE_DIR",

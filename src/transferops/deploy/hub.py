@@ -115,9 +115,9 @@ class ModelHub:
         p = Path(path)
         check_safe_folder(p)
         manifest = read_manifest(p)
-        if manifest["strategy"]["name"] != "lora":
+        if not manifest.is_adapter:
             raise ArtifactError(f"adapter {name!r}: {p} was trained with strategy "
-                                f"{manifest['strategy']['name']!r}, not lora; serve it with --model")
+                                f"{manifest.strategy_name!r}, not lora; serve it with --model")
         key = AdapterPool.key_for(manifest)
         # torch module names cannot contain '.', and a reload needs a fresh id next to the old one
         adapter_id = f"{re.sub(r'[^A-Za-z0-9_]', '_', name)}_{next(self._counter)}"

@@ -27,7 +27,8 @@ import numpy as np
 
 from transferops._extras import require
 from transferops._progress import say
-from transferops._util import human_bytes, package_versions, sha256_file, utcnow, write_json
+from transferops._util import human_bytes, package_versions, sha256_file
+from transferops.artifacts.manifest import Manifest, read_manifest, write_manifest
 from transferops.constants import (
     DATA_DIR,
     EXPORT_MANIFEST,
@@ -89,57 +90,6 @@ class ExportResult:
         return "\n".join(lines)
 
 
-class _WithEmbedding:
-    """Factory for a torch module returning ``(logits, embedding)`` (built lazily: torch import)."""
-
-    @staticmethod
-    def build(model: Any) -> Any:
-        import torch
-
-        class Wrapper(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-                kw = {"input_ids": input_ids, "attention_mask": attention_mask}
-                if token_type_ids is not None:
-                    kw["token_type_ids"] = token_type_ids
-                out = self.inner(**kw, output_hidden_states=True)
-                hidden = out.hidden_states[-1]
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-                return out.logits, emb
-
-        return Wrapper(model).eval()
-
-
-class _ProbeWrapper:
-    """Factory for a torch module: frozen encoder → mean pooling → the probe's affine map."""
-
-    @staticmethod
-    def build(encoder: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
-        import torch
-
-        class Wrapper(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.inner = encoder
-                self.register_buffer("weight", torch.tensor(weight, dtype=torch.float32))
-                self.register_buffer("bias", torch.tensor(bias, dtype=torch.float32))
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-                kw = {"input_ids": input_ids, "attention_mask": attention_mask}
-                if token_type_ids is not None:
-                    kw["token_type_ids"] = token_type_ids
-                hidden = self.inner(**kw).last_hidden_state
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-                return emb @ self.weight + self.bias, emb
-
-        return Wrapper().eval()
-
-
 def _affine(estimators: list[Any], multilabel: bool, n_classes: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """The probe's logits are affine in the embedding: read W and b off the stored LR itself
     (``lr_logits`` at 0 and at each unit vector), so the graph computes exactly what the artifact does."""
@@ -169,53 +119,25 @@ def _load_encoder(model_dir: Path) -> Any:
     return enc.eval()
 
 
-def _load_torch_model(model_dir: Path, manifest: dict[str, Any]) -> Any:
-    """The artifact's classifier in eager attention (traceable), LoRA merged into the base."""
-    from transformers import AutoModelForSequenceClassification
-
+def _load_torch_model(model_dir: Path, manifest: Manifest) -> Any:
+    """The artifact's classifier in eager attention (traceable), a LoRA adapter merged into its base."""
+    from transferops.artifacts.model import load_torch_classifier
     from transferops.modeling import quiet_transformers
 
-    mdir = model_dir / MODEL_DIR
     with quiet_transformers():
-        if manifest["strategy"]["name"] == "lora":
-            from transferops.artifacts.model import _load_lora
-
-            model = _load_lora(manifest, mdir).merge_and_unload()
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                str(mdir), local_files_only=True, use_safetensors=True, attn_implementation="eager")
+        model = load_torch_classifier(manifest, model_dir / MODEL_DIR, merge_adapter=True,
+                                      attn_implementation="eager")
     if hasattr(model, "set_attn_implementation"):
         with contextlib.suppress(Exception):  # models without the switch trace fine as they are
             model.set_attn_implementation("eager")
     return model.eval()
 
 
-def _torch_forward(wrapper: Any, tok: Any, texts: list[str], max_length: int, batch_size: int = 32
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
-    logits, embs = [], []
-    with torch.inference_mode():
-        for s in range(0, len(texts), batch_size):
-            enc = tok(texts[s:s + batch_size], truncation=True, max_length=max_length, padding=True,
-                      return_tensors="pt")
-            lg, em = wrapper(**{k: enc[k] for k in _input_names(tok) if k in enc})
-            logits.append(lg.float().numpy())
-            embs.append(em.float().numpy())
-    return np.concatenate(logits), np.concatenate(embs)
-
-
-def _input_names(tok: Any) -> list[str]:
-    names = [n for n in getattr(tok, "model_input_names", ["input_ids", "attention_mask"])
-             if n in ("input_ids", "attention_mask", "token_type_ids")]
-    return sorted(names, key=["input_ids", "attention_mask", "token_type_ids"].index)
-
-
-def _pytorch_size(src: Path, manifest: dict[str, Any]) -> int:
-    """Weights needed to run the PyTorch model: the folder, plus the base checkpoint for LoRA."""
+def _pytorch_size(src: Path, manifest: Manifest) -> int:
+    """Weights needed to run the PyTorch model: the folder, plus the base checkpoint for an adapter."""
     size = sum(f.stat().st_size for f in (src / MODEL_DIR).glob("*.safetensors"))
-    if manifest["strategy"]["name"] == "lora":
-        base = Path(manifest["base"]["path"])
+    if manifest.is_adapter and manifest.base is not None:
+        base = Path(manifest.base.path)
         if base.exists():
             size += sum(f.stat().st_size for f in base.glob("*.safetensors"))
     return size
@@ -239,7 +161,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
     ort = require("onnxruntime", "onnx")
     import torch
 
-    from transferops.artifacts.model import read_manifest
+    from transferops.artifacts.kinds import get_kind
+    from transferops.inference import input_names, module_forward, probe_graph, with_embedding
     from transferops.modeling import load_tokenizer, softmax
 
     if quantize not in (None, "int8"):
@@ -249,22 +172,26 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         raise ConfigError(f"max_drop: {max_drop!r} must be a fraction in [-1, 1] (0.01 = one point)")
     src, dst = Path(model_dir), Path(out)
     manifest = read_manifest(src)
-    if manifest.get("kind") == "ensemble":
+    kind = manifest.kind
+    # what cannot become one graph says why (the kind's own class carries the sentence)
+    if kind == "ensemble":
         raise ConfigError(f"model: {src} is an ensemble; export its members one by one")
-    if manifest.get("kind") == "baseline":
+    if kind == "baseline":
         raise ConfigError(f"model: {src} is the TF-IDF + logistic-regression baseline (the model search "
                           "picked it); it has no neural network to export — serve the folder as it is")
-    kind = str(manifest.get("kind", "model"))
+    if kind not in ("model", "probe", "stack"):
+        get_kind(kind)  # an unknown kind: the registry's error names the plug-in to install
+        raise ConfigError(f"model: {src} is of kind {kind!r}, which has no ONNX export")
     if src.resolve() == dst.resolve():
         raise ConfigError("out: must differ from the model folder")
     if (dst / EXPORT_MANIFEST).exists() and not overwrite:
         raise ConfigError(f"out: {dst} already holds an export; choose another --out or pass --overwrite")
     dst.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    task = manifest["task"]
-    max_length = int(manifest["config"]["max_length"])
+    task = manifest.task
+    max_length = manifest.max_length
     tok = load_tokenizer(src / MODEL_DIR)
-    names = _input_names(tok)
+    names = input_names(tok)
 
     # ---- export fp32 -------------------------------------------------------------------------
     stack: Any = None
@@ -274,13 +201,13 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         from transferops.artifacts.linear import PROBE_DIR, ProbeModel, StackModel
 
         probe = ProbeModel(src)
-        wrapper = _ProbeWrapper.build(_load_encoder(src), *_affine(probe.estimators, probe.multilabel,
-                                                                   len(manifest["labels"]), _hidden_size(src)))
+        wrapper = probe_graph(_load_encoder(src), *_affine(probe.estimators, probe.multilabel,
+                                                           len(manifest.labels), _hidden_size(src)))
         if kind == "stack":
             stack = StackModel(src)
     else:
         model = _load_torch_model(src, manifest)
-        wrapper = _WithEmbedding.build(model)
+        wrapper = with_embedding(model)
     dummy = tok(["a short example text", "another one"], truncation=True, max_length=max_length,
                 padding=True, return_tensors="pt")
     args = tuple(dummy[n] for n in names)
@@ -318,16 +245,16 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
     if val_file.exists():
         val = pd.read_parquet(val_file)
     else:
-        val = pd.DataFrame({"text": ["parity check text"] * 8, "label": [manifest["labels"][0]] * 8})
+        val = pd.DataFrame({"text": ["parity check text"] * 8, "label": [manifest.labels[0]] * 8})
     val = val.iloc[:sample_size]
     texts = [str(t) for t in val["text"]]
-    temperature = float(manifest.get("calibration", {}).get("temperature", 1.0))
+    temperature = manifest.temperature
 
     def to_proba(z: np.ndarray) -> np.ndarray:
         z = z / temperature
         return 1.0 / (1.0 + np.exp(-z)) if task == "multilabel" else softmax(z)
 
-    pt_logits, _ = _torch_forward(wrapper, tok, texts, max_length)
+    pt_logits, _ = module_forward(wrapper, tok, texts, max_length=max_length)
     from transferops.deploy.onnx_runtime import OnnxSession
 
     def final(z: np.ndarray) -> np.ndarray:
@@ -374,12 +301,12 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         if task == "multilabel":
             from transferops.metrics import encode_labels
 
-            yy = encode_labels(y, manifest["labels"], True)
+            yy = encode_labels(y, manifest.labels, True)
             acc_pt = float(((p_pt >= 0.5) == yy).all(axis=1).mean())
             acc_8 = float(((p_8 >= 0.5) == yy).all(axis=1).mean())
             agree8 = float(((p_pt >= 0.5) == (p_8 >= 0.5)).all(axis=1).mean())
         else:
-            lab = np.asarray(manifest["labels"], dtype=object)
+            lab = np.asarray(manifest.labels, dtype=object)
             yarr = np.asarray([str(v) for v in y], dtype=object)
             acc_pt = float((lab[p_pt.argmax(1)] == yarr).mean())
             acc_8 = float((lab[p_8.argmax(1)] == yarr).mean())
@@ -402,8 +329,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         files["onnx_int8"] = ONNX_INT8_MODEL
     res = ExportResult(path=dst, files=files, sizes=sizes, parity=parity, int8=int8_info,
                        passed=not failures, failures=failures, seconds=round(time.perf_counter() - t0, 2))
-    write_json(dst / EXPORT_MANIFEST, {
-        "format_version": 1, "created": utcnow(), "source": str(src.resolve()), "format": "onnx",
+    write_manifest(dst, {
+        "source": str(src.resolve()), "format": "onnx",
         "opset": opset, "inputs": names, "outputs": ["logits", "embedding"], "max_length": max_length,
         "kind": kind,
         "default_variant": "int8" if quantize == "int8" else "fp32",
@@ -411,7 +338,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         "versions": {**package_versions(("transferops", "torch", "transformers", "onnx", "onnxruntime")),
                      "onnxruntime_build": ort.__version__},
         **{k: v for k, v in res.to_dict().items() if k != "path"},
-    })
+    }, filename=EXPORT_MANIFEST)
     if failures:
         raise GateFailedError(f"export of {src} failed its gates: " + "; ".join(failures)
                               + f" (details in {dst / EXPORT_MANIFEST})")

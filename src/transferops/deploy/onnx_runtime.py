@@ -1,4 +1,4 @@
-"""ONNX Runtime inference for exported folders, with the same surface as ``TransferOpsModel``.
+"""ONNX Runtime inference for exported folders (kind ``onnx``, the :class:`Classifier` protocol).
 
 ``transferops.load(path)`` returns an :class:`OnnxModel` when ``path`` holds ``export.json``, so batch
 scoring, evaluation and the server use exported models without knowing it.
@@ -13,10 +13,12 @@ from typing import Any, Literal
 import numpy as np
 
 from transferops._extras import require
-from transferops._util import read_json
-from transferops.artifacts.model import TransferOpsModel, _check_texts
+from transferops.artifacts.classifier import ClassifierBase, check_texts
+from transferops.artifacts.kinds import register_kind
+from transferops.artifacts.manifest import Manifest, read_manifest
 from transferops.constants import EXPORT_MANIFEST, ONNX_INT8_MODEL, ONNX_MODEL
 from transferops.errors import ArtifactError, ConfigError
+from transferops.inference import encode, sorted_batches
 
 Variant = Literal["int8", "fp32"]
 
@@ -41,8 +43,7 @@ class OnnxSession:
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length, padding=True,
-                             return_tensors="np")
+        enc = encode(self.tokenizer, texts, self.max_length, return_tensors="np")
         return {n: np.asarray(enc[n], dtype=np.int64) for n in self.input_names}
 
     def run_encoded(self, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -53,20 +54,11 @@ class OnnxSession:
         """Length-sorted batches (less padding), results in the original order."""
         if len(texts) == 0:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        lg, em = [], []
-        for s in range(0, len(texts), batch_size):
-            idx = order[s:s + batch_size]
-            a, b = self.run_encoded(self.encode([texts[i] for i in idx]))
-            lg.append(a)
-            em.append(b)
-        logits, embs = np.concatenate(lg), np.concatenate(em)
-        out_l, out_e = np.empty_like(logits), np.empty_like(embs)
-        out_l[order], out_e[order] = logits, embs
-        return out_l, out_e
+        logits, emb = sorted_batches(texts, batch_size, lambda batch: self.run_encoded(self.encode(batch)))
+        return logits, emb
 
 
-class OnnxModel(TransferOpsModel):
+class OnnxModel(ClassifierBase):
     """An exported model on ONNX Runtime: ``predict``, ``predict_proba``, ``logits``, ``embed``.
 
     ``variant`` picks ``model.int8.onnx`` or ``model.onnx`` (default: int8 when it was exported).
@@ -77,15 +69,14 @@ class OnnxModel(TransferOpsModel):
     """
 
     runtime = "onnx"
+    no_torch_reason = ("{path} is an ONNX export: there is no PyTorch model in it; load the original "
+                       "artifact ({self.source}) for training or LoRA")
 
     def __init__(self, path: str | Path, *, variant: Variant | None = None, threads: int | None = None,
                  device: str | None = None) -> None:
         p = Path(path)
-        if not (p / EXPORT_MANIFEST).exists():
-            raise ArtifactError(f"{p} is not an exported model: {EXPORT_MANIFEST} is missing "
-                                "(create one with `transferops export --model RUN --out DIR`)")
+        self.export_manifest: Manifest = read_manifest(p, filename=EXPORT_MANIFEST)
         super().__init__(p, device=device, threads=threads)
-        self.export_manifest: dict[str, Any] = read_json(p / EXPORT_MANIFEST)
         variant = variant or self.export_manifest.get("default_variant", "int8")
         if variant not in ("int8", "fp32"):
             raise ConfigError(f"variant: {variant!r} is not one of 'int8', 'fp32'")
@@ -98,7 +89,7 @@ class OnnxModel(TransferOpsModel):
         # A stacked export: the graph gives the probe's logits; the TF-IDF member and the meta-learner
         # (safe files copied beside it) finish the job, exactly as the artifact does.
         self._stack: Any = None
-        if self.manifest.get("kind") == "stack":
+        if self.manifest.kind == "stack":
             from transferops.artifacts.linear import StackModel
 
             self._stack = StackModel(p, threads=threads)
@@ -124,23 +115,30 @@ class OnnxModel(TransferOpsModel):
         return self._tok
 
     @property
-    def torch_model(self) -> Any:
-        raise ArtifactError(f"{self.path} is an ONNX export: there is no PyTorch model in it; load the "
-                            f"original artifact ({self.export_manifest.get('source')}) for training or LoRA")
+    def source(self) -> str:
+        """The artifact folder this export was made from."""
+        return str(self.export_manifest.get("source"))
+
+    @property
+    def serve_info(self) -> dict[str, Any]:
+        return {"variant": self.variant}
 
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Logits and mean-pooled embeddings in one pass."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         logits, emb = self.session.run(texts, batch_size=batch_size)
         if self._stack is not None:
             logits = self._stack.logits_from_probe_logits(texts, logits)
         return logits, emb
 
-    def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        return self.infer(texts, batch_size=batch_size)[0]
-
-    def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        return self.infer(texts, batch_size=batch_size)[1]
-
     def __repr__(self) -> str:
         return f"OnnxModel(path={str(self.path)!r}, variant={self.variant!r}, task={self.task!r})"
+
+
+def _is_export(path: Path) -> bool:
+    return (Path(path) / EXPORT_MANIFEST).exists()
+
+
+register_kind("onnx", OnnxModel, detect=_is_export)
+
+__all__ = ["OnnxModel", "OnnxSession", "Variant"]

@@ -1,7 +1,8 @@
 """Runners: what the server calls for one batch of texts, whatever the model runs on.
 
-* ONNX Runtime for exported folders (``export.json`` present),
-* PyTorch for artifacts,
+* any loaded folder — :func:`open_runner` loads it through the same kind registry as
+  ``transferops.load`` (ONNX export, fine-tuned PyTorch model, baseline, probe, stack) and runs the
+  model's own one-pass ``infer`` (logits + embedding),
 * PyTorch LoRA adapters sharing one base model per (base checkpoint, label count, task) in an
   :class:`AdapterPool` — memory is one base plus small adapters, not one full copy per adapter.
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from transferops.artifacts.manifest import Manifest
 from transferops.constants import EXPORT_MANIFEST, MANIFEST_NAME, MODEL_DIR
 from transferops.deploy.features import sketch, text_features
 from transferops.deploy.review import ReviewPolicy, confidence_of, derive_review_threshold
@@ -79,8 +81,8 @@ class Runner:
 
     name: str
     path: Path
-    runtime: str  # onnx | pytorch | adapter
-    model: Any  # TransferOpsModel-like: labels, task, manifest, decide, proba_from_logits, split
+    runtime: str  # onnx | pytorch | sklearn | adapter
+    model: Any  # a Classifier: labels, task, manifest, decide, proba_from_logits, split
     forward: Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
     tokenizer: Any
     version: str
@@ -147,56 +149,26 @@ class Runner:
 Forward = Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
 
 
-def _torch_forward(model: Any, tok: Any, max_length: int) -> Forward:
-    """Logits and mean-pooled last hidden state from one forward pass."""
-    import torch
-
-    def forward(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        enc = tok(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        dev = next(model.parameters()).device
-        enc = {k: v.to(dev) for k, v in enc.items()}
-        with torch.inference_mode():
-            out = model(**enc, output_hidden_states=True)
-            hidden = out.hidden_states[-1]
-            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        return out.logits.float().cpu().numpy(), emb.float().cpu().numpy()
-
-    return forward
-
-
 def open_runner(name: str, path: str | Path, *, threads: int | None = None, variant: str | None = None
                 ) -> Runner:
-    """Load ``path`` (ONNX export or artifact) as a runner named ``name``."""
-    from transferops.artifacts.model import TransferOpsModel, read_manifest
+    """Load ``path`` (any registered kind: ONNX export, artifact, baseline, probe, stack) as a runner
+    named ``name``, through the same dispatcher as ``transferops.load``."""
+    from transferops.artifacts.kinds import get_kind, resolve_kind
 
     p = Path(path)
     if not p.is_dir():
         raise ArtifactError(f"model {name!r}: {p} is not a folder (pass an artifact or an export folder)")
     check_safe_folder(p)
-    if (p / EXPORT_MANIFEST).exists():
-        from transferops.deploy.onnx_runtime import OnnxModel
-
-        om = OnnxModel(p, threads=threads, variant=variant)  # type: ignore[arg-type]
-        sess = om.session
-        # a stacked export finishes its logits outside the graph (om.infer); others take the session as is
-        forward = om.infer if om.manifest.get("kind") == "stack" else sess.run
-        return Runner(name=name, path=p, runtime="onnx", model=om, forward=forward, tokenizer=om.tokenizer,
-                      version=model_version(p), extra={"variant": om.variant})
-    manifest = read_manifest(p)
-    if manifest.get("kind") == "ensemble":
-        raise ConfigError(f"model {name!r}: ensembles are not served; serve their members or an export")
-    if manifest.get("kind") in ("baseline", "probe", "stack"):
-        from transferops.artifacts.model import load
-
-        lm = load(p, threads=threads, device="cpu")
-        return Runner(name=name, path=p, runtime="sklearn" if manifest["kind"] == "baseline" else "pytorch",
-                      model=lm, forward=lm.infer, tokenizer=lm.tokenizer, version=model_version(p),
-                      extra={"kind": manifest["kind"]})
-    tm = TransferOpsModel(p, threads=threads, device="cpu")
-    return Runner(name=name, path=p, runtime="pytorch", model=tm,
-                  forward=_torch_forward(tm.torch_model, tm.tokenizer, tm.max_length), tokenizer=tm.tokenizer,
-                  version=model_version(p))
+    kind = resolve_kind(p)
+    spec = get_kind(kind)
+    reason = getattr(spec.loader, "not_served_reason", None)
+    if reason:
+        raise ConfigError(f"model {name!r}: {reason}")
+    kw: dict[str, Any] = {"threads": threads}
+    kw.update({"variant": variant} if kind == "onnx" else {"device": "cpu"})
+    model = spec.loader(p, **kw)
+    return Runner(name=name, path=p, runtime=model.runtime, model=model, forward=model.infer,
+                  tokenizer=model.tokenizer, version=model_version(p), extra=dict(model.serve_info))
 
 
 class AdapterPool:
@@ -215,15 +187,18 @@ class AdapterPool:
         self._adapters: dict[str, int] = {}  # adapter name -> max_length
 
     @staticmethod
-    def key_for(manifest: dict[str, Any]) -> tuple[str, int, str]:
-        return (str(manifest["base"].get("sha256") or manifest["base"]["path"]), len(manifest["labels"]),
-                str(manifest["task"]))
+    def key_for(manifest: Manifest) -> tuple[str, int, str]:
+        base = manifest.base
+        if base is None:
+            raise ArtifactError(f"{manifest.path}: manifest field 'base' is missing; not a LoRA artifact")
+        return (str(base.sha256 or base.path), len(manifest.labels), manifest.task)
 
     @property
     def adapters(self) -> list[str]:
         return list(self._adapters)
 
-    def add(self, adapter: str, artifact: Path, manifest: dict[str, Any]) -> None:
+    def add(self, adapter: str, artifact: Path, manifest: Manifest) -> None:
+        from transferops.artifacts.model import load_lora
         from transferops.modeling import load_tokenizer, quiet_transformers, set_threads
 
         mdir = artifact / MODEL_DIR
@@ -233,24 +208,12 @@ class AdapterPool:
         set_threads(self._threads)
         with self._lock, quiet_transformers():
             if self._model is None:
-                from peft import PeftModel
-
-                from transferops.checkpoints import resolve_checkpoint
-                from transferops.modeling import build_classifier
-
-                base = manifest["base"]
-                try:
-                    ck = resolve_checkpoint(base["name"])
-                except FileNotFoundError:
-                    ck = resolve_checkpoint(base["path"])
-                model = build_classifier(ck.path, manifest["labels"], manifest["task"])
-                self._model = PeftModel.from_pretrained(model, str(mdir), adapter_name=adapter,
-                                                        is_trainable=False).eval()
+                self._model = load_lora(manifest, mdir, adapter_name=adapter).eval()
                 self._tok = load_tokenizer(mdir)
             else:
                 self._model.load_adapter(str(mdir), adapter_name=adapter, is_trainable=False)
                 self._model.eval()
-            self._adapters[adapter] = int(manifest["config"]["max_length"])
+            self._adapters[adapter] = manifest.max_length
 
     def remove(self, adapter: str) -> bool:
         """Drop an adapter; returns True when the pool is now empty (and its base freed)."""
@@ -270,12 +233,15 @@ class AdapterPool:
     def tokenizer(self) -> Any:
         return self._tok
 
-    def forward(self, adapter: str) -> Callable[[list[str]], tuple[np.ndarray, np.ndarray]]:
+    def forward(self, adapter: str) -> Forward:
+        from transferops.inference import forward
+
         def run(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
             with self._lock:
                 if adapter not in self._adapters or self._model is None:
                     raise ArtifactError(f"adapter {adapter!r} was unloaded")
                 self._model.set_adapter(adapter)
-                return _torch_forward(self._model, self._tok, self._adapters[adapter])(texts)
+                return forward(self._model, self._tok, texts, max_length=self._adapters[adapter],
+                               batch_size=max(len(texts), 1), output="both", desc=None)
 
         return run

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import transferops
 from transferops import distributed
 from transferops._progress import say
-from transferops._util import package_versions, sha256_file, sha256_texts, utcnow, write_json
+from transferops._util import package_versions, sha256_file, sha256_texts
+from transferops.artifacts.manifest import Manifest, read_manifest, write_manifest
 from transferops.artifacts.model import TransferOpsModel
 from transferops.baselines import baseline_report
 from transferops.checkpoints import resolve_checkpoint
@@ -64,7 +64,7 @@ BASELINE_MARGIN = 0.05
 @dataclass
 class TrainResult:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -308,8 +308,6 @@ def train(
 
     if not main_rank:
         distributed.barrier()  # wait for rank 0 to write the model folder and manifest, then read them
-        from transferops.artifacts.model import read_manifest
-
         return TrainResult(out, read_manifest(out), warnings_)
     kind = "model" if ft is not None else {"tfidf_logreg": "baseline", "probe": "probe", "stack": "stack"}[strategy]
     predict_logits: Any
@@ -407,11 +405,8 @@ def train(
         params = 0
     timings["total_seconds"] = round(time.perf_counter() - t_start, 2)
     manifest: dict[str, Any] = {
-        "format_version": 1,
         "kind": kind,
         "name": name or out.name,
-        "transferops_version": transferops.__version__,
-        "created": utcnow(),
         "base": {"name": ckpt.name, "path": str(ckpt.path), "source": ckpt.source, "sha256": ckpt.sha256(),
                  "params": params},
         "task": task,
@@ -442,7 +437,7 @@ def train(
         "warnings": warnings_,
         "evaluations": [],
     }
-    write_json(out / MANIFEST_NAME, manifest)
+    write_manifest(out, manifest)
     for mod_name in POST_TRAIN_HOOKS:
         if not module_exists(mod_name):
             continue
@@ -453,8 +448,6 @@ def train(
     if not keep_state:
         shutil.rmtree(out / TRAINING_STATE_DIR, ignore_errors=True)
     distributed.barrier()
-    from transferops.artifacts.model import read_manifest
-
     return TrainResult(out, read_manifest(out), warnings_)
 
 

@@ -282,22 +282,12 @@ def _head_is_cacheable(model: torch.nn.Module) -> bool:
 
 
 def _cls_features(model: torch.nn.Module, tokenizer: Any, texts: list[str], cfg: TrainConfig) -> torch.Tensor:
-    """Last-layer hidden state of the first token, shape (n, 1, hidden)."""
-    base: Any = model.base_model
-    hidden = []
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    with torch.inference_mode(), bar(desc="encode (frozen)", total=len(texts), unit="text") as pb:
-        for s in range(0, len(texts), cfg.eval_batch_size):
-            idx = order[s:s + cfg.eval_batch_size]
-            enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=cfg.max_length,
-                            padding=True, return_tensors="pt")
-            out = base(**{k: v.to(next(model.parameters()).device) for k, v in enc.items()})
-            hidden.append(out.last_hidden_state[:, :1, :].float().cpu())
-            pb.update(len(idx))
-    h = torch.cat(hidden)
-    res = torch.empty_like(h)
-    res[torch.as_tensor(order)] = h
-    return res
+    """Last-layer hidden state of the first token, shape (n, 1, hidden) (the shared forward pass)."""
+    from transferops.inference import forward
+
+    _, first = forward(model.base_model, tokenizer, texts, max_length=cfg.max_length,
+                       batch_size=cfg.eval_batch_size, output="first_token", desc="encode (frozen)")
+    return torch.from_numpy(first)
 
 
 class _HeadOnly(torch.nn.Module):
