@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -24,8 +24,8 @@ import torch
 import transferops
 from transferops._progress import bar, say
 from transferops._util import dir_size, human_bytes, package_versions, sha256_file
+from transferops.artifacts.classifier import ClassifierBase
 from transferops.artifacts.manifest import read_manifest, write_manifest
-from transferops.artifacts.model import TransferOpsModel
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, MODEL_DIR, TEST_SPLIT, TEXT_COL
 from transferops.errors import ConfigError
 from transferops.finetune.api import TrainResult
@@ -135,7 +135,7 @@ def _generic_labels(id2label: dict[Any, Any]) -> bool:
     return all(str(v) == f"LABEL_{k}" for k, v in id2label.items())
 
 
-def _teacher_copy(teacher: TransferOpsModel) -> torch.nn.Module:
+def _teacher_copy(teacher: ClassifierBase) -> torch.nn.Module:
     if teacher.manifest.is_adapter:  # a fresh copy with the adapter folded into plain weights
         from transferops.artifacts.model import load_torch_classifier
 
@@ -143,7 +143,7 @@ def _teacher_copy(teacher: TransferOpsModel) -> torch.nn.Module:
     return copy.deepcopy(teacher.torch_model)
 
 
-def build_student(teacher: TransferOpsModel, cfg: DistillConfig
+def build_student(teacher: ClassifierBase, cfg: DistillConfig
                   ) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, description) of the student before distillation."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -226,7 +226,7 @@ def _metrics(logits: np.ndarray, y: np.ndarray, multilabel: bool) -> dict[str, f
     return classification_metrics(y, proba, multilabel=multilabel)
 
 
-def _split_xy(model: TransferOpsModel, name: str) -> tuple[list[str], np.ndarray]:
+def _split_xy(model: ClassifierBase, name: str) -> tuple[list[str], np.ndarray]:
     df = model.split(name)
     y_raw = [list(v) for v in df[LABEL_COL]] if model.multilabel else df[LABEL_COL].tolist()
     return df[TEXT_COL].astype(str).tolist(), encode_labels(y_raw, model.labels, model.multilabel)
@@ -288,7 +288,7 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
     if (out / MANIFEST_NAME).exists():
         raise ConfigError(f"out: {out} already holds a model; choose another --out, or delete it")
     t_all = time.perf_counter()
-    tm = transferops.load(teacher)
+    tm = cast(ClassifierBase, transferops.load(teacher))
     labels, task, multilabel = tm.labels, tm.task, tm.multilabel
     max_length = cfg.max_length or tm.max_length
     warns: list[str] = []

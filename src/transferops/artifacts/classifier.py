@@ -57,6 +57,11 @@ class Classifier(Protocol):
     def name(self) -> str: ...
 
     @property
+    def temperature(self) -> float:
+        """Calibration temperature applied by :meth:`proba_from_logits` (1.0 when uncalibrated)."""
+        ...
+
+    @property
     def tokenizer(self) -> Any: ...
 
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:

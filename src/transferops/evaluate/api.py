@@ -385,9 +385,10 @@ def calibrate(path: str | Path, *, target: str | ThresholdTarget | None = None, 
     if res.test:
         sha = (model.manifest.get("splits") or {}).get("test_sha256")
         if sha:
+            from transferops.artifacts.manifest import Manifest
             from transferops.evaluate.discipline import record_test_evaluation
 
-            model.manifest = {**model.manifest, **changes}
+            model.manifest = Manifest.from_dict({**model.manifest, **changes}, path=model.path)
             res.warnings += record_test_evaluation(model, sha, kind="calibrate")
     return res
 
