@@ -155,11 +155,11 @@ def build_student(teacher: ClassifierBase, cfg: DistillConfig
     desc: dict[str, Any]
     model: Any
     if cfg.student is None:
-        if teacher.manifest.kind == "ensemble":
-            raise ConfigError("student: an ensemble teacher has no single backbone to truncate; name a "
-                              "student checkpoint (--student minilm-l6)")
+        if teacher.no_torch_reason is not None:  # an ensemble, an export: nothing to copy and truncate
+            raise ConfigError(f"student: an {teacher.manifest.kind} teacher has no single backbone to truncate; "
+                              "name a student checkpoint (--student minilm-l6)")
         model, tok = _teacher_copy(teacher), teacher.tokenizer
-        base = dict(teacher.manifest["base"])
+        base = dict(teacher.manifest.get("base") or {})
         desc = {"kind": "truncated_teacher", "from": str(teacher.path), "base": base}
     elif (Path(cfg.student) / MANIFEST_NAME).exists():
         sm = read_manifest(cfg.student)
@@ -404,7 +404,7 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
 
     ck_ref = student_desc["base"].get("path") or student_desc["base"]["name"]
     # A valid TrainConfig, so stages that re-read the config (hooks, retrain) work on the student too.
-    tcfg = {k: v for k, v in tm.manifest.get("config", {}).items() if k in TrainConfig.__dataclass_fields__}
+    tcfg = {k: v for k, v in tm.manifest.config.items() if k in TrainConfig.__dataclass_fields__}
     train_cfg = TrainConfig.from_dict({**tcfg,
                                        "checkpoint": ck_ref,
                                        "strategy": "full", "epochs": cfg.epochs, "max_steps": cfg.max_steps,
@@ -453,8 +453,8 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
     agreement = (float(np.mean((s_pred >= 0.5) == (t_pred >= 0.5))) if multilabel
                  else float(np.mean(s_pred.argmax(1) == t_pred.argmax(1))))
     lat_texts = te_texts[:cfg.latency_texts]
-    t_params = (int(tman.get("base", {}).get("params") or 0) if tman.get("kind") == "ensemble"
-                else _params(tm.torch_model))
+    teacher_torch = tm.no_torch_reason is None  # an ensemble teacher has members, not one module
+    t_params = _params(tm.torch_model) if teacher_torch else (tman.base.params if tman.base else 0)
     comp: dict[str, Any] = {
         "teacher": {**{k: teacher_test[k] for k in ("accuracy", "macro_f1")}, "params": t_params,
                     "size_bytes": dir_size(tm.path / MODEL_DIR) if (tm.path / MODEL_DIR).exists()
@@ -473,7 +473,7 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="transferops-distill-onnx-") as tmp:
-            if tman.get("kind") != "ensemble":
+            if teacher_torch:
                 comp["teacher"]["onnx_int8_ms"] = _onnx_latency(tm.path, lat_texts, Path(tmp) / "t")
             comp["student"]["onnx_int8_ms"] = _onnx_latency(out, lat_texts, Path(tmp) / "s")
     if comp["accuracy_retained"] < 0.95:

@@ -171,7 +171,7 @@ def check_adapters_folder(root: Path) -> None:
         if not sub.is_dir() or not (sub / MANIFEST_NAME).exists():
             continue
         check_safe_folder(sub)
-        strategy = read_manifest(sub).get("strategy", {}).get("name")
-        if strategy != "lora":
-            raise ConfigError(f"--adapters: {sub} was trained with strategy {strategy!r}, not lora; serve it "
+        sm = read_manifest(sub)
+        if not sm.is_adapter:
+            raise ConfigError(f"--adapters: {sub} was trained with strategy {sm.strategy_name!r}, not lora; serve it "
                               "with --model NAME=PATH, or move it out of the adapters folder")

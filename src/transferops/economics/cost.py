@@ -234,7 +234,9 @@ def measure_artifact(path: str | Path) -> ArtifactMeasurement:
     mf = p / MANIFEST_NAME
     if not mf.exists():
         raise ArtifactError(f"{p}: {MANIFEST_NAME} is missing; pass a folder written by `transferops train`")
-    m = read_json(mf)
+    from transferops.artifacts.manifest import read_manifest
+
+    m = read_manifest(p)
     try:
         secs = float(m["timings"]["train_seconds"])
     except (KeyError, TypeError, ValueError) as exc:
@@ -243,8 +245,8 @@ def measure_artifact(path: str | Path) -> ArtifactMeasurement:
     mdir = p / MODEL_DIR
     if not mdir.is_dir():
         raise ArtifactError(f"{p}: the {MODEL_DIR}/ folder is missing")
-    strategy = str((m.get("strategy") or {}).get("name", "unknown"))
-    is_adapter = strategy == "lora" or (mdir / "adapter_config.json").exists()
+    strategy = m.strategy_name or "unknown"
+    is_adapter = m.is_adapter or (mdir / "adapter_config.json").exists()
     base = m.get("base") or {}
     base_path = base.get("path")
     base_bytes = None

@@ -108,20 +108,20 @@ def learning_curve(path: str | Path, *, fractions: tuple[float, ...] = FRACTIONS
     if not fractions or any(not 0 < f <= 1 for f in fractions):
         raise ConfigError(f"fractions: each must be in (0, 1], got {fractions!r}")
     m = read_manifest(path)
-    if m.get("kind") == "ensemble":
+    if m.members:
         raise ConfigError(f"model: {path} is an ensemble; run learning-curve on one of its members")
     model = transferops.load(path)
     tr, va = model.split("train"), model.split("validation")
-    labels, task = m["labels"], m["task"]
+    labels, task = m.labels, m.task
     if task == "multilabel":
         raise ConfigError("learning-curve: multi-label runs are not supported yet; use a single-label run")
     y_tr = encode_labels(tr["label"].tolist(), labels, False)
     y_va = encode_labels(va["label"].tolist(), labels, False)
     t_tr, t_va = [str(t) for t in tr["text"]], [str(t) for t in va["text"]]
-    recipe = m["strategy"]["name"]
-    cfg = TrainConfig.from_dict(m["config"])
+    recipe = m.strategy_name
+    cfg = TrainConfig.from_dict(m.config)
     metric = cfg.metric if cfg.metric != "loss" else "macro_f1"
-    ckpt = resolve_checkpoint(m["base"]["name"]) if m["base"].get("name") else None
+    ckpt = resolve_checkpoint(m.base.name) if m.base is not None and m.base.name else None
     lc = LearningCurve(recipe, metric)
     enc: Any = None
     for frac in fractions:
