@@ -32,7 +32,6 @@ from transferops.artifacts.manifest import Manifest, read_manifest, write_manife
 from transferops.artifacts.model import TransferOpsModel
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, TEST_SPLIT, TEXT_COL, VALIDATION_SPLIT
 from transferops.errors import ArtifactError, ConfigError
-from transferops.metrics import classification_metrics, encode_labels
 
 MEMBERS_DIR = "members"
 #: Probabilities are clipped before the log so that log(mean proba) stays finite.
@@ -217,6 +216,8 @@ def _splits_entry(first: Manifest, out: Path) -> dict[str, Any]:
 
 def _evaluate(out: Path) -> dict[str, Any]:
     """Ensemble and per-member metrics on the shared validation and test splits."""
+    from transferops.metrics import classification_metrics, encode_labels  # scikit-learn: only when scoring
+
     ens = EnsembleModel(out)
     metrics: dict[str, Any] = {}
     member_metrics: dict[str, dict[str, Any]] = {m["name"]: {} for m in ens.manifest.members}

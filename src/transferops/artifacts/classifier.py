@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
 from transferops.artifacts.manifest import Manifest, read_manifest
 from transferops.constants import DATA_DIR
 from transferops.errors import ArtifactError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def check_texts(texts: Sequence[str]) -> list[str]:
@@ -193,6 +195,8 @@ class ClassifierBase:
 
     # ------------------------------------------------------------- splits
     def split(self, name: str = "test") -> pd.DataFrame:
+        import pandas as pd
+
         f = self.path / DATA_DIR / f"{name}.parquet"
         if not f.exists():
             raise ArtifactError(f"{self.path}: split '{name}' not found at {f}")

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from transferops._progress import say
+from transferops.artifacts.manifest import Manifest
 from transferops.constants import TEXT_COL
 from transferops.errors import ConfigError, DataError
 from transferops.evaluate import metrics as M
@@ -187,7 +188,7 @@ def evaluate(
     g = load_gates(gates)
     labels = list(model.labels)
     multilabel = model.task == "multilabel"
-    manifest = getattr(model, "manifest", None) or {}
+    manifest = Manifest.from_dict(getattr(model, "manifest", None) or {}, warn_unknown=False)
     cols = list(dict.fromkeys([*slices, *g.slice_columns()]))
     user_cols = [c for c in cols if c != LENGTH_SLICE]
     ed = load_eval_data(model, data, text_column=text_column, label_column=label_column,
@@ -204,7 +205,7 @@ def evaluate(
     if auto_slices and LENGTH_SLICE not in cols:
         cols.append(LENGTH_SLICE)
 
-    say(f"evaluating {manifest.get('name', type(model).__name__)} on {ed.source} ({len(ed.frame)} rows) ...")
+    say(f"evaluating {manifest.name or type(model).__name__} on {ed.source} ({len(ed.frame)} rows) ...")
     proba, raw, logits = _probabilities(model, ed.texts)
     if proba.shape != (len(ed.frame), len(labels)):
         raise DataError(f"model returned probabilities of shape {proba.shape}; expected "
@@ -236,14 +237,14 @@ def evaluate(
 
     counts = y.sum(axis=0) if multilabel else np.bincount(y, minlength=len(labels))
     rep = EvaluationReport(
-        model={"name": manifest.get("name", type(model).__name__),
+        model={"name": manifest.name or type(model).__name__,
                "path": str(getattr(model, "path", "")) or None,
-               "base": (manifest.get("base") or {}).get("name"),
-               "strategy": (manifest.get("strategy") or {}).get("name"),
+               "base": manifest.base.name if manifest.base else None,
+               "strategy": manifest.strategy_name or None,
                "temperature": float(getattr(model, "temperature", 1.0) or 1.0),
                "decision_threshold": manifest.get("decision_threshold"),
                "thresholds": manifest.get("thresholds"),
-               "kind": manifest.get("kind", "model"), "search": manifest.get("search"),
+               "kind": manifest.kind, "search": manifest.get("search"),
                "decision": manifest.get("decision"), "learning_curve": manifest.get("learning_curve")},
         data={"source": ed.source, "n": len(ed.frame), "split": ed.split, "sha256": ed.sha256,
               "dropped_unknown": ed.dropped_unknown,
@@ -383,9 +384,8 @@ def calibrate(path: str | Path, *, target: str | ThresholdTarget | None = None, 
     if changes:
         update_manifest(path, **changes)
     if res.test:
-        sha = (model.manifest.get("splits") or {}).get("test_sha256")
+        sha = model.manifest.test_sha256
         if sha:
-            from transferops.artifacts.manifest import Manifest
             from transferops.evaluate.discipline import record_test_evaluation
 
             model.manifest = Manifest.from_dict({**model.manifest, **changes}, path=model.path)

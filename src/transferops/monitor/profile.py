@@ -105,7 +105,8 @@ def build_profile(model: Any, texts: Sequence[str], labels: Sequence[Any] | None
         idx = np.sort(rng.choice(len(texts), size=max_texts, replace=False))
     texts = [texts[i] for i in idx]
     nb = auto_bins(len(texts)) if bins is None else int(bins)
-    proba = np.asarray(model.predict_proba(texts))
+    logits, emb = model.infer(texts)  # one pass: logits + embedding, as the server computes them
+    proba = np.asarray(model.proba_from_logits(logits))
     predicted = model.decide(proba)
     conf = proba.max(axis=1)
     keys = label_keys(predicted)
@@ -116,7 +117,7 @@ def build_profile(model: Any, texts: Sequence[str], labels: Sequence[Any] | None
     sk_idx = np.arange(len(texts))
     if len(texts) > sketch_sample:
         sk_idx = np.sort(rng.choice(len(texts), size=sketch_sample, replace=False))
-    sk = sketch(np.asarray(model.embed([texts[i] for i in sk_idx])))
+    sk = sketch(np.asarray(emb)[sk_idx])
 
     profile: dict[str, Any] = {
         "version": PROFILE_VERSION,

@@ -27,9 +27,10 @@ def make_records(model: Any, texts: Sequence[str], *, ts: float | Sequence[float
 
     texts = list(texts)
     t0 = time.perf_counter()
-    proba = np.asarray(model.predict_proba(texts, batch_size=batch_size))
+    logits, emb = model.infer(texts, batch_size=batch_size)  # one pass: logits + embedding, as the server
+    proba = np.asarray(model.proba_from_logits(logits))
     labels = model.decide(proba)
-    sk = sketch(np.asarray(model.embed(texts, batch_size=batch_size)))
+    sk = sketch(np.asarray(emb))
     feats = text_features(model.tokenizer, texts)
     latency = (time.perf_counter() - t0) * 1000 / max(len(texts), 1)
     now = time.time()
