@@ -99,6 +99,12 @@ def test_ensemble_is_refused_by_the_server_with_its_own_reason(tiny_run: Path, t
     ens = build_ensemble([tiny_run, tiny_run], tmp_path / "ens", copy=False, evaluate=False)
     with pytest.raises(ConfigError, match="ensembles are not served"):
         open_runner("e", ens)
+    from transferops.deploy.onnx_export import export_onnx
+
+    with pytest.raises(ConfigError, match="is an ensemble; export its members"):
+        export_onnx(ens, tmp_path / "x")
+    with pytest.raises(ConfigError, match="itself an ensemble"):
+        build_ensemble([ens, tiny_run], tmp_path / "nested", copy=False, evaluate=False)
 
 
 def test_artifacts_imports_no_later_stage() -> None:

@@ -55,6 +55,7 @@ class EnsembleModel(ClassifierBase):
     no_torch_reason = ("{path} is an ensemble of {self.n_members} models: there is no single torch model; "
                        "export or inspect its members (EnsembleModel.members)")
     not_served_reason = "ensembles are not served; serve their members or an export"
+    not_exported_reason = "is an ensemble; export its members one by one"
 
     def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
         super().__init__(path, device=device, threads=threads)
@@ -151,7 +152,7 @@ def build_ensemble(members: Sequence[str | Path], out: str | Path, *, copy: bool
         raise ConfigError(f"out: {out} already holds a model; choose another --out, or delete it")
     manifests = [read_manifest(p) for p in paths]
     for p, m in zip(paths, manifests, strict=True):
-        if m.kind == "ensemble":
+        if m.members:
             raise ConfigError(f"members: {p} is itself an ensemble; list its members instead")
     first = manifests[0]
     for p, m in zip(paths[1:], manifests[1:], strict=True):

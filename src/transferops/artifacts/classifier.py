@@ -94,6 +94,9 @@ class ClassifierBase:
     no_torch_reason: ClassVar[str | None] = None
     #: Set on kinds the server cannot run as one model: the message ``serve`` gives.
     not_served_reason: ClassVar[str | None] = None
+    #: Set on kinds that cannot become one ONNX graph: the rest of ``model: <folder> ...`` that
+    #: ``export`` answers.
+    not_exported_reason: ClassVar[str | None] = None
 
     def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
         self.path = Path(path)

@@ -197,6 +197,8 @@ class BaselineModel(_LinearModel):
     runtime = "sklearn"
     no_torch_reason = ("{path} is a TF-IDF + logistic-regression baseline: there is no torch model (it is "
                        "served and scored as is; nothing to export to ONNX)")
+    not_exported_reason = ("is the TF-IDF + logistic-regression baseline (the model search picked it); it has "
+                           "no neural network to export — serve the folder as it is")
 
     def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
         super().__init__(path, device=device, threads=threads)

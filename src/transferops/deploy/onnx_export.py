@@ -174,13 +174,10 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
     manifest = read_manifest(src)
     kind = manifest.kind
     # what cannot become one graph says why (the kind's own class carries the sentence)
-    if kind == "ensemble":
-        raise ConfigError(f"model: {src} is an ensemble; export its members one by one")
-    if kind == "baseline":
-        raise ConfigError(f"model: {src} is the TF-IDF + logistic-regression baseline (the model search "
-                          "picked it); it has no neural network to export — serve the folder as it is")
+    reason = getattr(get_kind(kind).loader, "not_exported_reason", None)
+    if reason:
+        raise ConfigError(f"model: {src} {reason}")
     if kind not in ("model", "probe", "stack"):
-        get_kind(kind)  # an unknown kind: the registry's error names the plug-in to install
         raise ConfigError(f"model: {src} is of kind {kind!r}, which has no ONNX export")
     if src.resolve() == dst.resolve():
         raise ConfigError("out: must differ from the model folder")
