@@ -116,3 +116,18 @@ def test_artifacts_imports_no_later_stage() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_artifacts_source_names_no_later_stage() -> None:
+    """Not even a function-level import: the dispatcher reaches later kinds only through the registry."""
+    import ast
+
+    later = ("adapt", "deploy", "finetune", "evaluate", "monitor", "cli", "select", "predict", "abtest")
+    pkg = Path(transferops.__file__).parent / "artifacts"
+    found = []
+    for f in pkg.glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{f.name}: {m}" for m in mods if m.split(".")[:2][-1] in later and m.startswith("transferops.")]
+    assert not found, found

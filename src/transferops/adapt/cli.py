@@ -110,12 +110,12 @@ def _ensemble(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(m, indent=2, default=str))
         return 0
-    print(f"ensemble of {len(m['members'])} saved to {path}")
+    print(f"ensemble of {len(m.members)} saved to {path}")
     for name, split in (("validation", "validation"), ("test", "test")):
-        if split in m["metrics"]:
-            r = m["metrics"][split]
+        if split in m.metrics:
+            r = m.metrics[split]
             print(f"  {name:<11} accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}")
-    for entry in m["members"]:
+    for entry in m.members:
         t = entry.get("metrics", {}).get("test")
         if t:
             print(f"  member {entry['name']:<16} test accuracy {t['accuracy']:.4f}  "

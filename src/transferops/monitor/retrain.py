@@ -181,7 +181,7 @@ def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str |
 
     stamp = int(time.time())
     out_dir = Path(out) if out is not None else Path(champ.path).parent / f"{Path(champ.path).name}-retrain-{stamp}"
-    tcfg = TrainConfig.from_dict({**champ_model.manifest["config"], **(overrides or {})})
+    tcfg = TrainConfig.from_dict({**champ_model.manifest.config, **(overrides or {})})
     say(f"training challenger on {len(old)} old + {len(new_train)} new rows → {out_dir}")
     res = transferops.train(train_df, out=out_dir, config=tcfg)
     chal = reg.register(res.path, parent=champ.version, note=f"retrain of {champ.version}")

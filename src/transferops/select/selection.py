@@ -523,13 +523,13 @@ def finetune_top(result: SelectionResult, data: str | Path | pd.DataFrame, k: in
         res = transferops.train(data, out=run_dir, checkpoint=r.path or r.name, text_column=cm.text,
                                 label_column=cm.label, time_column=cm.time, group_column=cm.group,
                                 seed=seed, **train_kwargs)
-        t = res.manifest["metrics"]["test"]
+        t = res.manifest.metrics["test"]
         b = res.manifest.get("baseline", {}).get("tfidf_logreg", {}).get("metrics", {})
         runs.append({"name": r.name, "path": str(run_dir), "test_macro_f1": t["macro_f1"],
                      "test_accuracy": t["accuracy"],
                      "baseline_test_macro_f1": b.get("macro_f1", float("nan")),
                      "train_seconds": res.manifest["timings"]["train_seconds"],
-                     "strategy": res.manifest["strategy"]["name"],
+                     "strategy": res.manifest.strategy_name,
                      **{s: r.score(s) for s in SCORES}})
     final = [run["test_macro_f1"] for run in runs]
     corr = {s: rank_correlations([run[s] for run in runs], final) for s in SCORES}
