@@ -228,6 +228,30 @@ def test_monitoring_routes_without_a_database_are_404_naming_the_flag(server: di
     assert not {"/dashboard", "/v1/feedback", "/v1/outcomes"} & set(paths)
 
 
+def test_unmounted_features_answer_404_naming_their_flag(server: dict[str, Any]) -> None:
+    """Issue 13: without --ab / --db the routes do not exist (not in OpenAPI); the 404 says how to
+    turn them on, and a real unknown path still gets the plain 404."""
+    c = server["client"]
+    r = c.post("/v1/experiments/exp/predict", json={"texts": ["x"]}, headers={"X-User-Id": "u"})
+    assert r.status_code == 404 and "--ab" in r.json()["detail"], r.text
+    r = c.post("/admin/champion", headers=AUTH)
+    assert r.status_code == 404 and "--db" in r.json()["detail"], r.text
+    paths = c.get("/openapi.json").json()["paths"]
+    assert not {"/v1/experiments/{experiment}/predict", "/admin/champion", "/v1/monitor/{name}"} & set(paths)
+    r = c.get("/no/such/route")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+
+
+def test_admin_token_is_checked_before_the_body(server: dict[str, Any]) -> None:
+    """AdminDep runs before the body is validated: an anonymous caller learns nothing about the schema
+    (only JSON that does not parse is refused first, 422, by FastAPI before any dependency)."""
+    c = server["client"]
+    assert c.post("/admin/models/x", json={"path": 1}).status_code == 401
+    assert c.post("/admin/models/x", json={"path": 1}, headers={"X-Admin-Token": "wrong-token-0123456"}
+                  ).status_code == 403
+    assert c.post("/admin/models/x", json={"path": 1}, headers=AUTH).status_code == 422
+
+
 def test_dashboard_on_a_fresh_database_is_not_500(tiny_run: Path, tmp_path: Path) -> None:
     settings = ServeSettings(models={"m": str(tiny_run)}, db_url=f"sqlite:///{tmp_path / 'fresh.db'}")
     with running(create_app(settings)) as url:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from transferops.errors import ConfigError
 
@@ -35,3 +36,47 @@ def assign_arm(key: str, arms: Sequence[str], weights: Sequence[float], *, salt:
         if u < acc:
             return arm
     return arms[-1]
+
+
+#: Where the assignment key comes from: a request header, a query parameter, or the first client id.
+KEY_SOURCES = ("header", "query", "id")
+
+
+@dataclass
+class ExperimentSettings:
+    """One A/B experiment served by ``transferops serve --ab``: the arms (each served as a model
+    named after the arm), the traffic split and where the assignment key comes from. Without
+    ``ab`` no experiment runs and the experiments route is not mounted."""
+
+    ab: dict[str, str] | None = field(default=None, metadata={"help": "arm -> model folder"})
+    ab_split: str = "50/50"
+    ab_key: str = "header:X-User-Id"
+    experiment: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.ab:
+            return
+        if len(self.ab) < 2:
+            raise ConfigError("ab: an experiment needs at least two arms, e.g. "
+                              "control=runs/a,treatment=runs/b")
+        parse_split(self.ab_split, len(self.ab))
+        self.experiment = self.experiment or "default"
+        src = self.ab_key.split(":", 1)[0]
+        if src not in KEY_SOURCES or (src != "id" and ":" not in self.ab_key):
+            raise ConfigError(f"ab_key: {self.ab_key!r} must be header:NAME, query:NAME or id")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ab)
+
+    @property
+    def arms(self) -> list[str]:
+        return list(self.ab or {})
+
+    @property
+    def weights(self) -> list[float]:
+        return parse_split(self.ab_split, len(self.ab or {}))
+
+    def assign(self, key: str) -> str:
+        """The arm of ``key`` (stable: a hash, the same on every replica)."""
+        return assign_arm(key, self.arms, self.weights)

@@ -1,9 +1,13 @@
-"""Server extension: ``POST /v1/outcomes`` records business outcomes (conversion 0/1, revenue...).
+"""The experiments router of ``transferops serve`` (owned by abtest; mounted by
+:func:`transferops.deploy.server.create_app` through :func:`mount`):
 
-Installed by :func:`transferops.deploy.server.create_app` (``install(app, settings)``). Outcomes go
-to the same store the prediction log uses (``settings.db_url``), table ``outcomes``; an outcome
-names the prediction it follows (``prediction_id``, as returned by the predict endpoints) or the
-assignment key (``key``, e.g. the user id the experiment hashed).
+* ``POST /v1/experiments/{experiment}/predict`` (with ``--ab``): assigns the caller to an arm by a
+  stable hash of the key (:class:`~transferops.abtest.assignment.ExperimentSettings`) and predicts
+  with that arm's model through the predict router's one request path;
+* ``POST /v1/outcomes`` (with ``--db``) records business outcomes (conversion 0/1, revenue...) in
+  the store the prediction log uses, table ``outcomes``; an outcome names the prediction it follows
+  (``prediction_id``, as returned by the predict endpoints) or the assignment key (``key``, e.g. the
+  user id the experiment hashed).
 
 Request::
 
@@ -11,8 +15,8 @@ Request::
     POST /v1/outcomes  {"key": "user-42", "metric": "revenue", "value": 19.99}
 
 Responses: 201 ``{"recorded": ...}``; 422 naming the field (missing metric, non-finite value,
-neither id nor key); 404 for a prediction id the log does not know; 503 when the server runs without
-a store (start it with ``--db-url``).
+neither id nor key); 404 for a prediction id the log does not know; 503 (+ ``Retry-After``) when the
+store stays unavailable. A route whose feature is not configured is not mounted: 404 naming the flag.
 """
 
 from __future__ import annotations
@@ -21,12 +25,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from transferops.abtest.assignment import ExperimentSettings
+from transferops.deploy.http import field_error, not_mounted
+from transferops.deploy.routers.predict import Assignment, predict
+from transferops.deploy.schemas import PredictRequest, PredictResponse
+from transferops.deploy.settings import ServeSettings
 from transferops.errors import TransferOpsError
 
 #: Predictions reach the log through a background writer (about half a second); an outcome posted
@@ -68,21 +78,18 @@ class OutcomeResponse(BaseModel):
     value: float
 
 
-def _find_store(app: Any, settings: Any) -> Any:
-    """Reuse the store the monitoring extension opened (``app.state.monitor.store``), else open one on
-    ``settings.db_url``; None when the server runs without a database."""
+def _find_store(app: Any) -> Any:
+    """Reuse the store the monitoring router opened (``app.state.monitor.store``), else open one on
+    the prediction log's URL (this router then owns it and disposes of it at shutdown)."""
     cached = getattr(app.state, "abtest_store", None)
     if cached is not None:
         return cached
     mon = getattr(app.state, "monitor", None)
     st = getattr(mon, "store", None)
     if st is None:
-        url = getattr(settings, "db_url", None)
-        if not url:
-            return None
         from transferops.monitor.store import Store
 
-        st = Store(url, create=False)
+        st = Store(app.state.abtest_db_url, create=False)
         app.state.abtest_owns_store = True
     if callable(getattr(st, "ensure_schema", None)):
         st.ensure_schema()  # the monitor opens its store lazily (create=False)
@@ -119,8 +126,87 @@ async def _retrying(fn: Any, *args: Any) -> Any:
     return None  # pragma: no cover - the loop returns or raises
 
 
-def install(app: FastAPI, settings: Any) -> None:
-    """Add ``POST /v1/outcomes`` to ``app``."""
+# ---------------------------------------------------------------------- experiments
+def get_experiment(request: Request) -> ExperimentSettings:
+    return request.app.state.settings.experiments  # type: ignore[no-any-return]
+
+
+ExperimentDep = Annotated[ExperimentSettings, Depends(get_experiment)]
+experiments_router = APIRouter(tags=["predict"])
+
+
+@experiments_router.post("/v1/experiments/{experiment}/predict", response_model=PredictResponse)
+async def predict_experiment(experiment: str, req: PredictRequest, request: Request,
+                             exp: ExperimentDep) -> Response:
+    """Assign the caller to an arm by a stable key (hash), predict with that arm's model."""
+    if experiment != exp.experiment:
+        raise HTTPException(404, detail=f"unknown experiment {experiment!r}; running: {exp.experiment!r}")
+    src, _, key_name = exp.ab_key.partition(":")
+    key: str | None
+    if src == "header":
+        key, loc = request.headers.get(key_name), ["header", key_name]
+    elif src == "query":
+        key, loc = request.query_params.get(key_name), ["query", key_name]
+    else:
+        key, loc = (str(req.ids[0]) if req.ids else None), ["body", "ids"]
+    if not key:
+        raise field_error(422, loc, f"experiment {experiment!r} assigns arms by {exp.ab_key}; it is missing")
+    arm = exp.assign(key)
+    return await predict(request, arm, req, assignment=Assignment(arm=arm, experiment=experiment, key=key))
+
+
+# ---------------------------------------------------------------------- outcomes
+outcomes_router = APIRouter(tags=["experiments"])
+
+
+@outcomes_router.post("/v1/outcomes", status_code=201, response_model=OutcomeResponse,
+                      responses={404: {"description": "unknown prediction id"},
+                                 422: {"description": "invalid input (the field is named)"},
+                                 503: {"description": "the outcome store is unavailable; see Retry-After"}})
+async def post_outcome(req: OutcomeRequest, request: Request) -> OutcomeResponse:
+    """Record a business outcome for an A/B analysis (`transferops abtest analyze`)."""
+    from transferops.abtest.store import record_outcome
+
+    app = request.app
+    store = await _retrying(_find_store, app)
+    if req.prediction_id is not None:
+        deadline = time.monotonic() + LOG_WAIT_S
+        while not await _retrying(store.has_prediction, req.prediction_id):
+            if time.monotonic() > deadline:
+                raise HTTPException(404, detail=[{
+                    "loc": ["body", "prediction_id"], "type": "not_found",
+                    "msg": f"unknown prediction id {req.prediction_id!r}; use the prediction_id "
+                           "returned by a predict endpoint of this server"}])
+            await run_in_threadpool(_flush_log, app)
+            await asyncio.sleep(0.1)
+    value = float(req.value)
+
+    def write() -> None:
+        record_outcome(store, metric=req.metric, value=value, prediction_id=req.prediction_id,
+                       key=req.key, ts=req.ts)
+
+    await _retrying(write)
+    return OutcomeResponse(recorded=True, prediction_id=req.prediction_id, key=req.key, metric=req.metric,
+                           value=value)
+
+
+# ---------------------------------------------------------------------- mounting
+def mount_experiments(app: FastAPI, settings: ExperimentSettings) -> None:
+    """The experiment route with ``--ab``; else not mounted (404 naming the flags)."""
+    if settings.enabled:
+        app.include_router(experiments_router)
+    else:
+        not_mounted(app, "/v1/experiments/{experiment}/predict", "no experiment is running: start the "
+                    "server with --ab control=PATH,treatment=PATH (and --experiment NAME)")
+
+
+def mount_outcomes(app: FastAPI, db_url: str | None) -> None:
+    """``POST /v1/outcomes`` when the server has a prediction log; else not mounted (404 naming it)."""
+    if not db_url:
+        not_mounted(app, "/v1/outcomes", "/v1/outcomes needs the prediction log: start the server "
+                    "with --db URL (alias --db-url); outcomes are stored next to the predictions")
+        return
+    app.state.abtest_db_url = db_url
 
     def close_store(_: Any) -> None:
         st = getattr(app.state, "abtest_store", None)
@@ -129,41 +215,15 @@ def install(app: FastAPI, settings: Any) -> None:
 
     if hasattr(app.state, "shutdown_hooks"):
         app.state.shutdown_hooks.append(close_store)
+    app.include_router(outcomes_router)
 
-    @app.post("/v1/outcomes", tags=["experiments"], status_code=201, response_model=OutcomeResponse,
-              responses={404: {"description": "unknown prediction id"},
-                         422: {"description": "invalid input (the field is named)"},
-                         503: {"description": "the server runs without a store (--db-url)"}})
-    async def post_outcome(req: OutcomeRequest) -> OutcomeResponse:
-        """Record a business outcome for an A/B analysis (`transferops abtest analyze`)."""
-        from transferops.abtest.store import record_outcome
 
-        store = await _retrying(_find_store, app, settings)
-        if store is None:
-            raise HTTPException(503, detail="outcomes need the prediction log: start the server with "
-                                "--db-url (outcomes are stored next to the predictions)")
-        if req.prediction_id is not None:
-            deadline = time.monotonic() + LOG_WAIT_S
-            while not await _retrying(store.has_prediction, req.prediction_id):
-                if time.monotonic() > deadline:
-                    raise HTTPException(404, detail=[{
-                        "loc": ["body", "prediction_id"], "type": "not_found",
-                        "msg": f"unknown prediction id {req.prediction_id!r}; use the prediction_id "
-                               "returned by a predict endpoint of this server"}])
-                await run_in_threadpool(_flush_log, app)
-                await asyncio.sleep(0.1)
-        value = float(req.value)
+def mount(app: FastAPI, settings: ServeSettings) -> None:
+    """Mount what abtest serves, each part only when configured."""
+    mount_experiments(app, settings.experiments)
+    mount_outcomes(app, settings.monitoring.db_url)
 
-        def write() -> None:
-            record_outcome(store, metric=req.metric, value=value, prediction_id=req.prediction_id,
-                           key=req.key, ts=req.ts)
 
-        await _retrying(write)
-        return OutcomeResponse(recorded=True, prediction_id=req.prediction_id, key=req.key, metric=req.metric,
-                               value=value)
-
-    if not getattr(settings, "db_url", None) and getattr(app.state, "abtest_store", None) is None:
-        from transferops.deploy.server import not_configured
-
-        not_configured(app, "/v1/outcomes", ["POST"], "/v1/outcomes needs the prediction log: start the server "
-                       "with --db URL (alias --db-url); outcomes are stored next to the predictions")
+def install(app: FastAPI, settings: Any) -> None:
+    """``POST /v1/outcomes`` on any FastAPI app; ``settings`` needs only ``db_url``."""
+    mount_outcomes(app, getattr(settings, "db_url", None))

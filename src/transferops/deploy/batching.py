@@ -26,6 +26,26 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from transferops.deploy.runtime import InferResult, Runner
+from transferops.errors import ConfigError
+
+
+@dataclass
+class BatchSettings:
+    """How one named model's batcher coalesces requests (``transferops serve`` flags of the same
+    names); the keyword arguments of :class:`DynamicBatcher`, validated here once."""
+
+    max_batch_size: int = 32
+    max_wait_ms: float = 2.0
+    queue_size: int = 4096
+    adaptive_wait: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "queue_size"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"{name}: must be a positive number, got {v!r}")
+        if self.max_wait_ms < 0:
+            raise ConfigError(f"max_wait_ms: must be >= 0, got {self.max_wait_ms!r}")
 
 
 class Overloaded(Exception):

@@ -102,7 +102,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    from transferops.deploy.server import ServeSettings
+    from transferops.deploy.settings import ServeSettings
 
     ab = _pairs(args.ab.split(","), "--ab") if args.ab else None
     return ServeSettings(
@@ -121,12 +121,13 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 def cmd_serve(args: argparse.Namespace) -> int:
     from transferops._extras import require
     from transferops._progress import say
+    uvicorn = require("uvicorn", "serve")
+    require("fastapi", "serve")  # one line naming the extra, before the server module imports it
     from transferops.deploy.server import create_app
 
-    uvicorn = require("uvicorn", "serve")
     settings = settings_from_args(args)
     # fail here with one line rather than with a traceback from the server's startup
-    for what, items in (("--model", settings.models), ("--ab", settings.ab or {})):
+    for what, items in (("--model", settings.models), ("--ab", settings.experiments.ab or {})):
         for name, path in items.items():
             if not Path(path).is_dir():
                 raise ConfigError(f"{what} {name}: {path} is not a folder (an export or a trained artifact)")
@@ -145,7 +146,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         # h11 (when used) also bounds the header block while it is read; the app checks size and count
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
-                    h11_max_incomplete_event_size=settings.max_header_bytes + 1024)
+                    h11_max_incomplete_event_size=settings.edge.max_header_bytes + 1024)
     except SystemExit:
         err = app.state.startup_error
         if err is None:

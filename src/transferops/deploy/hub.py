@@ -12,12 +12,12 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transferops.deploy.batching import DynamicBatcher
+from transferops.deploy.batching import BatchSettings, DynamicBatcher
 from transferops.deploy.metrics import ServerMetrics
 from transferops.deploy.runtime import AdapterPool, Runner, check_safe_folder, model_version, open_runner
 from transferops.errors import ArtifactError, ConfigError
@@ -33,6 +33,34 @@ def check_name(name: str) -> str:
     if not NAME_RE.match(name or ""):
         raise ConfigError(f"model name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
     return name
+
+
+@dataclass
+class HubSettings:
+    """What every model the hub loads shares: runtime threads, ONNX variant, review policy, the
+    inference thread pool and its batching (``transferops serve`` flags of the same names)."""
+
+    threads: int | None = field(default=None, metadata={"help": "intra-op threads for ONNX Runtime / PyTorch"})
+    variant: str | None = field(default=None, metadata={"help": "ONNX variant: int8 (default) or fp32"})
+    inference_workers: int = field(default=1, metadata={"help": "inference threads (batches in parallel)"})
+    review_threshold: float | None = None
+    target_auto_accuracy: float | None = None
+    batching: BatchSettings = field(default_factory=BatchSettings)
+
+    def __post_init__(self) -> None:
+        w = self.inference_workers
+        if not isinstance(w, int) or isinstance(w, bool) or w <= 0:
+            raise ConfigError(f"inference_workers: must be a positive number, got {w!r}")
+        if self.review_threshold is not None and self.target_auto_accuracy is not None:
+            raise ConfigError("review_threshold and target_auto_accuracy: set one, not both")
+        if self.review_threshold is not None and not 0 <= self.review_threshold <= 1:
+            raise ConfigError(f"review_threshold: {self.review_threshold!r} must be in [0, 1]")
+        if self.target_auto_accuracy is not None and not 0 < self.target_auto_accuracy <= 1:
+            raise ConfigError(f"target_auto_accuracy: {self.target_auto_accuracy!r} must be in (0, 1]")
+        if self.threads is not None and self.threads <= 0:
+            raise ConfigError(f"threads: must be positive, got {self.threads!r}")
+        if self.variant not in (None, "int8", "fp32"):
+            raise ConfigError(f"variant: {self.variant!r} is not one of 'int8', 'fp32'")
 
 
 @dataclass
@@ -56,26 +84,20 @@ def _batch_observer(m: ServerMetrics, name: str) -> Callable[[int, float], None]
 class ModelHub:
     """Named models served by one process.
 
+    >>> hub = ModelHub(HubSettings(threads=1), metrics=ServerMetrics())   # doctest: +SKIP
     >>> hub.load("news", "runs/news-onnx")          # doctest: +SKIP
     >>> hub.load("news", "runs/news-v2-onnx")       # doctest: +SKIP  (atomic swap)
     >>> hub.unload("news")                          # doctest: +SKIP
     """
 
-    def __init__(self, *, executor: Executor, metrics: ServerMetrics, threads: int | None = None,
-                 max_batch_size: int = 32, max_wait_ms: float = 2.0, queue_size: int = 2048,
-                 adaptive_wait: bool = True,
-                 review_threshold: float | None = None, target_auto_accuracy: float | None = None,
-                 variant: str | None = None) -> None:
-        self.executor = executor
+    def __init__(self, settings: HubSettings, *, metrics: ServerMetrics,
+                 executor: Executor | None = None) -> None:
+        self.settings = settings
         self.metrics = metrics
-        self.threads = threads
-        self.max_batch_size = max_batch_size
-        self.max_wait_ms = max_wait_ms
-        self.adaptive_wait = adaptive_wait
-        self.queue_size = queue_size
-        self.review_threshold = review_threshold
-        self.target_auto_accuracy = target_auto_accuracy
-        self.variant = variant
+        # the hub owns the inference threads unless given some (close() shuts its own down)
+        self._own_executor = executor is None
+        self.executor: Executor = executor or ThreadPoolExecutor(
+            max_workers=settings.inference_workers, thread_name_prefix="transferops-infer")
         self._slots: dict[str, ModelSlot] = {}
         self._pools: dict[tuple[str, int, str], AdapterPool] = {}
         self._lock = threading.RLock()
@@ -104,7 +126,7 @@ class ModelHub:
     def load(self, name: str, path: str | Path) -> dict[str, Any]:
         """Load (or atomically replace) model ``name`` from an export folder or artifact."""
         check_name(name)
-        runner = open_runner(name, path, threads=self.threads, variant=self.variant)
+        runner = open_runner(name, path, threads=self.settings.threads, variant=self.settings.variant)
         return self._install(name, runner, "model")
 
     def load_adapter(self, name: str, path: str | Path) -> dict[str, Any]:
@@ -124,7 +146,7 @@ class ModelHub:
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
-                pool = self._pools[key] = AdapterPool(key, threads=self.threads)
+                pool = self._pools[key] = AdapterPool(key, threads=self.settings.threads)
         pool.add(adapter_id, p, manifest)
 
         def release() -> None:
@@ -144,7 +166,8 @@ class ModelHub:
 
     def _install(self, name: str, runner: Runner, kind: str) -> dict[str, Any]:
         runner.infer(["warm-up text"])  # first call allocates; keep it out of a user's request
-        runner.set_review(threshold=self.review_threshold, target_auto_accuracy=self.target_auto_accuracy)
+        runner.set_review(threshold=self.settings.review_threshold,
+                          target_auto_accuracy=self.settings.target_auto_accuracy)
         old: Runner | None = None
         with self._lock:
             slot = self._slots.get(name)
@@ -152,8 +175,7 @@ class ModelHub:
                 m = self.metrics
                 slot = ModelSlot(name=name, runner=runner, batcher=None, kind=kind)  # type: ignore[arg-type]
                 slot.batcher = DynamicBatcher(
-                    slot, executor=self.executor, max_batch_size=self.max_batch_size,
-                    max_wait_ms=self.max_wait_ms, queue_size=self.queue_size, adaptive_wait=self.adaptive_wait,
+                    slot, executor=self.executor, **asdict(self.settings.batching),
                     on_batch=_batch_observer(m, name), on_depth=m.queue_depth.labels(name).set)
                 self._slots[name] = slot
             else:
@@ -187,3 +209,5 @@ class ModelHub:
         for s in slots:
             s.batcher.close()
             s.runner.close()
+        if self._own_executor:
+            self.executor.shutdown(wait=False, cancel_futures=True)

@@ -1,7 +1,8 @@
-"""Monitoring inside ``transferops serve``: prediction log, feedback, dashboard, drift gauges and
-champion pickup. Installed by :func:`transferops.deploy.server.create_app` via ``install(app, settings)``.
+"""The monitoring router of ``transferops serve`` (owned by monitor): prediction log, feedback,
+dashboard, drift gauges and champion pickup. :func:`transferops.deploy.server.create_app` calls
+:func:`mount`; settings: :class:`~transferops.monitor.settings.MonitorSettings`.
 
-With ``settings.db_url`` set:
+With ``--db URL`` (``MonitorSettings.db_url``):
 
 * every prediction record goes to a :class:`~transferops.monitor.logger.PredictionLogger` (batched
   on a background thread every 0.5 s, bounded buffer, drops counted; never blocks a response);
@@ -14,24 +15,29 @@ With ``settings.db_url`` set:
   5 s) or ``POST /admin/champion`` swaps the new champion in with ``hub.load`` (atomic; in-flight
   batches finish on the old model).
 
-Without a database ``/dashboard`` explains how to turn logging on.
+Without a database none of these routes is mounted: a request to one gets 404 naming ``--db URL``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import logging
 import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from transferops.constants import EXPORT_MANIFEST, REFERENCE_PROFILE
+from transferops.deploy.http import AdminDep, not_mounted
+from transferops.deploy.settings import ServeSettings
+from transferops.errors import ConfigError
+from transferops.monitor.settings import MonitorSettings
 
 log = logging.getLogger("transferops.monitor.server")
 
@@ -74,13 +80,12 @@ class FeedbackRequest(BaseModel):
 class MonitorExtension:
     """State shared by the routes and background threads of the monitoring extension."""
 
-    def __init__(self, app: Any, settings: Any) -> None:
+    def __init__(self, app: Any, settings: MonitorSettings) -> None:
         self.app = app
         self.settings = settings
         self.store: Any = None
         self.logger: Any = None
-        self.champion_name: str | None = (getattr(settings, "champion_name", None)
-                                          or os.environ.get("TRANSFEROPS_CHAMPION_NAME") or None)
+        self.champion_name: str | None = os.environ.get("TRANSFEROPS_CHAMPION_NAME") or None
         self.champion_version: str | None = None
         self.champion_poll_s = _env_float("TRANSFEROPS_CHAMPION_POLL_S", 5.0)
         self.drift_interval_s = _env_float("TRANSFEROPS_DRIFT_INTERVAL_S", 60.0)
@@ -97,11 +102,14 @@ class MonitorExtension:
         from transferops.monitor.logger import PredictionLogger
         from transferops.monitor.store import Store
 
+        url = self.settings.db_url
+        if not url:
+            raise ConfigError("db_url: monitoring needs the prediction log; start the server with --db URL")
         # create=False: an unreachable database must not stop the server from starting; the
         # logger creates the tables on its first successful flush.
-        self.store = Store(self.settings.db_url, busy_timeout_s=1.0, create=False)
+        self.store = Store(url, busy_timeout_s=1.0, create=False)
         self.logger = PredictionLogger(self.store, flush_interval=self.flush_interval_s, max_buffer=self.max_buffer)
-        if getattr(self.settings, "log_mode", "async") == "durable":
+        if self.settings.log_mode == "durable":
             # the server awaits the commit before it answers (acknowledged means durable)
             self.app.state.durable_log = self.logger.commit
         else:
@@ -276,120 +284,109 @@ class MonitorExtension:
                 log.warning("champion check failed: %s", exc)
 
 
-def install(app: Any, settings: Any) -> None:
-    """Add the monitoring routes, logger and background threads to the server ``app``."""
-    from fastapi import Header, HTTPException, Query
-    from fastapi.responses import HTMLResponse
+def get_monitor(request: Request) -> MonitorExtension:
+    return request.app.state.monitor  # type: ignore[no-any-return]
 
-    ext = MonitorExtension(app, settings)
+
+MonitorDep = Annotated[MonitorExtension, Depends(get_monitor)]
+router = APIRouter(tags=["monitor"])
+#: The routes of this router (all need the prediction log), for the 404 when it is not mounted.
+ROUTES = ("/v1/feedback", "/dashboard", "/v1/monitor/{name}", "/admin/champion")
+
+
+@router.post("/v1/feedback", responses={404: {"description": "unknown prediction id"},
+                                        422: {"description": "invalid label"},
+                                        503: {"description": "prediction log unavailable"}})
+async def feedback(req: FeedbackRequest, ext: MonitorDep) -> dict[str, Any]:
+    """Attach ground truth to a logged prediction (used for accuracy monitoring and retraining)."""
+    labels = req.label if isinstance(req.label, list) else [req.label]
+    if not labels or any(not str(x).strip() for x in labels):
+        raise HTTPException(422, detail=[{"loc": ["body", "label"], "msg": "label must be non-empty",
+                                          "type": "value_error"}])
+
+    def record() -> int:
+        probs = _prediction_labels(ext, req.prediction_id)
+        if probs is None:
+            return 404
+        unknown = [x for x in labels if x not in probs]
+        if probs and unknown:
+            return 422
+        ext.store.add_feedback(req.prediction_id, req.label, check=False)
+        return 200
+
+    try:
+        code = await asyncio.to_thread(record)
+    except Exception as exc:
+        raise HTTPException(503, detail=f"prediction log unavailable: {type(exc).__name__}") from exc
+    if code == 404:
+        raise HTTPException(404, detail=f"unknown prediction_id {req.prediction_id!r} (ids come from "
+                            "the predict response's prediction_id)")
+    if code == 422:
+        raise HTTPException(422, detail=[{"loc": ["body", "label"], "type": "value_error",
+                                          "msg": f"{req.label!r} is not a label of the model that made "
+                                                 "this prediction"}])
+    return {"prediction_id": req.prediction_id, "label": req.label, "recorded": True}
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def dashboard(ext: MonitorDep, model: str | None = Query(None), window: str | None = Query(None),
+                    last: int | None = Query(None, ge=1, le=5_000_000),
+                    buckets: int = Query(24, ge=2, le=500)) -> HTMLResponse:
+    """Monitoring dashboard (PSI, confidence, class mix, accuracy, review rate, status)."""
+    from transferops.monitor.dashboard import render_dashboard
+
+    served = ext.served()
+    name = model or next((n for n, p in sorted(served.items()) if profile_dir_for(p) is not None), None)
+    if name is None or name not in served:
+        raise HTTPException(404, detail=f"unknown or unprofiled model {model!r}; served: {sorted(served)}")
+    if window is not None and last is not None:
+        raise HTTPException(422, detail=[{"loc": ["query", "window"], "msg": "give window or last, not both",
+                                          "type": "value_error"}])
+    try:
+        res = await asyncio.to_thread(ext.compute, name, window=window, last=last, buckets=buckets)
+    except FileNotFoundError as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    except ValueError as exc:
+        raise HTTPException(422, detail=[{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from exc
+    return HTMLResponse(render_dashboard(res.to_dict(), title=f"transferops monitor — {name}", refresh_s=30))
+
+
+@router.get("/v1/monitor/{name}")
+async def drift_json(name: str, ext: MonitorDep, window: str | None = Query(None),
+                     last: int | None = Query(None, ge=1, le=5_000_000)) -> dict[str, Any]:
+    """The drift report of a served model as JSON (same numbers as the dashboard)."""
+    try:
+        res = await asyncio.to_thread(ext.compute, name, window=window, last=last)
+    except KeyError:
+        raise HTTPException(404, detail=f"unknown model {name!r}") from None
+    except FileNotFoundError as exc:
+        raise HTTPException(404, detail=str(exc)) from exc
+    except ValueError as exc:  # a bad window: the validation-error shape the schema declares
+        raise HTTPException(422, detail=[{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from exc
+    return res.report.to_dict()  # type: ignore[no-any-return]
+
+
+@router.post("/admin/champion", tags=["admin"])
+async def admin_champion(_: AdminDep, ext: MonitorDep) -> dict[str, Any]:
+    """Swap in the registry's champion now (instead of waiting for the poller)."""
+    return await asyncio.to_thread(ext.check_champion)
+
+
+def mount(app: FastAPI, settings: ServeSettings) -> None:
+    """With a prediction log: the logger, gauges, background threads and the routes; without one
+    the routes are not mounted (404 naming ``--db``)."""
+    if not settings.monitoring.enabled:
+        for path in ROUTES:
+            not_mounted(app, path, f"{path} needs the prediction log: start the server with "
+                        "--db URL (alias --db-url), e.g. --db sqlite:///monitor.db")
+        return
+    ext = MonitorExtension(app, settings.monitoring)
     app.state.monitor = ext
-    enabled = bool(getattr(settings, "db_url", None))
-    if enabled:
-        ext.setup_store()
-        ext.setup_metrics()
-        app.state.startup_hooks.append(ext.start)
-        app.state.shutdown_hooks.append(ext.stop)
-
-    @app.post("/v1/feedback", tags=["monitor"],
-              responses={404: {"description": "unknown prediction id"}, 422: {"description": "invalid label"},
-                         503: {"description": "prediction log disabled or unavailable"}})
-    async def feedback(req: FeedbackRequest) -> dict[str, Any]:
-        """Attach ground truth to a logged prediction (used for accuracy monitoring and retraining)."""
-        if not enabled:
-            raise HTTPException(503, detail="feedback needs the prediction log: start the server with --db-url")
-        labels = req.label if isinstance(req.label, list) else [req.label]
-        if not labels or any(not str(x).strip() for x in labels):
-            raise HTTPException(422, detail=[{"loc": ["body", "label"], "msg": "label must be non-empty",
-                                              "type": "value_error"}])
-
-        def record() -> int:
-            probs = _prediction_labels(ext, req.prediction_id)
-            if probs is None:
-                return 404
-            unknown = [x for x in labels if x not in probs]
-            if probs and unknown:
-                return 422
-            ext.store.add_feedback(req.prediction_id, req.label, check=False)
-            return 200
-
-        try:
-            code = await asyncio.to_thread(record)
-        except Exception as exc:
-            raise HTTPException(503, detail=f"prediction log unavailable: {type(exc).__name__}") from exc
-        if code == 404:
-            raise HTTPException(404, detail=f"unknown prediction_id {req.prediction_id!r} (ids come from "
-                                "the predict response's prediction_id)")
-        if code == 422:
-            raise HTTPException(422, detail=[{"loc": ["body", "label"], "type": "value_error",
-                                              "msg": f"{req.label!r} is not a label of the model that made "
-                                                     "this prediction"}])
-        return {"prediction_id": req.prediction_id, "label": req.label, "recorded": True}
-
-    @app.get("/dashboard", tags=["monitor"], response_class=HTMLResponse)
-    async def dashboard(model: str | None = Query(None), window: str | None = Query(None),
-                        last: int | None = Query(None, ge=1, le=5_000_000),
-                        buckets: int = Query(24, ge=2, le=500)) -> Any:  # HTMLResponse (imported locally)
-        """Monitoring dashboard (PSI, confidence, class mix, accuracy, review rate, status)."""
-        from transferops.monitor.dashboard import render_dashboard
-
-        if not enabled:
-            return HTMLResponse("<!doctype html><title>transferops monitor</title><h1>Monitoring is off</h1>"
-                                "<p>Start the server with <code>--db-url sqlite:///monitor.db</code> to log "
-                                "predictions and see drift here.</p>", status_code=503)
-        served = ext.served()
-        name = model or next((n for n, p in sorted(served.items()) if profile_dir_for(p) is not None), None)
-        if name is None or name not in served:
-            raise HTTPException(404, detail=f"unknown or unprofiled model {model!r}; served: {sorted(served)}")
-        if window is not None and last is not None:
-            raise HTTPException(422, detail=[{"loc": ["query", "window"], "msg": "give window or last, not both",
-                                              "type": "value_error"}])
-        try:
-            res = await asyncio.to_thread(ext.compute, name, window=window, last=last, buckets=buckets)
-        except FileNotFoundError as exc:
-            raise HTTPException(404, detail=str(exc)) from exc
-        except ValueError as exc:
-            raise HTTPException(422, detail=[{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from exc
-        page = render_dashboard(res.to_dict(), title=f"transferops monitor — {name}", refresh_s=30)
-        return HTMLResponse(page)
-
-    @app.get("/v1/monitor/{name}", tags=["monitor"])
-    async def drift_json(name: str, window: str | None = Query(None),
-                         last: int | None = Query(None, ge=1, le=5_000_000)) -> dict[str, Any]:
-        """The drift report of a served model as JSON (same numbers as the dashboard)."""
-        if not enabled:
-            raise HTTPException(503, detail="monitoring needs --db-url")
-        try:
-            res = await asyncio.to_thread(ext.compute, name, window=window, last=last)
-        except KeyError:
-            raise HTTPException(404, detail=f"unknown model {name!r}") from None
-        except FileNotFoundError as exc:
-            raise HTTPException(404, detail=str(exc)) from exc
-        except ValueError as exc:  # a bad window: the validation-error shape the schema declares
-            raise HTTPException(422, detail=[{"loc": ["query"], "msg": str(exc), "type": "value_error"}]) from exc
-        return res.report.to_dict()
-
-    @app.post("/admin/champion", tags=["admin"])
-    async def admin_champion(authorization: str | None = Header(None),
-                             x_admin_token: str | None = Header(None)) -> dict[str, Any]:
-        """Swap in the registry's champion now (instead of waiting for the poller)."""
-        token = getattr(settings, "admin_token", None)
-        if not token:
-            raise HTTPException(403, detail="admin endpoints are disabled: start the server with --admin-token")
-        given = x_admin_token
-        if given is None and authorization and authorization.lower().startswith("bearer "):
-            given = authorization[7:].strip()
-        if not given or not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401 if not given else 403, detail="admin token required")
-        if not enabled:
-            raise HTTPException(409, detail="the champion lives in the registry: start the server with --db-url")
-        return await asyncio.to_thread(ext.check_champion)
-
-    if not enabled:
-        from transferops.deploy.server import not_configured
-
-        for path, methods in (("/v1/feedback", ["POST"]), ("/dashboard", ["GET"]), ("/v1/monitor/{name}", ["GET"])):
-            not_configured(app, path, methods, f"{path} needs the prediction log: start the server with "
-                           "--db URL (alias --db-url), e.g. --db sqlite:///monitor.db")
+    ext.setup_store()
+    ext.setup_metrics()
+    app.state.startup_hooks.append(ext.start)
+    app.state.shutdown_hooks.append(ext.stop)
+    app.include_router(router)
 
 
 def _prediction_labels(ext: MonitorExtension, prediction_id: str) -> list[str] | None:
@@ -423,4 +420,4 @@ def _prediction_labels(ext: MonitorExtension, prediction_id: str) -> list[str] |
         return []
 
 
-__all__ = ["MonitorExtension", "install", "profile_dir_for"]
+__all__ = ["MonitorExtension", "mount", "profile_dir_for", "router"]

@@ -1,0 +1,253 @@
+"""``POST /v1/models/{name}/predict`` and the model listing (``GET /v1/models``, ``/v1/models/{name}``).
+
+:func:`predict` is the one request path from texts to logged predictions; the experiments router
+(:mod:`transferops.abtest.server_ext`) calls it with the caller's :class:`Assignment`:
+
+1. edge checks of the texts (:func:`check_texts`; limits from :class:`PredictSettings`),
+2. the model's batcher queues them (deadline from ``X-Request-Timeout``), watching for disconnects,
+3. one :func:`_record` per text: what the prediction log and the listeners receive,
+4. durable log mode: the response waits until the log committed the records,
+5. metrics, then the records go to the listeners (background thread), then the response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+
+from transferops.deploy.batching import BatcherClosed, DeadlineExceeded, Overloaded
+from transferops.deploy.http import HubDep, MetricsDep, field_error
+from transferops.deploy.hub import ModelHub
+from transferops.deploy.metrics import ServerMetrics
+from transferops.deploy.runtime import InferResult, Runner
+from transferops.deploy.schemas import PredictRequest, PredictResponse, unencodable_at
+from transferops.deploy.settings import PredictSettings
+
+log = logging.getLogger("transferops.deploy.server")
+
+#: Optional request header: seconds the caller will wait (at most request_timeout_s).
+TIMEOUT_HEADER = "X-Request-Timeout"
+#: Keys of a model's info that only the admin listing shows.
+PRIVATE_INFO_KEYS = ("path", "adapter_id")
+
+
+def get_predict_settings(request: Request) -> PredictSettings:
+    return request.app.state.settings.predict  # type: ignore[no-any-return]
+
+
+PredictSettingsDep = Annotated[PredictSettings, Depends(get_predict_settings)]
+router = APIRouter(tags=["predict"])
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """The request was routed by an A/B experiment: which arm, which experiment, by which key."""
+
+    arm: str
+    experiment: str
+    key: str
+
+
+# ---------------------------------------------------------------------- listing
+def public(info: dict[str, Any]) -> dict[str, Any]:
+    # unauthenticated: names, versions, kinds and labels; never file paths (GET /admin/models has them)
+    return {k: v for k, v in info.items() if k not in PRIVATE_INFO_KEYS}
+
+
+def unknown_model(name: str, hub: ModelHub) -> HTTPException:
+    return HTTPException(404, detail=f"unknown model {name!r}; served: {', '.join(hub.names()) or 'none'}")
+
+
+@router.get("/v1/models")
+async def list_models(hub: HubDep) -> dict[str, Any]:
+    return {"models": [public(i) for i in hub.info()]}
+
+
+@router.get("/v1/models/{name}")
+async def model_info(name: str, hub: HubDep) -> dict[str, Any]:
+    if name not in hub:
+        raise unknown_model(name, hub)
+    return public(next(i for i in hub.info() if i["name"] == name))
+
+
+# ---------------------------------------------------------------------- predict
+@router.post("/v1/models/{name}/predict", response_model=PredictResponse,
+             responses={404: {"description": "unknown model"}, 413: {"description": "body too large"},
+                        422: {"description": "invalid input (the field is named)"},
+                        503: {"description": "queue full; see Retry-After"}})
+async def predict_model(name: str, req: PredictRequest, request: Request) -> Response:
+    """Classify texts; each prediction says `auto` or `review` (confidence below the threshold)."""
+    return await predict(request, name, req)
+
+
+def check_texts(req: PredictRequest, settings: PredictSettings, metrics: ServerMetrics) -> None:
+    """Edge validation: limits and text the tokenizer (and JSON encoder) can take, field named."""
+    texts = req.texts
+    if len(texts) > settings.max_texts_per_request:
+        metrics.rejected.labels("too_many_texts").inc()
+        raise field_error(422, ["body", "texts"], f"{len(texts)} texts; at most "
+                          f"{settings.max_texts_per_request} per request (max_texts_per_request)")
+    for i, t in enumerate(texts):
+        if len(t) > settings.max_chars_per_text:
+            metrics.rejected.labels("text_too_long").inc()
+            raise field_error(422, ["body", "texts", i], f"{len(t)} characters; at most "
+                              f"{settings.max_chars_per_text} per text (max_chars_per_text)")
+        pos = unencodable_at(t)
+        if pos is not None:
+            metrics.rejected.labels("invalid_text").inc()
+            raise field_error(422, ["body", "texts", i], f"character {pos} is an unpaired surrogate "
+                              "(e.g. \\ud800), which is not text; send valid UTF-8", "invalid_text")
+    if req.ids is not None:
+        if len(req.ids) != len(texts):
+            raise field_error(422, ["body", "ids"], f"{len(req.ids)} ids for {len(texts)} texts; give one per text")
+        for i, cid in enumerate(req.ids):
+            if isinstance(cid, str) and unencodable_at(cid) is not None:
+                metrics.rejected.labels("invalid_text").inc()
+                raise field_error(422, ["body", "ids", i], "contains an unpaired surrogate (e.g. "
+                                  "\\ud800), which is not text; send valid UTF-8", "invalid_text")
+
+
+def timeout_for(request: Request, settings: PredictSettings) -> float:
+    raw = request.headers.get(TIMEOUT_HEADER)
+    if raw is None:
+        return settings.request_timeout_s
+    try:
+        v = float(raw)
+    except ValueError:
+        v = float("nan")
+    if not v > 0:
+        raise field_error(422, ["header", TIMEOUT_HEADER], f"{raw!r} must be a positive number of seconds")
+    return min(v, settings.request_timeout_s)
+
+
+async def until_disconnect(request: Request) -> None:
+    """Returns when the client closes the connection (the body was already read)."""
+    while True:
+        msg = await request.receive()
+        if msg["type"] == "http.disconnect":
+            return
+
+
+async def _infer(request: Request, name: str, texts: list[str], timeout_s: float, hub: ModelHub,
+                 metrics: ServerMetrics) -> list[tuple[Runner, InferResult]] | None:
+    """Queue ``texts`` on model ``name``; None when the client went away first (nothing computed)."""
+    try:
+        slot = hub.get(name)
+    except KeyError:
+        request.scope["transferops.model"] = "unknown"
+        raise unknown_model(name, hub) from None
+    work = asyncio.ensure_future(slot.batcher.submit(texts, timeout_s=timeout_s))
+    watch = asyncio.ensure_future(until_disconnect(request))
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+    if not work.done():  # the client went away: drop its queued texts, compute and log nothing
+        work.cancel()
+        with contextlib.suppress(BaseException):
+            await work
+        return None
+    try:
+        return work.result()
+    except Overloaded as exc:
+        metrics.rejected.labels("overloaded").inc()
+        raise HTTPException(503, detail="server busy: the prediction queue is full; retry later",
+                            headers={"Retry-After": str(max(1, round(exc.retry_after)))}) from None
+    except DeadlineExceeded:
+        metrics.rejected.labels("deadline").inc()
+        raise HTTPException(504, detail=f"not computed: still queued after {timeout_s:g}s "
+                            f"(request_timeout_s or the {TIMEOUT_HEADER} header); retry later",
+                            headers={"Retry-After": "1"}) from None
+    except BatcherClosed:
+        raise HTTPException(404, detail=f"model {name!r} was unloaded") from None
+    except Exception as exc:
+        # only this request failed (the batcher retried its batch-mates on their own)
+        log.warning("model %s: inference failed for one request: %s: %s", name, type(exc).__name__,
+                    str(exc).splitlines()[0][:200] if str(exc) else "")
+        raise HTTPException(500, detail=f"model {name!r} could not classify these texts "
+                            f"({type(exc).__name__}); other requests are unaffected") from None
+
+
+def _record(*, pid: str, name: str, runner: Runner, res: InferResult, j: int, text: str, client_id: Any,
+            route: str, probs: dict[str, float], latency_ms: float, ts: float,
+            assignment: Assignment | None) -> dict[str, Any]:
+    """The log record of text ``j`` of ``res``: what the prediction log and every listener receive."""
+    return {
+        "id": pid, "ts": ts, "model": name, "model_version": runner.version,
+        "arm": assignment.arm if assignment else None,
+        "experiment": assignment.experiment if assignment else None,
+        "ab_key": assignment.key if assignment else None,
+        "route": route, "label": res.labels[j], "probabilities": probs, "confidence": float(res.confidence[j]),
+        "latency_ms": latency_ms, "n_chars": int(res.n_chars[j]), "n_tokens": int(res.n_tokens[j]),
+        "unk_rate": float(res.unk_rate[j]), "sketch": [float(x) for x in res.sketch[j]],
+        "text": text, "client_id": client_id,
+    }
+
+
+async def predict(request: Request, name: str, req: PredictRequest, *,
+                  assignment: Assignment | None = None) -> Response:
+    """Predict ``req.texts`` with model ``name``, log them, answer (see the module docstring)."""
+    t0 = time.perf_counter()
+    state = request.app.state
+    hub, metrics, settings = state.hub, state.metrics, get_predict_settings(request)
+    request.scope["transferops.model"] = name
+    check_texts(req, settings, metrics)
+    timeout_s = timeout_for(request, settings)
+    chunks = await _infer(request, name, req.texts, timeout_s, hub, metrics)
+    if chunks is None:
+        metrics.rejected.labels("client_gone").inc()
+        return Response(status_code=499)
+    latency_ms = (time.perf_counter() - t0) * 1000.0
+    now = time.time()
+    durable = state.durable_log
+    want_records = bool(state.prediction_listeners) or durable is not None
+    preds: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    n_review, version, i = 0, "", 0
+    for runner, res in chunks:
+        version = runner.version
+        for j in range(len(res)):
+            conf = float(res.confidence[j])
+            route = runner.review.route(conf)
+            n_review += route == "review"
+            probs = {lbl: float(p) for lbl, p in zip(runner.labels, res.proba[j], strict=True)}
+            pid = uuid.uuid4().hex
+            label = res.labels[j]
+            client_id = req.ids[i] if req.ids is not None else None
+            preds.append({"id": client_id, "prediction_id": pid, "label": label, "probabilities": probs,
+                          "confidence": conf, "route": route, "model_version": runner.version})
+            for lbl in (label if isinstance(label, list) else [label]):
+                metrics.predictions.labels(name, str(lbl)).inc()
+            if want_records:
+                records.append(_record(pid=pid, name=name, runner=runner, res=res, j=j, text=req.texts[i],
+                                       client_id=client_id, route=route, probs=probs, latency_ms=latency_ms,
+                                       ts=now, assignment=assignment))
+            i += 1
+    if durable is not None and records:
+        # acknowledged means durable: the response leaves only after the log committed it
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(durable(records)), settings.request_timeout_s)
+        except Exception as exc:
+            metrics.rejected.labels("log_unavailable").inc()
+            raise HTTPException(503, detail="prediction log unavailable, predictions not acknowledged "
+                                f"({type(exc).__name__}); retry later, or serve with --log-mode async "
+                                "to answer without the log", headers={"Retry-After": "1"}) from None
+    metrics.observe_routes(name, n_review, len(preds))
+    metrics.latency.labels(name).observe(latency_ms / 1000.0)
+    if records and state.prediction_listeners:
+        state.listener_dispatcher.submit(records)
+    body: dict[str, Any] = {"model": name, "model_version": version, "predictions": preds}
+    if assignment is not None:
+        body.update({"arm": assignment.arm, "experiment": assignment.experiment})
+    return JSONResponse(body)
+
+
+__all__ = ["Assignment", "MetricsDep", "PredictSettingsDep", "predict", "router"]
