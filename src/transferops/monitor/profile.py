@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from transferops._util import read_json, utcnow, write_json
-from transferops.constants import LABEL_COL, REFERENCE_PROFILE, TEXT_COL
+from transferops.constants import LABEL_COL, MANIFEST_NAME, REFERENCE_PROFILE, TEXT_COL
 from transferops.errors import ArtifactError, DataError
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def build_profile(model: Any, texts: Sequence[str], labels: Sequence[Any] | None
                   sketch_sample: int = 1000, max_texts: int = 2000, seed: int = 0) -> dict[str, Any]:
     """Reference profile of ``model`` on ``texts``: class mix, confidence, input features, sketches.
 
-    ``model`` needs ``predict_proba``, ``decide``, ``embed``, ``tokenizer`` and ``labels`` (a
+    ``model`` needs ``predict_proba``, ``decision_rule``, ``embed``, ``tokenizer`` and ``labels`` (a
     :class:`~transferops.artifacts.model.TransferOpsModel`). With ``labels`` the reference accuracy
     and per-class recall are stored too (the baseline for feedback accuracy).
     """
@@ -106,8 +106,8 @@ def build_profile(model: Any, texts: Sequence[str], labels: Sequence[Any] | None
     texts = [texts[i] for i in idx]
     nb = auto_bins(len(texts)) if bins is None else int(bins)
     proba = np.asarray(model.predict_proba(texts))
-    predicted = model.decide(proba)
-    conf = proba.max(axis=1)
+    # the confidence the server logs (probability of the decided label), not proba.max()
+    predicted, conf = model.decision_rule.apply(proba)
     keys = label_keys(predicted)
     counts = {str(lab): 0 for lab in model.labels}
     for k in keys:
@@ -167,6 +167,20 @@ def profile_artifact(artifact_dir: str | Path, *, split: str = "validation", **k
     profile["split"] = split
     save_profile(artifact_dir, profile)
     return profile
+
+
+def refresh_profile(artifact_dir: str | Path) -> bool:
+    """Rebuild a saved profile from the same split after the artifact's decision rule changed
+    (``calibrate``); a failure is logged, never fatal (the old profile stays)."""
+    try:
+        old = load_profile(artifact_dir)
+        seed = int(((read_json(Path(artifact_dir) / MANIFEST_NAME).get("config") or {}).get("seed")) or 0)
+        profile_artifact(artifact_dir, split=str(old.get("split") or "validation"), seed=seed)
+    except Exception as exc:
+        log.warning("reference profile of %s not rebuilt after the decision rule changed: %s (rebuild it "
+                    "with `transferops monitor --model %s --build-profile`)", artifact_dir, exc, artifact_dir)
+        return False
+    return True
 
 
 def post_train(artifact_dir: Path, config: Any) -> dict[str, Any] | None:

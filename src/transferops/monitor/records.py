@@ -28,7 +28,7 @@ def make_records(model: Any, texts: Sequence[str], *, ts: float | Sequence[float
     texts = list(texts)
     t0 = time.perf_counter()
     proba = np.asarray(model.predict_proba(texts, batch_size=batch_size))
-    labels = model.decide(proba)
+    labels, confidence = model.decision_rule.apply(proba)  # the server's labels and confidence
     sk = sketch(np.asarray(model.embed(texts, batch_size=batch_size)))
     feats = text_features(model.tokenizer, texts)
     latency = (time.perf_counter() - t0) * 1000 / max(len(texts), 1)
@@ -42,7 +42,7 @@ def make_records(model: Any, texts: Sequence[str], *, ts: float | Sequence[float
     names = [str(x) for x in model.labels]
     out = []
     for i, text in enumerate(texts):
-        conf = float(proba[i].max())
+        conf = float(confidence[i])
         r = route or ("review" if review_below is not None and conf < review_below else "auto")
         out.append({
             "id": uuid.uuid4().hex, "ts": float(times[i]), "model": model_name or getattr(model, "name", None),
