@@ -221,4 +221,5 @@ def tune_offsets(log_proba: np.ndarray, y: np.ndarray, labels: list[str], *, met
             "note": "argmax(T·log p + offset); tuned on the validation split only"}
 
 
-__all__ = ["MIN_GAIN", "MIN_PER_CLASS", "OFFSET_GRID", "DecisionRule", "decide_indices", "offsets_vector", "tune_offsets"]
+__all__ = ["MIN_GAIN", "MIN_PER_CLASS", "OFFSET_GRID", "DecisionRule", "decide_indices", "offsets_vector",
+           "tune_offsets"]
