@@ -36,8 +36,8 @@ def _served_vs_profile(path: Path) -> None:
     counts = pd.Series(label_keys(served.labels)).value_counts().to_dict()
     assert {k: v for k, v in prof["class_counts"].items() if v} == counts
     recs = make_records(model, texts)
-    np.testing.assert_allclose([r["confidence"] for r in recs], conf, atol=1e-4)
-    assert [r["label"] for r in recs] == served.labels
+    np.testing.assert_allclose([r.confidence for r in recs], conf, atol=1e-4)
+    assert [r.label for r in recs] == served.labels
 
 
 def test_binary_tuned_threshold_profile_confidence_is_the_served_confidence(tiny_bert, tmp_path, bbc_small):

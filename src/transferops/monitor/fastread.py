@@ -66,7 +66,7 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
     k = len(labels)
 
     def where(stmt: Any) -> Any:
-        return store._window_filter(stmt, since, until, model)
+        return store.window_filter(stmt, since, until, model)
 
     feats = list(profile["features"].items())
     # Three cheap statements rather than one: count(*) alone and min/max(ts) alone are answered
@@ -103,7 +103,7 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
         # (within a time bucket row order does not enter any signal).
         key = packed_expr.label("packed")
         gstmt = where(sa.select(key, sa.func.count().label("n"))).group_by(sa.literal_column("packed"))
-        pairs = np.asarray(store._fetch_raw(gstmt), dtype=np.int64).reshape(-1, 2)
+        pairs = np.asarray(store.fetch_rows(gstmt), dtype=np.int64).reshape(-1, 2)
         pairs = pairs[np.argsort(pairs[:, 0] >> _SHIFTS["bucket"], kind="stable")]
         return _unpack(np.repeat(pairs[:, 0], pairs[:, 1]), n, 1, lo, hi, k, feats)
     stmt = where(sa.select(packed_expr.label("packed"))).order_by(p.c.ts)
@@ -115,7 +115,7 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
             stmt = stmt.where(sa.literal_column("predictions.rowid") % step == 0)
         else:
             stmt = stmt.where(sa.func.abs(sa.func.hashtext(p.c.id)) % step == 0)
-    rows = store._fetch_raw(stmt)
+    rows = store.fetch_rows(stmt)
     packed = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     return _unpack(packed, n, step, lo, hi, k, feats)
 
@@ -166,7 +166,7 @@ def nth_newest_ts(store: Any, n: int, *, since: float | None, until: float | Non
                   ) -> float | None:
     """Timestamp of the ``n``-th newest prediction in the window (the start of ``--last n``)."""
     p = store.table("predictions")
-    stmt = store._window_filter(sa.select(p.c.ts), since, until, model).order_by(p.c.ts.desc())
+    stmt = store.window_filter(sa.select(p.c.ts), since, until, model).order_by(p.c.ts.desc())
     with store.engine.connect() as conn:
         v = conn.execute(stmt.offset(int(n) - 1).limit(1)).scalar()
     return None if v is None else float(v)
@@ -175,7 +175,7 @@ def nth_newest_ts(store: Any, n: int, *, since: float | None, until: float | Non
 def count_window(store: Any, *, since: float | None, until: float | None, model: str | None) -> int:
     p = store.table("predictions")
     with store.engine.connect() as conn:
-        return int(conn.execute(store._window_filter(sa.select(sa.func.count()).select_from(p), since, until,
+        return int(conn.execute(store.window_filter(sa.select(sa.func.count()).select_from(p), since, until,
                                                      model)).scalar_one())
 
 
