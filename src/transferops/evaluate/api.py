@@ -407,10 +407,7 @@ def calibrate(path: str | Path, *, target: str | ThresholdTarget | None = None, 
 
 
 def _ml_point(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> dict[str, float]:
-    from sklearn import metrics as skm
+    from transferops.metrics import label_metrics
 
-    pred = (p >= t).astype(int)
-    return {"micro_f1": float(skm.f1_score(y, pred, average="micro", zero_division=0)),
-            "macro_f1": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
-            "micro_precision": float(skm.precision_score(y, pred, average="micro", zero_division=0)),
-            "micro_recall": float(skm.recall_score(y, pred, average="micro", zero_division=0))}
+    m = label_metrics(y, (p >= t).astype(int), multilabel=True)
+    return {k: m[k] for k in ("micro_f1", "macro_f1", "micro_precision", "micro_recall")}
