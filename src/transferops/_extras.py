@@ -17,7 +17,9 @@ class LazyModule(ModuleType):
         self._extra = extra
 
     def __getattr__(self, attr: str) -> object:
-        return getattr(require(self.__name__, self._extra), attr)
+        mod = require(self.__name__, self._extra)
+        self.__dict__.update(mod.__dict__)  # later lookups are plain attribute reads
+        return getattr(mod, attr)
 
 
 def require(module: str, extra: str) -> ModuleType:
