@@ -506,13 +506,10 @@ def _log_proba(p: np.ndarray, multilabel: bool) -> np.ndarray:
 
 
 def _hard_metrics(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
-    from sklearn import metrics as skm
+    from transferops.metrics import label_metrics
 
-    labels = list(range(k))
-    return {"accuracy": float(skm.accuracy_score(y, pred)),
-            "macro_f1": float(skm.f1_score(y, pred, average="macro", labels=labels, zero_division=0)),
-            "weighted_f1": float(skm.f1_score(y, pred, average="weighted", labels=labels, zero_division=0)),
-            "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred))}
+    m = label_metrics(y, pred, n_classes=k)
+    return {name: m[name] for name in ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy")}
 
 
 def _predefined_splits(labeled: LabeledData, columns: ColumnMap, split_cfg: SplitConfig,
