@@ -119,13 +119,14 @@ class LoopConfig:
     desc: str = "epoch"
 
     def __post_init__(self) -> None:
-        for name, lo in (("epochs", 1), ("max_steps", 1), ("grad_accum", 1), ("patience", 1), ("save_every", 1),
-                         ("log_every", 1)):
+        for name in ("epochs", "max_steps", "grad_accum", "patience", "save_every", "log_every"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo):
-                raise ConfigError(f"{name}: must be an integer >= {lo}, got {v!r}")
-        for name, lo, hi in (("lr", 0.0, None), ("warmup_ratio", 0.0, 1.0), ("weight_decay", 0.0, None),
-                             ("clip_grad_norm", 0.0, None), ("min_delta", 0.0, None)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+                raise ConfigError(f"{name}: must be an integer >= 1, got {v!r}")
+        bounds: tuple[tuple[str, float, float | None], ...] = (
+            ("lr", 0.0, None), ("warmup_ratio", 0.0, 1.0), ("weight_decay", 0.0, None), ("clip_grad_norm", 0.0, None),
+            ("min_delta", 0.0, None))
+        for name, lo, hi in bounds:
             v = getattr(self, name)
             if v is None and name == "clip_grad_norm":
                 continue
@@ -231,7 +232,7 @@ class TrainLoop:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda or (lambda s: linear_warmup(s, warmup, total)))
         module = train_module if train_module is not None else model
         prepared, opt, sched = acc.prepare(module, opt, sched)
-        stateful = [o for o in (objective, data, *self.callbacks) if hasattr(o, "state_dict")]
+        stateful: list[Any] = [o for o in (objective, data, *self.callbacks) if hasattr(o, "state_dict")]
 
         res = LoopResult()
         state = LoopState(total_steps=total, world_size=world, rank=rank)
