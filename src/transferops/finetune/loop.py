@@ -242,10 +242,14 @@ class TrainLoop:
         sdir = Path(state_dir) if state_dir else None
         if resume and sdir is not None and has_checkpoint(sdir):
             info, best_state = load_checkpoint(sdir, model, opt, sched)
-            start_epoch, skip, step = info["epoch"] + 1, info.get("epoch_batches", 0), info["step"]
+            step = info["step"]
+            # (an MLM state written before the shared loop has no epoch counters: it is mid-pass at ``step``)
+            start_epoch = info.get("epoch", -1) + 1
+            skip = info.get("epoch_batches", 0 if "epoch" in info else step * ga)
             bad_epochs, window = info.get("bad_epochs", 0), list(info.get("log_window", []))
-            res.history, res.best_epoch, res.best_metric = info["history"], info["best_epoch"], info["best_metric"]
-            res.train_seconds, res.examples_seen = info["train_seconds"], info["examples_seen"]
+            res.history, res.best_epoch = info.get("history", []), info.get("best_epoch", 0)
+            res.best_metric = info.get("best_metric", float("nan"))
+            res.train_seconds, res.examples_seen = info.get("train_seconds", 0.0), info.get("examples_seen", 0)
             res.resumed_from_epoch = start_epoch
             for o in stateful:
                 o.load_state_dict(info)
