@@ -46,6 +46,7 @@ from transferops.data import (
 from transferops.errors import ConfigError, DataError
 from transferops.finetune.config import TrainConfig
 from transferops.finetune.recipe import RecipeChoice
+from transferops.finetune.strategies import STRATEGY_REGISTRY
 from transferops.finetune.trainer import FineTuner
 from transferops.metrics import classification_metrics, encode_labels
 from transferops.modeling import set_threads, sigmoid, softmax
@@ -292,7 +293,7 @@ def train(
         winner = search_res.fitted
         strategy = search_res.winner
         reason = "model search: " + search_res.reason
-        if strategy in ("head", "freeze", "lora", "full"):
+        if strategy in STRATEGY_REGISTRY:
             ft = winner
             cfg = ft.config
     else:
