@@ -32,6 +32,7 @@ from monitor_synth import synthetic_profile
 from transferops.monitor import fastread
 from transferops.monitor.drift import DriftMonitor
 from transferops.monitor.store import Store
+from transferops.monitor.window import PreparedWindow
 
 COLS = ("id", "ts", "model", "version", "variant", "experiment", "arm", "route", "label", "probs", "confidence",
         "latency_ms", "n_chars", "n_tokens", "unk_rate", "sketch", "text")
@@ -56,7 +57,7 @@ def copy_to_pg(db: Path, url: str) -> float:
     return time.perf_counter() - t0
 
 
-def measure(store: Store, prof: dict[str, Any], path: str) -> tuple[float, float, dict[str, Any]]:
+def measure(store: Store, prof: dict[str, Any], path: str) -> tuple[float, float, PreparedWindow]:
     tracemalloc.start()
     t = time.perf_counter()
     if path == "group-by":

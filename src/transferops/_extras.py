@@ -8,6 +8,20 @@ from types import ModuleType
 from transferops.errors import MissingExtraError
 
 
+class LazyModule(ModuleType):
+    """``module``, imported through :func:`require` on first attribute access: a module using it
+    imports without the extra, and the feature that needs it fails with the error naming the extra."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(module)
+        self._extra = extra
+
+    def __getattr__(self, attr: str) -> object:
+        mod = require(self.__name__, self._extra)
+        self.__dict__.update(mod.__dict__)  # later lookups are plain attribute reads
+        return getattr(mod, attr)
+
+
 def require(module: str, extra: str) -> ModuleType:
     """Import ``module`` or raise :class:`MissingExtraError` naming ``pip install 'transferops[extra]'``."""
     try:

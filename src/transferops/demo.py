@@ -77,9 +77,9 @@ def run_demo(args: argparse.Namespace) -> int:
     model = transferops.load(out / "model-onnx")  # predict with the int8 ONNX model, as the server would
 
     proba = model.predict_proba(NEW_TEXTS)
-    labels = model.decide(proba)
+    labels, confidence = model.decision_rule.apply(proba)
     say("[5/5] predictions on new texts:")
-    for text, lbl, p in zip(NEW_TEXTS, labels, proba.max(axis=1), strict=True):
+    for text, lbl, p in zip(NEW_TEXTS, labels, confidence, strict=True):
         say(f"      {lbl:<14} {p:5.2f}  {text[:70]}")
     t = res.manifest["metrics"]["test"]
     print(f"\nDEMO RESULT  test accuracy {t['accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}  "

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from server_testing import free_port, running
+from transferops.monitor.records import PredictionRecord
 
 __all__ = ["free_port", "make_adapter_variants", "running"]
 
@@ -43,9 +44,9 @@ class Collector:
         self.records: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
-    def __call__(self, records: list[dict[str, Any]]) -> None:
+    def __call__(self, records: list[PredictionRecord]) -> None:
         with self.lock:
-            self.records.extend(records)
+            self.records.extend(r.to_dict() for r in records)
 
     def wait_for(self, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
         t0 = time.monotonic()

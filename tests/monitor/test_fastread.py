@@ -35,7 +35,7 @@ def test_binned_window_equals_row_path(mixed, grouped):
     frame = mixed.read_predictions(columns=list(DRIFT_COLUMNS))
     binned = fastread.binned_window(mixed, prof, since=None, until=None, model=None, buckets=12, grouped=grouped)
     if grouped:
-        assert binned["step"] == 1 and binned["n"] == 5000  # every row counted, none fetched
+        assert binned.step == 1 and binned.n == 5000  # every row counted, none fetched
     a, b = mon.calculate(frame), mon.calculate(binned)
     assert [s.name for s in a.signals] == [s.name for s in b.signals]
     for sa_, sb in zip(a.signals, b.signals, strict=True):
@@ -64,7 +64,7 @@ def test_sampled_binning_is_close_to_all_rows(mixed):
     mon = DriftMonitor().fit(prof)
     full = mon.calculate(fastread.binned_window(mixed, prof, since=None, until=None, model=None, buckets=6))
     part = fastread.binned_window(mixed, prof, since=None, until=None, model=None, buckets=6, max_rows=2500)
-    assert part["step"] == 2 and 1800 < part["n"] < 3200  # every 2nd row (hash-based on PostgreSQL)
+    assert part.step == 2 and 1800 < part.n < 3200  # every 2nd row (hash-based on PostgreSQL)
     rep = mon.calculate(part)
     assert rep.sampled_every == 2 and rep.n == 5000
     for a, b in zip(full.signals, rep.signals, strict=True):

@@ -14,6 +14,7 @@ import copy
 import math
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -22,15 +23,15 @@ import numpy as np
 import torch
 
 import transferops
-from transferops._progress import bar, say
+from transferops._progress import say
 from transferops._util import dir_size, human_bytes, package_versions, sha256_file
 from transferops.artifacts.classifier import ClassifierBase
 from transferops.artifacts.manifest import read_manifest, write_manifest
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, MODEL_DIR, TEST_SPLIT, TEXT_COL
 from transferops.errors import ConfigError
 from transferops.finetune.api import TrainResult
+from transferops.finetune.loop import LoopConfig, TrainLoop
 from transferops.finetune.strategies import encoder_layers
-from transferops.finetune.trainer import linear_warmup
 from transferops.metrics import classification_metrics, encode_labels
 from transferops.modeling import batched_forward, quiet_transformers, set_threads, sigmoid, softmax
 
@@ -221,6 +222,42 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tar
     return alpha * soft + (1.0 - alpha) * hard
 
 
+class DistillLoss:
+    """The objective of distillation over the shared loop: :func:`distill_loss` on the student's logits."""
+
+    def __init__(self, *, temperature: float, alpha: float, multilabel: bool) -> None:
+        self.temperature, self.alpha, self.multilabel = temperature, alpha, multilabel
+
+    def loss(self, module: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        logits = module(**batch["inputs"]).logits
+        return distill_loss(logits, batch["teacher"], batch["target"], batch["has_label"],
+                            temperature=self.temperature, alpha=self.alpha, multilabel=self.multilabel
+                            ), int(logits.shape[0])
+
+
+class DistillSource:
+    """Texts (labeled train rows, then unlabeled ones) with the teacher's logits, shuffled per epoch by
+    ``(seed, epoch)`` and tokenized per batch."""
+
+    def __init__(self, tokenizer: Any, texts: list[str], teacher_logits: np.ndarray, target: np.ndarray,
+                 has_label: np.ndarray, *, batch_size: int, max_length: int, seed: int) -> None:
+        self.tokenizer, self.texts, self.teacher_logits = tokenizer, texts, teacher_logits
+        self.target, self.has_label = target, has_label
+        self.batch_size, self.max_length, self.seed = batch_size, max_length, seed
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.texts) / self.batch_size)
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, Any]]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.texts))
+        for s in range(start * self.batch_size, len(self.texts), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            enc = self.tokenizer([self.texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                 padding=True, return_tensors="pt")
+            yield {"inputs": dict(enc), "teacher": torch.as_tensor(self.teacher_logits[idx]),
+                   "target": torch.as_tensor(self.target[idx]), "has_label": torch.as_tensor(self.has_label[idx])}
+
+
 def _metrics(logits: np.ndarray, y: np.ndarray, multilabel: bool) -> dict[str, float]:
     proba = sigmoid(logits) if multilabel else softmax(logits)
     return classification_metrics(y, proba, multilabel=multilabel)
@@ -322,64 +359,21 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
 
     torch.manual_seed(cfg.seed)
     model, tok, student_desc = build_student(tm, cfg)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device).train()
-    steps_per_epoch = math.ceil(len(texts) / cfg.batch_size)
-    total = cfg.epochs * steps_per_epoch
-    if cfg.max_steps:
-        total = min(total, cfg.max_steps)
-    warm = int(cfg.warmup_ratio * total)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: linear_warmup(s, warm, total))
+    data = DistillSource(tok, texts, t_logits, target, has_label, batch_size=cfg.batch_size,
+                         max_length=max_length, seed=cfg.seed)
+    loop = TrainLoop(LoopConfig(lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_ratio=cfg.warmup_ratio,
+                                weight_decay=cfg.weight_decay, clip_grad_norm=1.0, metric="macro_f1",
+                                desc="distill epoch"))
     say(f"distilling into {student_desc['kind']} ({_params(model) / 1e6:.1f}M params): {len(texts)} texts "
-        f"({n_lab} labeled), {total} steps, T={cfg.temperature}, alpha={cfg.alpha}")
+        f"({n_lab} labeled), {loop.total_steps(data)} steps, T={cfg.temperature}, alpha={cfg.alpha}")
 
-    history: list[dict[str, Any]] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    best_f1, step, t_train = -1.0, 0, 0.0
-    for epoch in range(cfg.epochs):
-        if step >= total:
-            break
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(texts))
-        running, nb = 0.0, 0
-        t0 = time.perf_counter()
-        model.train()
-        with bar(desc=f"distill epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, unit="batch") as pb:
-            for s in range(0, len(texts), cfg.batch_size):
-                idx = order[s:s + cfg.batch_size]
-                enc = tok([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
-                          return_tensors="pt")
-                logits = model(**{k: v.to(device) for k, v in enc.items()}).logits
-                loss = distill_loss(logits, torch.as_tensor(t_logits[idx]).to(device),
-                                    torch.as_tensor(target[idx]).to(device),
-                                    torch.as_tensor(has_label[idx]).to(device),
-                                    temperature=cfg.temperature, alpha=cfg.alpha, multilabel=multilabel)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                running += float(loss.detach())
-                nb += 1
-                step += 1
-                pb.update(1)
-                pb.set_postfix(loss=f"{running / nb:.4f}")
-                if step >= total:
-                    break
-        t_train += time.perf_counter() - t0
-        val_logits = batched_forward(model, tok, va_texts, max_length=max_length,
-                                     batch_size=cfg.eval_batch_size, desc="validate")
-        vm = _metrics(val_logits, y_va, multilabel)
-        history.append({"epoch": epoch + 1, "step": step, "train_loss": running / max(nb, 1),
-                        **{f"val_{k}": v for k, v in vm.items()}})
-        improved = vm["macro_f1"] > best_f1 + 1e-4
-        if improved:
-            best_f1 = vm["macro_f1"]
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        say(f"epoch {epoch + 1}: loss {running / max(nb, 1):.4f}  val macro-F1 {vm['macro_f1']:.4f}"
-            + ("  (best)" if improved else ""))
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        return _metrics(batched_forward(m, tok, va_texts, max_length=max_length, batch_size=cfg.eval_batch_size,
+                                        desc="validate"), y_va, multilabel)
+
+    fit = loop.run(model, DistillLoss(temperature=cfg.temperature, alpha=cfg.alpha, multilabel=multilabel), data,
+                   evaluate=evaluate)
+    history, step, t_train = fit.history, fit.steps, fit.train_seconds
     model.cpu().eval()
 
     # ---- save as a standard artifact ------------------------------------------------------------
@@ -488,4 +482,5 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
     return DistillResult(out, read_manifest(out), warns)
 
 
-__all__ = ["DistillConfig", "DistillResult", "build_student", "distill", "distill_loss", "truncate_layers"]
+__all__ = ["DistillConfig", "DistillLoss", "DistillResult", "DistillSource", "build_student", "distill",
+           "distill_loss", "truncate_layers"]

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 import shutil
-import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,14 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from transferops._progress import bar, say
+from transferops._progress import say
 from transferops._util import package_versions, read_json, sha256_texts
 from transferops.artifacts.manifest import write_manifest
 from transferops.checkpoints import resolve_checkpoint
 from transferops.constants import TRAINING_STATE_DIR
 from transferops.errors import ConfigError, DataError
-from transferops.finetune.state import has_checkpoint, load_checkpoint, save_checkpoint
-from transferops.finetune.trainer import linear_warmup
+from transferops.finetune.loop import Callback, LoopConfig, LoopState, TrainLoop, linear_warmup
+from transferops.finetune.state import checkpoint_info, has_checkpoint
 from transferops.modeling import load_tokenizer, quiet_transformers, set_threads
 
 ADAPT_MANIFEST = "adapt.json"
@@ -367,6 +366,89 @@ def _carry_parent_weights(out: Path, parent: Path, model: Any) -> list[str]:
     return added
 
 
+# --------------------------------------------------------------------------- loss + data source
+
+
+class MaskedLMLoss:
+    """The objective of continued pretraining over the shared loop: :func:`mlm_loss`, counting tokens."""
+
+    def __init__(self) -> None:
+        self.tokens_seen = 0
+
+    def loss(self, module: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        loss, _ = mlm_loss(module, batch)
+        self.tokens_seen += int(batch["attention_mask"].sum())
+        return loss, int(batch["input_ids"].shape[0])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"tokens_seen": self.tokens_seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tokens_seen = int(state["tokens_seen"])
+
+
+class MaskedWindows:
+    """All micro-batches of a run as one pass. Micro-batch ``k = step * grad_accum + micro`` is a pure
+    function of ``(seed, k)``: windows from a per-epoch permutation (``divmod(k, windows // batch_size)``),
+    masks from ``default_rng([seed, step, micro, 2])``; so a resume can start at any step."""
+
+    def __init__(self, chunks: Chunks, tokenizer: Any, *, steps: int, batch_size: int, grad_accum: int,
+                 probability: float, seed: int) -> None:
+        self.chunks, self.steps, self.batch_size, self.grad_accum = chunks, steps, batch_size, grad_accum
+        self.probability, self.seed = probability, seed
+        self.mask_id, self.vocab, self.pad = tokenizer.mask_token_id, len(tokenizer), tokenizer.pad_token_id or 0
+        self.per_epoch = len(chunks) // batch_size
+
+    def __len__(self) -> int:
+        return self.steps * self.grad_accum
+
+    def batches(self, epoch: int, start: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+        orders: dict[int, np.ndarray] = {}
+        for k in range(start, len(self)):
+            step, micro = divmod(k, self.grad_accum)
+            ep, pos = divmod(k, self.per_epoch)
+            if ep not in orders:
+                orders = {ep: np.random.default_rng([self.seed, ep]).permutation(len(self.chunks))}
+            idx = orders[ep][pos * self.batch_size:(pos + 1) * self.batch_size]
+            rng = np.random.default_rng([self.seed, step, micro, 2])
+            ch = self.chunks
+            yield collate([mask_tokens(ch.ids[i], ch.word_start[i], ch.special[i], rng, probability=self.probability,
+                                       mask_id=self.mask_id, vocab_size=self.vocab) for i in idx], self.pad)
+
+
+class HeadWarmup(Callback):
+    """Per step: only the (fresh) MLM head trains for the first ``steps`` steps, then the whole model; the
+    "before" perplexities are measured when the backbone starts to move; dropout is re-seeded from
+    ``(seed, step)`` so a resumed run draws the same masks as an uninterrupted one."""
+
+    def __init__(self, model: Any, steps: int, *, seed: int, heldout: list[dict[str, torch.Tensor]],
+                 general: list[dict[str, torch.Tensor]], run: dict[str, Any]) -> None:
+        self.model, self.steps, self.seed = model, steps, seed
+        self.heldout, self.general, self.run = heldout, general, run
+        self.head_ids = {id(p) for p in _head_params(model)}
+        self.before_heldout: dict[str, float] | None = None
+        self.before_general: dict[str, float] | None = None
+
+    def on_step_begin(self, state: LoopState) -> None:
+        for p in self.model.parameters():
+            p.requires_grad = state.step >= self.steps or id(p) in self.head_ids
+        if state.step == self.steps and self.before_heldout is None:
+            self.before_heldout = evaluate_mlm(self.model, self.heldout)
+            self.before_general = evaluate_mlm(self.model, self.general)
+            if self.steps:
+                say(f"after head warm-up: held-out perplexity {self.before_heldout['perplexity']:.1f}")
+        torch.manual_seed(self.seed * 1_000_003 + state.step)  # dropout, reproducible across resumes
+
+    def on_log(self, state: LoopState, record: dict[str, Any]) -> dict[str, Any]:
+        return {"step": record["step"], "phase": "head" if state.step <= self.steps else "full", **record}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"before_heldout": self.before_heldout, "before_general": self.before_general, **self.run}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.before_heldout, self.before_general = state.get("before_heldout"), state.get("before_general")
+
+
 # --------------------------------------------------------------------------- the run
 
 #: Settings that do not change the result: a resume may differ in these.
@@ -477,7 +559,7 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
     hold_chunks = Chunks([hold_chunks.ids[i] for i in keep], [hold_chunks.word_start[i] for i in keep],
                          [hold_chunks.special[i] for i in keep])
     hold_batches = fixed_batches(hold_chunks, tok, cfg, cfg.seed)
-    gen_batches = fixed_batches(make_chunks(tok, general_sample(), cfg.max_length, mode=mode), tok, cfg, 0,
+    general_batches = fixed_batches(make_chunks(tok, general_sample(), cfg.max_length, mode=mode), tok, cfg, 0,
                                 repeats=4)
     if len(train_chunks) < cfg.batch_size:
         raise DataError(f"unlabeled: {len(train_chunks)} training windows of {cfg.max_length} tokens is "
@@ -490,93 +572,35 @@ def adapt(unlabeled: Any, *, out: str | Path, text_column: str = "text", config:
                      f"pool of {len(train_chunks)} windows: the model may memorise it; add text or lower "
                      "--steps")
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
-    head_ids = {id(p) for p in _head_params(model)}
     decay = [p for n, p in model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n
                                                             or "layer_norm" in n)]
     decay_ids = {id(p) for p in decay}
     rest = [p for p in model.parameters() if id(p) not in decay_ids]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=cfg.lr)
     warm = int(cfg.warmup_ratio * cfg.steps)
     head_mult = cfg.head_lr / cfg.lr
 
     def lr_at(step: int) -> float:  # head warm-up at head_lr, then warm-up + linear decay of the full model
         return head_mult if step < hw else linear_warmup(step - hw, warm, cfg.steps)
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-
-    def set_phase(step: int) -> None:
-        for p in model.parameters():
-            p.requires_grad = step >= hw or id(p) in head_ids
-
-    step, history, before_h, before_g = 0, [], None, None
-    train_seconds, tokens_seen = 0.0, 0
+    phases = HeadWarmup(model, hw, seed=cfg.seed, heldout=hold_batches, general=general_batches,
+                        run={"config": cfg.to_dict(), "fingerprint": fingerprint})
+    objective = MaskedLMLoss()
+    data = MaskedWindows(train_chunks, tok, steps=total, batch_size=cfg.batch_size, grad_accum=cfg.grad_accum,
+                         probability=cfg.mlm_probability, seed=cfg.seed)
+    loop = TrainLoop(LoopConfig(lr=cfg.lr, epochs=1, grad_accum=cfg.grad_accum, clip_grad_norm=1.0,
+                                save_epochs=False, save_every=cfg.save_every, log_every=max(1, total // 20),
+                                desc="adapt (MLM)"), callbacks=[phases])
     if resume and has_checkpoint(state_dir):
-        saved = read_json((state_dir if (state_dir / "state.json").exists()
-                           else state_dir.with_name(state_dir.name + ".old")) / "state.json")
+        saved = checkpoint_info(state_dir)
         _check_same_run(saved.get("config", {}), saved.get("fingerprint", ""), cfg, fingerprint, out)
-        set_phase(saved["step"])
-        info, _ = load_checkpoint(state_dir, model, opt, sched)
-        step, history = info["step"], info["history"]
-        before_h, before_g = info.get("before_heldout"), info.get("before_general")
-        train_seconds, tokens_seen = info["train_seconds"], info["tokens_seen"]
-        say(f"resuming continued pretraining at step {step}/{total} from {state_dir}")
-    set_phase(step)
-    if hw == 0 and before_h is None:
-        before_h, before_g = evaluate_mlm(model, hold_batches), evaluate_mlm(model, gen_batches)
-
-    pad = tok.pad_token_id or 0
-    vocab = len(tok)
-    model.train()
-    log_every = max(1, total // 20)
-    window: list[float] = []
-    with bar(desc="adapt (MLM)", total=total, initial=step, unit="step") as pb:
-        while step < total:
-            if step == hw and before_h is None:
-                set_phase(step)
-                before_h, before_g = evaluate_mlm(model, hold_batches), evaluate_mlm(model, gen_batches)
-                say(f"after head warm-up: held-out perplexity {before_h['perplexity']:.1f}")
-            set_phase(step)
-            t0 = time.perf_counter()
-            torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout, reproducible across resumes
-            loss_sum = 0.0
-            for micro in range(cfg.grad_accum):
-                k = step * cfg.grad_accum + micro
-                epoch, pos = divmod(k, per_epoch)
-                order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_chunks))
-                idx = order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
-                mrng = np.random.default_rng([cfg.seed, step, micro, 2])
-                pairs = [mask_tokens(train_chunks.ids[i], train_chunks.word_start[i], train_chunks.special[i],
-                                     mrng, probability=cfg.mlm_probability, mask_id=tok.mask_token_id,
-                                     vocab_size=vocab) for i in idx]
-                batch = {k2: v.to(device) for k2, v in collate(pairs, pad).items()}
-                loss, _ = mlm_loss(model, batch)
-                (loss / cfg.grad_accum).backward()
-                loss_sum += float(loss.detach()) / cfg.grad_accum
-                tokens_seen += int(batch["attention_mask"].sum())
-            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            train_seconds += time.perf_counter() - t0
-            window.append(loss_sum)
-            pb.update(1)
-            pb.set_postfix(loss=f"{loss_sum:.3f}")
-            if step % log_every == 0 or step == total:
-                history.append({"step": step, "phase": "head" if step <= hw else "full",
-                                "loss": round(float(np.mean(window)), 5), "lr": sched.get_last_lr()[0]})
-                window = []
-            if step % cfg.save_every == 0 and step < total:
-                save_checkpoint(state_dir, model, opt, sched, {
-                    "step": step, "history": history, "before_heldout": before_h, "before_general": before_g,
-                    "train_seconds": train_seconds, "tokens_seen": tokens_seen, "config": cfg.to_dict(),
-                    "fingerprint": fingerprint}, None)
+    fit = loop.run(model, objective, data, lr_lambda=lr_at, state_dir=state_dir, resume=resume,
+                   param_groups=[{"params": decay, "weight_decay": cfg.weight_decay},
+                                 {"params": rest, "weight_decay": 0.0}])
+    history, train_seconds, tokens_seen = fit.history, fit.train_seconds, objective.tokens_seen
+    before_h, before_g = phases.before_heldout, phases.before_general
     if before_h is None or before_g is None:  # steps == 0 after warm-up cannot happen (steps >= 1)
-        before_h, before_g = evaluate_mlm(model, hold_batches), evaluate_mlm(model, gen_batches)
-    after_h, after_g = evaluate_mlm(model, hold_batches), evaluate_mlm(model, gen_batches)
+        before_h, before_g = evaluate_mlm(model, hold_batches), evaluate_mlm(model, general_batches)
+    after_h, after_g = evaluate_mlm(model, hold_batches), evaluate_mlm(model, general_batches)
     ratio = after_g["perplexity"] / max(before_g["perplexity"], 1e-9)
     if ratio > cfg.forgetting_factor:
         warns.append(f"catastrophic-forgetting risk (source text §5.2): general-English perplexity rose "

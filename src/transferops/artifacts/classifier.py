@@ -79,6 +79,11 @@ class Classifier(Protocol):
     def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, calibrated: bool = True
                       ) -> np.ndarray: ...
 
+    @property
+    def decision_rule(self) -> Any:
+        """The stored :class:`~transferops.decision.DecisionRule` (labels and the one confidence)."""
+        ...
+
     def decide(self, proba: np.ndarray) -> list[Any]: ...
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Any]: ...
@@ -183,15 +188,19 @@ class ClassifierBase:
         """Class probabilities (temperature-scaled when the model was calibrated)."""
         return self.proba_from_logits(self.logits(texts, batch_size=batch_size), calibrated=calibrated)
 
+    @property
+    def decision_rule(self) -> Any:
+        """The stored :class:`~transferops.decision.DecisionRule` (read from the manifest each time:
+        ``calibrate`` may change it)."""
+        from transferops.decision import DecisionRule
+
+        return DecisionRule.from_manifest(self.manifest, labels=self.labels, multilabel=self.multilabel)
+
     def decide(self, proba: np.ndarray) -> list[Any]:
         """Labels from probabilities with the stored decision rule (:mod:`transferops.decision`):
         argmax, tuned multi-class logit offsets, a binary threshold, or per-label thresholds."""
-        from transferops.decision import decide_indices
-
-        idx = decide_indices(proba, self.manifest, self.labels, self.multilabel)
-        if self.multilabel:
-            return [[self.labels[j] for j in np.flatnonzero(row)] for row in idx]
-        return [self.labels[i] for i in idx]
+        rule = self.decision_rule
+        return rule.names(rule.decide(proba))  # type: ignore[no-any-return]
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[Any]:
         return self.decide(self.predict_proba(texts, batch_size=batch_size))

@@ -8,7 +8,10 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transferops.monitor.records import PredictionRecord
 
 log = logging.getLogger("transferops.deploy.server")
 
@@ -17,11 +20,11 @@ class ListenerDispatcher:
     """Runs prediction listeners on one background thread; a bounded queue drops (and counts) records
     rather than slowing requests when a listener falls behind."""
 
-    def __init__(self, listeners: list[Callable[[list[dict[str, Any]]], None]],
+    def __init__(self, listeners: list[Callable[[list[PredictionRecord]], None]],
                  on_error: Callable[[str], None], maxsize: int = 1000) -> None:
         self.listeners = listeners
         self.on_error = on_error
-        self._q: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=maxsize)
+        self._q: queue.Queue[list[PredictionRecord] | None] = queue.Queue(maxsize=maxsize)
         self._thread: threading.Thread | None = None
         self._failed: set[int] = set()
 
@@ -30,7 +33,7 @@ class ListenerDispatcher:
             self._thread = threading.Thread(target=self._run, name="transferops-listeners", daemon=True)
             self._thread.start()
 
-    def submit(self, records: list[dict[str, Any]]) -> None:
+    def submit(self, records: list[PredictionRecord]) -> None:
         try:
             self._q.put_nowait(records)
         except queue.Full:

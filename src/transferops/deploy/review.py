@@ -1,5 +1,8 @@
 """Human-review routing: confidence below a threshold goes to a person.
 
+Confidence is :meth:`transferops.decision.DecisionRule.confidence` (the probability of the decided
+label), the same number the server logs and the monitoring profile is built from.
+
 The threshold is either given, or derived from a labelled split so that the predictions left to the
 model ("auto") reach a target accuracy with the smallest share sent to review (the source text's
 marketplace routed max-probability < 0.7 to review: 15% of traffic, 98% end-to-end accuracy).
@@ -13,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from transferops.decision import DecisionRule
 from transferops.errors import ConfigError
 
 
@@ -36,13 +40,14 @@ class ReviewPolicy:
         return asdict(self)
 
 
-def confidence_of(proba: np.ndarray, multilabel: bool) -> np.ndarray:
-    """Max probability (single-label); for multilabel the least certain per-label decision."""
-    if proba.size == 0:
-        return np.zeros(len(proba))
-    if multilabel:
-        return np.asarray(np.maximum(proba, 1.0 - proba).min(axis=1), dtype=np.float64)
-    return np.asarray(proba.max(axis=1), dtype=np.float64)
+def confidence_of(proba: np.ndarray, multilabel: bool, rule: DecisionRule | None = None) -> np.ndarray:
+    """:meth:`DecisionRule.confidence <transferops.decision.DecisionRule.confidence>` of ``rule``
+    (default: the plain argmax rule, where it is the max probability); multi-label: the least
+    certain per-label decision."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if rule is None:
+        rule = DecisionRule.argmax(proba.shape[1] if proba.ndim == 2 else 0, multilabel=multilabel)
+    return rule.confidence(proba)
 
 
 def derive_review_threshold(confidence: np.ndarray, correct: np.ndarray, target: float) -> ReviewPolicy:

@@ -25,7 +25,7 @@ import numpy as np
 from transferops.artifacts.manifest import Manifest
 from transferops.constants import EXPORT_MANIFEST, MANIFEST_NAME, MODEL_DIR
 from transferops.deploy.features import sketch, text_features
-from transferops.deploy.review import ReviewPolicy, confidence_of, derive_review_threshold
+from transferops.deploy.review import ReviewPolicy, derive_review_threshold
 from transferops.errors import ArtifactError, ConfigError
 
 #: Files that can execute code when loaded (pickle): a folder holding any of them is refused.
@@ -82,7 +82,7 @@ class Runner:
     name: str
     path: Path
     runtime: str  # onnx | pytorch | sklearn | adapter
-    model: Any  # a Classifier: labels, task, manifest, decide, proba_from_logits, split
+    model: Any  # a Classifier: labels, task, manifest, decision_rule, proba_from_logits, split
     forward: Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
     tokenizer: Any
     version: str
@@ -105,12 +105,8 @@ class Runner:
         # untruncated ids for the token count; verbose=False: long texts are expected here
         ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         feats = text_features(self.tokenizer, texts, input_ids=ids)
-        decided = self.model.decide(proba)
-        if self.multilabel or proba.size == 0:
-            conf = confidence_of(proba, self.multilabel)
-        else:  # the probability of the label actually given (binary decision thresholds move it off argmax)
-            index = {lbl: j for j, lbl in enumerate(self.labels)}
-            conf = proba[np.arange(len(decided)), [index[d] for d in decided]].astype(np.float64)
+        # one decision: labels and the confidence the log, the review route and the profile share
+        decided, conf = self.model.decision_rule.apply(proba)
         return InferResult(labels=decided, proba=proba, confidence=conf, sketch=sketch(emb),
                            n_tokens=feats["n_tokens"], n_chars=feats["n_chars"], unk_rate=feats["unk_rate"])
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 from transferops._progress import say
 from transferops.artifacts.manifest import Manifest
-from transferops.constants import TEXT_COL
+from transferops.constants import REFERENCE_PROFILE, TEXT_COL
+from transferops.decision import DecisionRule
 from transferops.errors import ConfigError, DataError
 from transferops.evaluate import metrics as M
 from transferops.evaluate.calibration import N_BINS, calibrate_logits, ece, reliability, scale
@@ -144,14 +145,17 @@ def _threshold_section(model: Any, y: np.ndarray, proba: np.ndarray, labels: lis
                "current": operating_point(proba[:, pos], yb, t).to_dict(),
                "target": manifest.get("threshold_target"), "x_label": f"threshold on P({labels[pos]})"}
         return sec
-    # Multi-class: confidence threshold for automatic decisions (below it, route to a human).
-    conf = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == y
+    # Multi-class: confidence threshold for automatic decisions (below it, route to a human), with
+    # the model's own rule and confidence (the ones review routing uses; offsets move it off argmax).
+    rule = DecisionRule.from_manifest(manifest, labels=labels, multilabel=False)
+    decided = rule.decide(proba)
+    conf = rule.confidence(proba, decided)
+    correct = decided == y
     grid = np.linspace(0.0, 1.0, 101)
     cov = [(conf >= g).mean() for g in grid]
     acc = [float(correct[conf >= g].mean()) if (conf >= g).any() else float("nan") for g in grid]
     return {"kind": "confidence", "curve": {"threshold": grid.tolist(), "precision": acc, "recall": cov},
-            "x_label": "confidence threshold (max probability)",
+            "x_label": "confidence threshold (probability of the decided class)",
             "series": {"precision": "accuracy of decided rows", "recall": "coverage (share decided)"}}
 
 
@@ -285,6 +289,8 @@ class CalibrateResult:
     validation: dict[str, Any] = field(default_factory=dict)
     test: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the artifact's monitoring reference profile was rebuilt under the new decision rule
+    profile_refreshed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -313,6 +319,8 @@ class CalibrateResult:
                 if op:
                     lines.append(f"    {name:<10} micro-F1 {op['micro_f1']:.4f}  "
                                  f"macro-F1 {op['macro_f1']:.4f}")
+        if self.profile_refreshed:
+            lines.append("  monitoring reference profile rebuilt under the new decision rule")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -383,6 +391,12 @@ def calibrate(path: str | Path, *, target: str | ThresholdTarget | None = None, 
             res.test = operating_point(pt[:, pos], yt == pos, op.threshold).to_dict()
     if changes:
         update_manifest(path, **changes)
+        if (Path(path) / REFERENCE_PROFILE).exists():
+            # The decision rule changed: the monitoring profile (class mix, confidence) is rebuilt
+            # under it, or drift would compare live traffic with decisions the model no longer makes.
+            from transferops.monitor.profile import refresh_profile
+
+            res.profile_refreshed = refresh_profile(path)
     if res.test:
         sha = model.manifest.test_sha256
         if sha:
@@ -394,10 +408,7 @@ def calibrate(path: str | Path, *, target: str | ThresholdTarget | None = None, 
 
 
 def _ml_point(y: np.ndarray, p: np.ndarray, t: np.ndarray) -> dict[str, float]:
-    from sklearn import metrics as skm
+    from transferops.metrics import label_metrics
 
-    pred = (p >= t).astype(int)
-    return {"micro_f1": float(skm.f1_score(y, pred, average="micro", zero_division=0)),
-            "macro_f1": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
-            "micro_precision": float(skm.precision_score(y, pred, average="micro", zero_division=0)),
-            "micro_recall": float(skm.recall_score(y, pred, average="micro", zero_division=0))}
+    m = label_metrics(y, (p >= t).astype(int), multilabel=True)
+    return {k: m[k] for k in ("micro_f1", "macro_f1", "micro_precision", "micro_recall")}

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from transferops.metrics import label_metrics, log_loss, safe_metric
+
 #: Metrics where lower is better (gates written as bare numbers mean "<=" for these).
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "hamming_loss"})
 
@@ -25,38 +27,22 @@ def predictions(proba: np.ndarray, manifest: dict[str, Any], labels: list[str], 
     return decide_indices(proba, manifest, labels, multilabel)
 
 
-def _safe(fn: Any, *a: Any, **kw: Any) -> float:
-    """A metric that is undefined on this data (e.g. AUC with one class present) is NaN, not an error."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return float(fn(*a, **kw))
-    except ValueError:
-        return float("nan")
-
-
 def aggregate(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, *, multilabel: bool,
               positive_index: int = 1) -> dict[str, float]:
-    """Headline metrics. Single-label Brier is the multi-class form (binary: on the positive class)."""
+    """Headline metrics: :func:`transferops.metrics.label_metrics` of the decisions plus the
+    probability metrics (AUCs, Brier, log loss, ECE). Single-label Brier is the multi-class form
+    (binary: on the positive class)."""
     from transferops.evaluate.calibration import ece
 
     proba = np.asarray(proba, dtype=np.float64)
-    out: dict[str, float] = {}
     if multilabel:
-        out["subset_accuracy"] = float(skm.accuracy_score(y, pred))
-        out["accuracy"] = out["subset_accuracy"]
-        out["micro_f1"] = float(skm.f1_score(y, pred, average="micro", zero_division=0))
-        out["macro_f1"] = float(skm.f1_score(y, pred, average="macro", zero_division=0))
-        out["weighted_f1"] = float(skm.f1_score(y, pred, average="weighted", zero_division=0))
-        out["micro_precision"] = float(skm.precision_score(y, pred, average="micro", zero_division=0))
-        out["micro_recall"] = float(skm.recall_score(y, pred, average="micro", zero_division=0))
-        out["hamming_loss"] = float(skm.hamming_loss(y, pred))
+        out = label_metrics(y, pred, multilabel=True)
         present = y.sum(axis=0) > 0
         both = present & (y.sum(axis=0) < len(y))
         nan = float("nan")
-        out["roc_auc"] = (_safe(skm.roc_auc_score, y[:, both], proba[:, both], average="macro")
+        out["roc_auc"] = (safe_metric(skm.roc_auc_score, y[:, both], proba[:, both], average="macro")
                           if both.any() else nan)
-        out["pr_auc"] = (_safe(skm.average_precision_score, y[:, present], proba[:, present], average="macro")
+        out["pr_auc"] = (safe_metric(skm.average_precision_score, y[:, present], proba[:, present], average="macro")
                          if present.any() else nan)
         p = np.clip(proba, 1e-12, 1 - 1e-12)
         out["log_loss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -64,34 +50,22 @@ def aggregate(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, *, multilabel:
         out["ece"] = ece(proba, y)
         return out
     k = proba.shape[1]
-    labels = list(range(k))
-    out["accuracy"] = float(skm.accuracy_score(y, pred))
-    out["macro_f1"] = float(skm.f1_score(y, pred, average="macro", labels=labels, zero_division=0))
-    out["micro_f1"] = float(skm.f1_score(y, pred, average="micro", labels=labels, zero_division=0))
-    out["weighted_f1"] = float(skm.f1_score(y, pred, average="weighted", labels=labels, zero_division=0))
-    out["balanced_accuracy"] = _safe(skm.balanced_accuracy_score, y, pred)
+    out = label_metrics(y, pred, n_classes=k, positive_index=positive_index)
     onehot = np.eye(k)[y]
     if k == 2:
-        out["precision"] = float(skm.precision_score(y, pred, pos_label=positive_index, zero_division=0))
-        out["recall"] = float(skm.recall_score(y, pred, pos_label=positive_index, zero_division=0))
-        out["f1"] = float(skm.f1_score(y, pred, pos_label=positive_index, zero_division=0))
-        neg = 1 - positive_index
-        out["specificity"] = float(((pred == neg) & (y == neg)).sum() / max((y == neg).sum(), 1))
-        out["roc_auc"] = _safe(skm.roc_auc_score, y == positive_index, proba[:, positive_index])
-        out["pr_auc"] = _safe(skm.average_precision_score, y == positive_index, proba[:, positive_index])
+        out["roc_auc"] = safe_metric(skm.roc_auc_score, y == positive_index, proba[:, positive_index])
+        out["pr_auc"] = safe_metric(skm.average_precision_score, y == positive_index, proba[:, positive_index])
         out["brier"] = float(np.mean((proba[:, positive_index] - onehot[:, positive_index]) ** 2))
     else:
         present = np.flatnonzero(onehot.sum(axis=0) > 0)
         # One-vs-rest AUC per class present in the data, averaged (macro): sklearn's multi_class="ovr"
         # refuses data in which some class is absent, which slices and small files often are.
-        aucs = [_safe(skm.roc_auc_score, onehot[:, j], proba[:, j]) for j in present]
-        aps = [_safe(skm.average_precision_score, onehot[:, j], proba[:, j]) for j in present]
+        aucs = [safe_metric(skm.roc_auc_score, onehot[:, j], proba[:, j]) for j in present]
+        aps = [safe_metric(skm.average_precision_score, onehot[:, j], proba[:, j]) for j in present]
         out["roc_auc"] = float(np.nanmean(aucs)) if aucs and not np.all(np.isnan(aucs)) else float("nan")
         out["pr_auc"] = float(np.nanmean(aps)) if aps and not np.all(np.isnan(aps)) else float("nan")
         out["brier"] = float(np.mean(((proba - onehot) ** 2).sum(axis=1)))
-    clipped = np.clip(proba, 1e-12, 1.0)
-    clipped = clipped / clipped.sum(axis=1, keepdims=True)
-    out["log_loss"] = float(skm.log_loss(y, clipped, labels=labels))
+    out["log_loss"] = log_loss(y, proba)
     out["ece"] = ece(proba, y)
     return out
 
@@ -112,7 +86,7 @@ def per_class(y: np.ndarray, proba: np.ndarray, pred: np.ndarray, labels: list[s
     for j, lbl in enumerate(labels):
         rows.append({"label": lbl, "precision": float(p[j]), "recall": float(r[j]), "f1": float(f[j]),
                      "support": int(s[j]), "predicted": int(predicted[j]),
-                     "roc_auc": _safe(skm.roc_auc_score, truth[:, j], proba[:, j])})
+                     "roc_auc": safe_metric(skm.roc_auc_score, truth[:, j], proba[:, j])})
     return rows
 
 

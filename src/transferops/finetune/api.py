@@ -46,6 +46,7 @@ from transferops.data import (
 from transferops.errors import ConfigError, DataError
 from transferops.finetune.config import TrainConfig
 from transferops.finetune.recipe import RecipeChoice
+from transferops.finetune.strategies import STRATEGY_REGISTRY
 from transferops.finetune.trainer import FineTuner
 from transferops.metrics import classification_metrics, encode_labels
 from transferops.modeling import set_threads, sigmoid, softmax
@@ -292,7 +293,7 @@ def train(
         winner = search_res.fitted
         strategy = search_res.winner
         reason = "model search: " + search_res.reason
-        if strategy in ("head", "freeze", "lora", "full"):
+        if strategy in STRATEGY_REGISTRY:
             ft = winner
             cfg = ft.config
     else:
@@ -499,13 +500,10 @@ def _log_proba(p: np.ndarray, multilabel: bool) -> np.ndarray:
 
 
 def _hard_metrics(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
-    from sklearn import metrics as skm
+    from transferops.metrics import label_metrics
 
-    labels = list(range(k))
-    return {"accuracy": float(skm.accuracy_score(y, pred)),
-            "macro_f1": float(skm.f1_score(y, pred, average="macro", labels=labels, zero_division=0)),
-            "weighted_f1": float(skm.f1_score(y, pred, average="weighted", labels=labels, zero_division=0)),
-            "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred))}
+    m = label_metrics(y, pred, n_classes=k)
+    return {name: m[name] for name in ("accuracy", "macro_f1", "weighted_f1", "balanced_accuracy")}
 
 
 def _predefined_splits(labeled: LabeledData, columns: ColumnMap, split_cfg: SplitConfig,

@@ -35,7 +35,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
     g.add_argument("--config", help="YAML file of TrainConfig fields (command-line flags win)")
     g.add_argument("--checkpoint", help="bundled name (minilm-l6, mpnet-base), HF folder, or cached repo id")
-    g.add_argument("--strategy", choices=["auto", "head", "freeze", "full", "lora"])
+    from transferops.finetune.strategies import strategy_names  # the registry (torch-free)
+
+    g.add_argument("--strategy", choices=strategy_names())
     g.add_argument("--task", choices=["auto", "binary", "multiclass", "multilabel"])
     g.add_argument("--epochs", type=int)
     g.add_argument("--max-steps", type=int)

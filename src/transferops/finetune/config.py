@@ -16,14 +16,17 @@ from typing import Any, Literal, Union
 
 from transferops.errors import ConfigError
 
+#: The built-in strategies; any name registered with ``finetune.strategies.register_strategy`` is valid too.
 Strategy = Literal["auto", "head", "freeze", "full", "lora"]
 Task = Literal["auto", "binary", "multiclass", "multilabel"]
 Loss = Literal["ce", "focal"]
-STRATEGIES: tuple[str, ...] = ("auto", "head", "freeze", "full", "lora")
 
-#: Learning rate and epochs per strategy when the user gives none.
-DEFAULT_LR = {"full": 3e-5, "freeze": 5e-5, "lora": 5e-4, "head": 2e-3}
-DEFAULT_EPOCHS = {"full": 3, "freeze": 4, "lora": 5, "head": 40}
+
+def _strategies() -> Any:
+    # Learning rate and epochs per strategy when the user gives none live in the strategy registry.
+    from transferops.finetune import strategies  # torch-free at import
+
+    return strategies
 
 
 def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
@@ -168,7 +171,7 @@ class TrainConfig:
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**_known(LoraSettings, self.lora, "lora"))
         check_types(self)
-        _check_choice("strategy", self.strategy, STRATEGIES)
+        _check_choice("strategy", self.strategy, _strategies().strategy_names())
         _check_choice("task", self.task, ("auto", "binary", "multiclass", "multilabel"))
         _check_choice("loss", self.loss, ("ce", "focal"))
         _check_choice("class_weight", self.class_weight, (None, "balanced"))
@@ -190,10 +193,10 @@ class TrainConfig:
             raise ConfigError("freeze_layers and freeze_fraction: give one, not both")
 
     def resolved_lr(self, strategy: str) -> float:
-        return self.lr if self.lr is not None else DEFAULT_LR[strategy]
+        return self.lr if self.lr is not None else float(_strategies().get_strategy(strategy).lr)
 
     def resolved_epochs(self, strategy: str) -> int:
-        return self.epochs if self.epochs is not None else DEFAULT_EPOCHS[strategy]
+        return self.epochs if self.epochs is not None else int(_strategies().get_strategy(strategy).epochs)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

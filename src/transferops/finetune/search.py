@@ -29,7 +29,8 @@ import numpy as np
 
 from transferops._progress import say
 from transferops.errors import ConfigError, TransferOpsError
-from transferops.finetune.config import DEFAULT_EPOCHS, TrainConfig
+from transferops.finetune.config import TrainConfig
+from transferops.finetune.strategies import get_strategy
 from transferops.metrics import classification_metrics
 from transferops.modeling import sigmoid, softmax
 
@@ -75,7 +76,7 @@ def candidate_config(cfg: TrainConfig, strategy: str, n_train: int, n_layers: in
     d["strategy"] = strategy
     if cfg.epochs is None:
         scale = 2.0 if n_train < 300 else 1.5 if n_train < 1000 else 1.0
-        d["epochs"] = int(math.ceil(DEFAULT_EPOCHS[strategy] * (1.0 if strategy == "head" else scale)))
+        d["epochs"] = int(math.ceil(get_strategy(strategy).epochs * (1.0 if strategy == "head" else scale)))
     if strategy == "freeze" and cfg.freeze_layers is None and cfg.freeze_fraction is None:
         d.update(choose_auto(n_train, n_layers)[1] if n_train <= 10_000 else {"freeze_fraction": 0.5})
     return TrainConfig.from_dict(d)

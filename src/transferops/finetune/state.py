@@ -120,12 +120,23 @@ def save_checkpoint(dir_: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
         shutil.rmtree(old)
 
 
+def _live_dir(dir_: Path) -> Path:
+    """``dir_``, or its ``.old`` copy when a kill fell between the two renames of a save."""
+    if not (dir_ / "state.json").exists():
+        old = dir_.with_name(dir_.name + ".old")
+        if (old / "state.json").exists():
+            return old
+    return dir_
+
+
+def checkpoint_info(dir_: Path) -> dict[str, Any]:
+    """The loop counters and method state (``state.json``) of a checkpoint, without loading weights."""
+    return read_json(_live_dir(dir_) / "state.json")  # type: ignore[no-any-return]
+
+
 def load_checkpoint(dir_: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any
                     ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-    if not (dir_ / "state.json").exists():
-        old = dir_.with_name(dir_.name + ".old")  # killed between the two renames
-        if (old / "state.json").exists():
-            dir_ = old
+    dir_ = _live_dir(dir_)
     load_trainable(model, load_file(str(dir_ / "trainable.safetensors")))
     load_optimizer(opt, dir_ / "optimizer")
     sd = sched.state_dict()

@@ -6,18 +6,82 @@
 * ``lora``   – PEFT LoRA on attention projections; the classification head trains and is saved
   with the adapter.
 * ``auto``   – picks one from the labeled count, following the source text's Q&A, and says why.
+
+A strategy is a function ``(model, cfg) -> (model, frozen_layers)`` that decides which parameters train,
+registered by name with its default learning rate and epochs (:func:`register_strategy`, as PEFT registers
+its methods). ``TrainConfig``, the ``train --strategy`` flag and the trainer all read this registry, so a new
+method is one new file (see ``docs/architecture/B.md``). torch is imported inside the functions: the
+config validates a strategy name without importing it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from transferops.errors import ConfigError
-from transferops.finetune.config import TrainConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from transferops.finetune.config import TrainConfig
+
+#: ``(model, cfg) -> (model, number of frozen encoder layers)``; may wrap the model (LoRA does).
+ApplyFn = Callable[["torch.nn.Module", "TrainConfig"], "tuple[torch.nn.Module, int]"]
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A registered fine-tuning strategy."""
+
+    name: str
+    apply: ApplyFn
+    lr: float
+    epochs: int
+    help: str = ""
+
+
+#: name -> spec, in registration order (the order ``--strategy`` lists them).
+STRATEGY_REGISTRY: dict[str, StrategySpec] = {}
+#: name -> apply function (the registry without its defaults; the historical table).
+STRATEGY_FUNCS: dict[str, ApplyFn] = {}
+
+
+def register_strategy(name: str, *, lr: float, epochs: int, help: str = "") -> Callable[[ApplyFn], ApplyFn]:
+    """Register ``apply`` under ``name`` with its default learning rate and epochs.
+
+    >>> @register_strategy("bias", lr=1e-3, epochs=5, help="BitFit: biases and the head train")  # doctest: +SKIP
+    ... def apply_bias(model, cfg):
+    ...     ...
+    ...     return model, 0
+    """
+    if name == "auto" or not name.isidentifier():
+        raise ConfigError(f"strategy: {name!r} cannot be registered (reserved, or not a plain name)")
+    if not (lr > 0 and int(epochs) >= 1):
+        raise ConfigError(f"strategy {name!r}: lr must be > 0 and epochs >= 1, got lr={lr!r}, epochs={epochs!r}")
+
+    def deco(fn: ApplyFn) -> ApplyFn:
+        old = STRATEGY_REGISTRY.get(name)
+        if old is not None and old.apply is not fn:
+            raise ConfigError(f"strategy: {name!r} is already registered (by {old.apply.__module__}); pick "
+                              "another name")
+        STRATEGY_REGISTRY[name] = StrategySpec(name, fn, float(lr), int(epochs), help)
+        STRATEGY_FUNCS[name] = fn
+        return fn
+
+    return deco
+
+
+def strategy_names(*, auto: bool = True) -> tuple[str, ...]:
+    """Every registered strategy (``auto`` first unless ``auto=False``)."""
+    return (("auto",) if auto else ()) + tuple(STRATEGY_REGISTRY)
+
+
+def get_strategy(name: str) -> StrategySpec:
+    if name not in STRATEGY_REGISTRY:
+        raise ConfigError(f"strategy: {name!r} is not one of {', '.join(STRATEGY_REGISTRY)}")
+    return STRATEGY_REGISTRY[name]
 
 
 @dataclass
@@ -33,6 +97,8 @@ class StrategyInfo:
 
 
 def encoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
+    import torch
+
     base = getattr(model, "base_model", model)
     for path in ("encoder.layer", "encoder.layers", "transformer.layer", "layers"):
         obj: Any = base
@@ -79,18 +145,14 @@ def _unfreeze(mods: list[torch.nn.Module]) -> None:
             p.requires_grad_(True)
 
 
-def apply_full(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, int]:
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return model, 0
-
-
+@register_strategy("head", lr=2e-3, epochs=40, help="frozen backbone; pooler + classifier train on cached features")
 def apply_head(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, int]:
     _freeze_all(model)
     _unfreeze(head_modules(model))
     return model, len(encoder_layers(model))
 
 
+@register_strategy("freeze", lr=5e-5, epochs=4, help="embeddings and the first N encoder layers frozen (default: half)")
 def apply_freeze(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, int]:
     layers = encoder_layers(model)
     n = len(layers)
@@ -113,7 +175,16 @@ def apply_freeze(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Mod
     return model, k
 
 
+@register_strategy("full", lr=3e-5, epochs=3, help="every parameter trains")
+def apply_full(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, int]:
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model, 0
+
+
 def default_lora_targets(model: torch.nn.Module) -> list[str]:
+    import torch
+
     names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
     for pair in (["query", "value"], ["q", "v"], ["q_proj", "v_proj"], ["q_lin", "v_lin"]):
         if set(pair) <= names:
@@ -122,6 +193,7 @@ def default_lora_targets(model: torch.nn.Module) -> list[str]:
                       f"set them explicitly (linear layers here: {', '.join(sorted(names)[:12])})")
 
 
+@register_strategy("lora", lr=5e-4, epochs=5, help="PEFT LoRA on the attention projections; the head trains too")
 def apply_lora(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, int]:
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -131,14 +203,6 @@ def apply_lora(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Modul
                       lora_dropout=cfg.lora.dropout, target_modules=targets,
                       modules_to_save=[*extra, "classifier"])
     return get_peft_model(model, lcfg), 0
-
-
-STRATEGY_FUNCS: dict[str, Callable[[torch.nn.Module, TrainConfig], tuple[torch.nn.Module, int]]] = {
-    "full": apply_full,
-    "head": apply_head,
-    "freeze": apply_freeze,
-    "lora": apply_lora,
-}
 
 
 def choose_auto(n_train: int, n_layers: int) -> tuple[str, dict[str, Any], str]:
@@ -157,8 +221,6 @@ def choose_auto(n_train: int, n_layers: int) -> tuple[str, dict[str, Any], str]:
 
 def apply_strategy(model: torch.nn.Module, cfg: TrainConfig, strategy: str, reason: str
                    ) -> tuple[torch.nn.Module, StrategyInfo]:
-    if strategy not in STRATEGY_FUNCS:
-        raise ConfigError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGY_FUNCS)}")
-    model, frozen = STRATEGY_FUNCS[strategy](model, cfg)
+    model, frozen = get_strategy(strategy).apply(model, cfg)
     trainable, total = _count(model)
     return model, StrategyInfo(strategy, reason, trainable, total, frozen)

@@ -30,6 +30,12 @@ _EXPORTS = {
     "retrain": "transferops.monitor.retrain",
     "RetrainConfig": "transferops.monitor.retrain",
     "render_dashboard": "transferops.monitor.dashboard",
+    "PredictionRecord": "transferops.monitor.records",
+    "make_records": "transferops.monitor.records",
+    "ReferenceProfile": "transferops.monitor.profile",
+    "PreparedWindow": "transferops.monitor.window",
+    "register_signal": "transferops.monitor.signals",
+    "registered_signals": "transferops.monitor.signals",
 }
 
 

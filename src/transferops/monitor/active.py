@@ -53,7 +53,7 @@ def label_queue(store: Store, *, k: int = 200, strategy: QueueStrategy = "entrop
     p = store.table("predictions")
     stmt = (sa.select(p.c.id, p.c.text, p.c.label, p.c.confidence, p.c.probabilities)
             .where(p.c.text.is_not(None)).where(store.unlabeled_ids_filter()))
-    stmt = store._window_filter(stmt, since, until, model)
+    stmt = store.window_filter(stmt, since, until, model)
     with store.engine.connect() as conn:
         rows = conn.execute(stmt).fetchall()
     if not rows:

@@ -17,8 +17,9 @@ import pandas as pd
 from transferops.errors import ConfigError
 from transferops.monitor import fastread
 from transferops.monitor.drift import DRIFT_COLUMNS, DriftConfig, DriftMonitor, DriftReport, read_sketches
-from transferops.monitor.profile import load_profile
+from transferops.monitor.profile import ReferenceProfile, load_profile
 from transferops.monitor.store import Store, parse_window
+from transferops.monitor.window import PreparedWindow
 
 
 @dataclass
@@ -62,7 +63,8 @@ def window_bounds(window: str | None, now: float | None = None) -> tuple[float |
 
 def monitor(model: str | Path, *, db: str | Path | Store, window: str | None = None, last: int | None = None,
             config: DriftConfig | None = None, buckets: int = 24, model_name: str | None = None,
-            now: float | None = None, profile: dict[str, Any] | None = None) -> MonitorResult:
+            now: float | None = None, profile: ReferenceProfile | dict[str, Any] | None = None
+            ) -> MonitorResult:
     """Drift report of the newest predictions (``window`` like ``1d``, or the ``last`` N) vs the profile."""
     t0 = time.perf_counter()
     if window is not None and last is not None:
@@ -71,7 +73,7 @@ def monitor(model: str | Path, *, db: str | Path | Store, window: str | None = N
         raise ConfigError(f"last: must be >= 1, got {last}")
     store = db if isinstance(db, Store) else Store(db)
     path = resolve_model_path(model, store)
-    prof = profile or load_profile(path)
+    prof = ReferenceProfile.from_dict(profile) if profile is not None else load_profile(path)
     cfg = config or DriftConfig()
     since, until = window_bounds(window, now)
     mon = DriftMonitor(cfg).fit(prof)
@@ -95,7 +97,7 @@ def monitor(model: str | Path, *, db: str | Path | Store, window: str | None = N
     report = mon.calculate(frame, feedback=feedback, sketches=sketches)
     timeline = mon.timeline(frame, buckets=buckets, feedback=feedback)
     return MonitorResult(report, timeline, str(path), window, last, time.perf_counter() - t0,
-                         extra={"binned_in_database": isinstance(frame, dict)})
+                         extra={"binned_in_database": isinstance(frame, PreparedWindow)})
 
 
 __all__ = ["MonitorResult", "monitor", "resolve_model_path", "window_bounds"]

@@ -4,8 +4,9 @@ Materialising a million rows × seven columns as Python objects costs seconds on
 database evaluates, per row, the reference-profile bin of every quantity (label → class index,
 confidence, each input feature, review route, ≥ 0.9 flag, time bucket) with ``CASE`` expressions
 over the covering index, and packs them into one integer; Python fetches one column and unpacks
-it with numpy. The result is the same prepared form :class:`~transferops.monitor.drift.DriftMonitor`
-builds from a DataFrame, so every signal is computed by the same code.
+it with numpy. The result is a :class:`~transferops.monitor.window.PreparedWindow`, the type
+:class:`~transferops.monitor.drift.DriftMonitor` builds from a DataFrame, so every signal is
+computed by the same code.
 
 Used automatically by :func:`transferops.monitor.api.monitor` for windows above
 :data:`FAST_MIN_ROWS` rows of single-label predictions. Windows above :data:`SAMPLE_ROWS` rows are
@@ -15,12 +16,14 @@ the bins costs the database a few microseconds per row, which is most of the tim
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
-from transferops.monitor.profile import HIGH_CONFIDENCE
+from transferops.monitor.profile import HIGH_CONFIDENCE, ReferenceProfile
+from transferops.monitor.window import FeatureBins, PreparedWindow
 
 #: Windows with more rows than this are binned in the database.
 FAST_MIN_ROWS = 100_000
@@ -35,45 +38,48 @@ SAMPLE_ROWS = 100_000
 _SHIFTS = {"label": 0, "conf": 4, "f0": 8, "f1": 12, "f2": 16, "route": 20, "high": 22, "bucket": 23}
 
 
-def supported(profile: dict[str, Any], buckets: int) -> bool:
+def supported(profile: ReferenceProfile | dict[str, Any], buckets: int) -> bool:
     """The packed layout fits: few enough classes, bins, features and buckets; single-label."""
-    if profile.get("task") == "multilabel" or len(profile["labels"]) > MAX_CLASSES - 1:
+    prof = ReferenceProfile.from_dict(profile)
+    if prof.multilabel or len(prof.labels) > MAX_CLASSES - 1:
         return False
-    if len(profile["features"]) > 3 or buckets > MAX_BUCKETS:
+    if len(prof.features) > 3 or buckets > MAX_BUCKETS:
         return False
-    hists = [profile["confidence"], *profile["features"].values()]
-    return all(len(h["edges"]) + 1 < NULL_BIN for h in hists)
+    hists = [prof.confidence, *prof.features.values()]
+    return all(len(h.edges) + 1 < NULL_BIN for h in hists)
 
 
-def _bin_expr(col: Any, edges: list[float]) -> Any:
+def _bin_expr(col: Any, edges: Sequence[float]) -> Any:
     # Same bins as numpy.searchsorted(edges, v, side="left"): bin i holds edges[i-1] < v <= edges[i].
     whens = [(col.is_(None), NULL_BIN)] + [(col <= float(e), i) for i, e in enumerate(edges)]
     return sa.case(*whens, else_=len(edges))
 
 
-def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, until: float | None,
-                  model: str | None, buckets: int, max_rows: int | None = SAMPLE_ROWS,
-                  grouped: bool = False) -> dict[str, Any]:
-    """Prepared arrays for :meth:`DriftMonitor.calculate` / ``timeline`` without fetching the rows.
+def binned_window(store: Any, profile: ReferenceProfile | dict[str, Any], *, since: float | None,
+                  until: float | None, model: str | None, buckets: int, max_rows: int | None = SAMPLE_ROWS,
+                  grouped: bool = False) -> PreparedWindow:
+    """The :class:`PreparedWindow` for :meth:`DriftMonitor.calculate` / ``timeline``, binned in
+    the database without fetching the rows.
 
     ``grouped``: the database counts rows per bin combination (``COUNT(*) ... GROUP BY``) and
     returns only those counts: exact over every row, no sampling (the default on PostgreSQL, see
     :func:`grouped_default`). Otherwise windows larger than ``max_rows`` are read as a systematic
     sample (every k-th row, k = ceil(n / max_rows)); ``None`` reads every row.
     """
+    prof = ReferenceProfile.from_dict(profile)
     p = store.table("predictions")
-    labels = [str(x) for x in profile["labels"]]
+    labels = list(prof.labels)
     k = len(labels)
 
     def where(stmt: Any) -> Any:
-        return store._window_filter(stmt, since, until, model)
+        return store.window_filter(stmt, since, until, model)
 
-    feats = list(profile["features"].items())
+    feats = list(prof.features)
     # Three cheap statements rather than one: count(*) alone and min/max(ts) alone are answered
     # from the index without a scan; together they force one. Feature means are not computed here.
     n = count_window(store, since=since, until=until, model=model)
     if not n:
-        return _empty(k)
+        return PreparedWindow.empty(k)
     with store.engine.connect() as conn:
         lo = conn.execute(where(sa.select(sa.func.min(p.c.ts)))).scalar()
         hi = conn.execute(where(sa.select(sa.func.max(p.c.ts)))).scalar()
@@ -82,10 +88,10 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
 
     label = sa.case({lab: i for i, lab in enumerate(labels)}, value=p.c.label, else_=k)
     label = sa.case((p.c.label.is_(None), NULL_BIN), else_=label)
-    conf = _bin_expr(p.c.confidence, profile["confidence"]["edges"])
+    conf = _bin_expr(p.c.confidence, prof.confidence.edges)
     parts = [label, conf * (1 << _SHIFTS["conf"])]
-    for j, (fname, fh) in enumerate(feats):
-        parts.append(_bin_expr(p.c[fname], fh["edges"]) * (1 << _SHIFTS[f"f{j}"]))
+    for j, fname in enumerate(feats):
+        parts.append(_bin_expr(p.c[fname], prof.features[fname].edges) * (1 << _SHIFTS[f"f{j}"]))
     route = sa.case((p.c.route.is_(None), 2), (p.c.route == "review", 1), else_=0)
     high = sa.case((p.c.confidence >= HIGH_CONFIDENCE, 1), else_=0)
     scaled = (p.c.ts - lo) / width
@@ -103,7 +109,7 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
         # (within a time bucket row order does not enter any signal).
         key = packed_expr.label("packed")
         gstmt = where(sa.select(key, sa.func.count().label("n"))).group_by(sa.literal_column("packed"))
-        pairs = np.asarray(store._fetch_raw(gstmt), dtype=np.int64).reshape(-1, 2)
+        pairs = np.asarray(store.fetch_rows(gstmt), dtype=np.int64).reshape(-1, 2)
         pairs = pairs[np.argsort(pairs[:, 0] >> _SHIFTS["bucket"], kind="stable")]
         return _unpack(np.repeat(pairs[:, 0], pairs[:, 1]), n, 1, lo, hi, k, feats)
     stmt = where(sa.select(packed_expr.label("packed"))).order_by(p.c.ts)
@@ -115,13 +121,13 @@ def binned_window(store: Any, profile: dict[str, Any], *, since: float | None, u
             stmt = stmt.where(sa.literal_column("predictions.rowid") % step == 0)
         else:
             stmt = stmt.where(sa.func.abs(sa.func.hashtext(p.c.id)) % step == 0)
-    rows = store._fetch_raw(stmt)
+    rows = store.fetch_rows(stmt)
     packed = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
     return _unpack(packed, n, step, lo, hi, k, feats)
 
 
 def _unpack(packed: np.ndarray, n: int, step: int, lo: float, hi: float, k: int,
-            feats: list[tuple[str, Any]]) -> dict[str, Any]:
+            feats: list[str]) -> PreparedWindow:
     def field(name: str, bits: int) -> np.ndarray:
         return (packed >> _SHIFTS[name]) & ((1 << bits) - 1)
 
@@ -129,16 +135,14 @@ def _unpack(packed: np.ndarray, n: int, step: int, lo: float, hi: float, k: int,
     codes = np.where(codes == NULL_BIN, -1, codes)
     conf_bin = field("conf", 4)
     features = {}
-    for j, (fname, _) in enumerate(feats):
+    for j, fname in enumerate(feats):
         fb = field(f"f{j}", 4)
-        features[fname] = (None, fb != NULL_BIN, fb)
+        features[fname] = FeatureBins(None, fb != NULL_BIN, fb)
     r = field("route", 2)
-    means: dict[str, float | None] = {f: None for f, _ in feats}
-    return {"n": len(packed), "n_total": n, "step": step, "ts": None, "t_lo": lo, "t_hi": hi, "codes": codes,
-            "matrix": np.eye(k + 1),
-            "high": field("high", 1).astype(bool), "conf_bin": conf_bin, "conf_ok": conf_bin != NULL_BIN,
-            "features": features, "review": (r == 1, r != 2), "means": means,
-            "bucket": field("bucket", 10)}
+    return PreparedWindow(n=len(packed), codes=codes, matrix=np.eye(k + 1), conf_bin=conf_bin,
+                          conf_ok=conf_bin != NULL_BIN, high=field("high", 1).astype(bool), features=features,
+                          review=(r == 1, r != 2), ts=None, t_lo=lo, t_hi=hi, bucket=field("bucket", 10),
+                          step=step, n_total=n)
 
 
 def grouped_default(store: Any) -> bool:
@@ -154,19 +158,11 @@ def grouped_default(store: Any) -> bool:
     return os.environ.get("TRANSFEROPS_DRIFT_GROUP_BY", "0") not in ("", "0")
 
 
-def _empty(k: int) -> dict[str, Any]:
-    z = np.zeros(0, dtype=np.int64)
-    return {"n": 0, "n_total": 0, "step": 1, "ts": None, "t_lo": None, "t_hi": None, "codes": z,
-            "matrix": np.eye(k + 1),
-            "high": z.astype(bool), "conf_bin": z, "conf_ok": z.astype(bool), "features": {}, "review": None,
-            "means": {}, "bucket": z}
-
-
 def nth_newest_ts(store: Any, n: int, *, since: float | None, until: float | None, model: str | None
                   ) -> float | None:
     """Timestamp of the ``n``-th newest prediction in the window (the start of ``--last n``)."""
     p = store.table("predictions")
-    stmt = store._window_filter(sa.select(p.c.ts), since, until, model).order_by(p.c.ts.desc())
+    stmt = store.window_filter(sa.select(p.c.ts), since, until, model).order_by(p.c.ts.desc())
     with store.engine.connect() as conn:
         v = conn.execute(stmt.offset(int(n) - 1).limit(1)).scalar()
     return None if v is None else float(v)
@@ -175,7 +171,7 @@ def nth_newest_ts(store: Any, n: int, *, since: float | None, until: float | Non
 def count_window(store: Any, *, since: float | None, until: float | None, model: str | None) -> int:
     p = store.table("predictions")
     with store.engine.connect() as conn:
-        return int(conn.execute(store._window_filter(sa.select(sa.func.count()).select_from(p), since, until,
+        return int(conn.execute(store.window_filter(sa.select(sa.func.count()).select_from(p), since, until,
                                                      model)).scalar_one())
 
 

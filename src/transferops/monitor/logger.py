@@ -34,12 +34,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from transferops.errors import ConfigError
+from transferops.monitor.records import RecordLike
 
 log = logging.getLogger("transferops.monitor.logger")
 
 
 class PredictionLogger:
-    """Background batch writer of prediction records into a :class:`~transferops.monitor.store.Store`."""
+    """Background batch writer of prediction records into a :class:`~transferops.monitor.store.Store`.
+
+    Records are :class:`~transferops.monitor.records.PredictionRecord` or the server's dicts; the
+    logger never looks inside them (the store converts them with one function, ``to_row``)."""
 
     def __init__(self, store: Any, *, flush_interval: float = 0.5, max_buffer: int = 100_000,
                  batch_size: int = 5_000, log_every_s: float = 10.0) -> None:
@@ -52,9 +56,9 @@ class PredictionLogger:
         self.max_buffer = int(max_buffer)
         self.batch_size = int(batch_size)
         self.log_every_s = float(log_every_s)
-        self._buf: collections.deque[dict[str, Any]] = collections.deque()
+        self._buf: collections.deque[RecordLike] = collections.deque()
         # durable mode: (records, future) groups waiting for the next group commit
-        self._pending: collections.deque[tuple[list[dict[str, Any]], concurrent.futures.Future[int]]] = \
+        self._pending: collections.deque[tuple[list[RecordLike], concurrent.futures.Future[int]]] = \
             collections.deque()
         self._pending_n = 0
         self.commits = 0  # durable transactions (each may carry many requests' records)
@@ -73,7 +77,7 @@ class PredictionLogger:
         self._last_log = 0.0
 
     # ------------------------------------------------------------------ request path
-    def submit(self, records: Sequence[dict[str, Any]]) -> None:
+    def submit(self, records: Sequence[RecordLike]) -> None:
         """Queue records for writing; drops (and counts) what does not fit. Never blocks on I/O."""
         if not records:
             return
@@ -94,7 +98,7 @@ class PredictionLogger:
 
     __call__ = submit
 
-    def commit(self, records: Sequence[dict[str, Any]]) -> concurrent.futures.Future[int]:
+    def commit(self, records: Sequence[RecordLike]) -> concurrent.futures.Future[int]:
         """Durable mode: queue ``records`` for the next group commit; the future completes (with the
         number of rows) once they are committed, or fails with the write's error."""
         fut: concurrent.futures.Future[int] = concurrent.futures.Future()
@@ -121,7 +125,7 @@ class PredictionLogger:
             with self._lock:
                 if not self._pending:
                     break
-                groups: list[tuple[list[dict[str, Any]], concurrent.futures.Future[int]]] = []
+                groups: list[tuple[list[RecordLike], concurrent.futures.Future[int]]] = []
                 n = 0
                 while self._pending and (not groups or n + len(self._pending[0][0]) <= self.batch_size):
                     g = self._pending.popleft()
@@ -133,7 +137,7 @@ class PredictionLogger:
             self.last_flush_ts = time.time()
         return written
 
-    def _write_groups(self, groups: list[tuple[list[dict[str, Any]], concurrent.futures.Future[int]]]) -> int:
+    def _write_groups(self, groups: list[tuple[list[RecordLike], concurrent.futures.Future[int]]]) -> int:
         rows = [r for g in groups for r in g[0]]
         try:
             self.store.insert_predictions(rows)
@@ -217,7 +221,7 @@ class PredictionLogger:
             self.last_flush_ts = time.time()
         return written
 
-    def _requeue(self, batch: list[dict[str, Any]], exc: Exception) -> None:
+    def _requeue(self, batch: list[RecordLike], exc: Exception) -> None:
         # Put the failed batch back in front, keeping the bound: the oldest overflow is dropped.
         with self._lock:
             room = self.max_buffer - len(self._buf)
@@ -237,7 +241,7 @@ class PredictionLogger:
             log.warning("prediction log: write failed (%s); %d records buffered, %d dropped so far",
                         self.last_error, self.buffered, self.dropped)
 
-    def _insert_rows_individually(self, rows: list[dict[str, Any]]) -> None:
+    def _insert_rows_individually(self, rows: list[RecordLike]) -> None:
         for r in rows:
             try:
                 self.store.insert_predictions([r])

@@ -98,16 +98,17 @@ class RetrainResult:
 
 
 def holdout_metrics(model: Any, texts: list[str], y_true: list[str]) -> dict[str, float]:
-    """Accuracy and F1 scores from string labels (works even if the label sets differ)."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+    """Accuracy and F1 scores from string labels (works even if the label sets differ: classes are
+    the union of both, as scikit-learn does for strings)."""
+    from transferops.metrics import label_metrics
 
     pred = [str(p) for p in model.predict(texts)]
     truth = [str(t) for t in y_true]
-    return {"accuracy": float(accuracy_score(truth, pred)),
-            "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
-            "weighted_f1": float(f1_score(truth, pred, average="weighted", zero_division=0)),
-            "balanced_accuracy": float(balanced_accuracy_score(truth, pred)),
-            "n": float(len(truth))}
+    index = {lab: i for i, lab in enumerate(sorted(set(truth) | set(pred)))}
+    m = label_metrics(np.asarray([index[t] for t in truth], dtype=np.int64),
+                      np.asarray([index[p] for p in pred], dtype=np.int64), n_classes=len(index))
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "weighted_f1": m["weighted_f1"],
+            "balanced_accuracy": m["balanced_accuracy"], "n": float(len(truth))}
 
 
 def _time_order(df: pd.DataFrame, time_column: str | None) -> tuple[pd.DataFrame, str | None]:

@@ -11,33 +11,34 @@ on every backend. Probabilities and the embedding sketch are JSON text.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import math
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from transferops._extras import require
-from transferops.errors import ConfigError, DataError
-
-require("sqlalchemy", "monitor")
-
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
-
-#: Columns of a logged prediction, in the order the server produces them.
-PREDICTION_COLUMNS: tuple[str, ...] = (
-    "id", "ts", "model", "model_version", "arm", "experiment", "ab_key", "route", "label",
-    "probabilities", "confidence", "latency_ms", "n_chars", "n_tokens", "unk_rate", "sketch", "text",
+from transferops._extras import LazyModule, require
+from transferops.errors import ConfigError
+from transferops.monitor.records import (
+    JSON_COLUMNS,
+    NUMERIC_COLUMNS,
+    PREDICTION_COLUMNS,
+    PredictionRecord,
+    RecordLike,
+    to_epoch,
+    to_row,
 )
-JSON_COLUMNS = ("probabilities", "sketch")
-NUMERIC_COLUMNS = ("ts", "confidence", "latency_ms", "n_chars", "n_tokens", "unk_rate")
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from sqlalchemy.engine import Engine
+else:  # imported on first use, so this module (its constants and helpers) loads without the extra
+    sa = LazyModule("sqlalchemy", "monitor")
+
 DEFAULT_DB = "transferops.db"
 
 
@@ -54,28 +55,6 @@ def normalise_url(url: str | Path) -> str:
         raise ConfigError(f"db: {s.split('://')[0]!r} is not supported; use a file path, sqlite:///x.db "
                           "or postgresql://user@host:port/db")
     return s
-
-
-def to_epoch(ts: Any) -> float:
-    """Float seconds from a float, a datetime or an ISO-8601 string (naive means UTC)."""
-    if ts is None:
-        return time.time()
-    if isinstance(ts, (int, float, np.integer, np.floating)):
-        return float(ts)
-    if isinstance(ts, _dt.datetime):
-        d = ts
-    else:
-        try:  # CSV readers hand numbers back as strings
-            return float(str(ts))
-        except ValueError:
-            pass
-        try:
-            d = _dt.datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise DataError(f"ts: {ts!r} is neither a number nor an ISO-8601 time") from exc
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.UTC)
-    return d.timestamp()
 
 
 def parse_window(window: str) -> float:
@@ -174,6 +153,7 @@ class Store:
     """
 
     def __init__(self, url: str | Path = DEFAULT_DB, *, busy_timeout_s: float = 5.0, create: bool = True) -> None:
+        require("sqlalchemy", "monitor")
         self.url = normalise_url(url)
         self.busy_timeout_s = float(busy_timeout_s)
         self.is_sqlite = self.url.startswith("sqlite")
@@ -205,7 +185,7 @@ class Store:
                 cur.close()
 
             return eng
-        require("psycopg", "monitor")
+        require("psycopg", "monitor")  # a clear error naming the extra, at connection time
         return sa.create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=5,
                                 connect_args={"connect_timeout": max(1, int(self.busy_timeout_s))})
 
@@ -246,36 +226,14 @@ class Store:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
 
     # ------------------------------------------------------------------ predictions
-    @staticmethod
-    def _row(rec: dict[str, Any]) -> dict[str, Any]:
-        row = {c: rec.get(c) for c in PREDICTION_COLUMNS}
-        if not row["id"]:
-            raise DataError("prediction record: 'id' is required")
-        row["id"] = str(row["id"])
-        row["ts"] = to_epoch(row["ts"])
-        for c in JSON_COLUMNS:
-            v = row[c]
-            if v is not None and not isinstance(v, str):
-                row[c] = json.dumps(np.asarray(v).round(6).tolist() if c == "sketch" else
-                                    {str(k): round(float(p), 6) for k, p in dict(v).items()})
-        if isinstance(row["label"], (list, tuple)):
-            row["label"] = json.dumps(list(row["label"]))
-        for c in ("confidence", "latency_ms", "unk_rate"):
-            v = row[c]
-            if v is not None:
-                f = float(v)
-                row[c] = f if math.isfinite(f) else None
-        for c in ("n_chars", "n_tokens"):
-            v = row[c]
-            if v is not None:
-                row[c] = int(v)
-        return row
+    def insert_predictions(self, records: Sequence[RecordLike]) -> int:
+        """Insert a batch in one transaction (one ``executemany``); returns rows written.
 
-    def insert_predictions(self, records: Sequence[dict[str, Any]]) -> int:
-        """Insert a batch in one transaction (one ``executemany``); returns rows written."""
+        Records are :class:`~transferops.monitor.records.PredictionRecord` or the server's dicts
+        (converted by :func:`~transferops.monitor.records.to_row`)."""
         if not records:
             return 0
-        rows = [self._row(r) for r in records]
+        rows = [to_row(r) for r in records]
         self.ensure_schema()
         with self.engine.begin() as conn:
             conn.execute(self.table("predictions").insert(), rows)
@@ -297,7 +255,8 @@ class Store:
             lo, hi = conn.execute(sa.select(sa.func.min(p.c.ts), sa.func.max(p.c.ts))).one()
         return (None if lo is None else float(lo), None if hi is None else float(hi))
 
-    def _window_filter(self, stmt: Any, since: float | None, until: float | None, model: str | None) -> Any:
+    def window_filter(self, stmt: Any, since: float | None, until: float | None, model: str | None) -> Any:
+        """``stmt`` restricted to a window of the prediction log (``since <= ts < until``, one model)."""
         p = self.table("predictions")
         if since is not None:
             stmt = stmt.where(p.c.ts >= since)
@@ -321,12 +280,12 @@ class Store:
         p = self.table("predictions")
         need_ts = "ts" not in cols
         sel = [p.c[c] for c in cols] + ([p.c.ts] if need_ts else [])
-        stmt = self._window_filter(sa.select(*sel), since, until, model)
+        stmt = self.window_filter(sa.select(*sel), since, until, model)
         if last is not None:
             stmt = stmt.order_by(p.c.ts.desc()).limit(int(last))
         else:
             stmt = stmt.order_by(p.c.ts)
-        rows = self._fetch_raw(stmt)
+        rows = self.fetch_rows(stmt)
         names = cols + (["ts"] if need_ts else [])
         if rows:
             data = dict(zip(names, zip(*rows, strict=True), strict=True))
@@ -344,8 +303,9 @@ class Store:
             df = df.drop(columns=["ts"])
         return df
 
-    def _fetch_raw(self, stmt: Any) -> list[tuple[Any, ...]]:
-        """Plain DBAPI tuples (no SQLAlchemy Row objects): the hot path of drift over 1M rows."""
+    def fetch_rows(self, stmt: Any) -> list[tuple[Any, ...]]:
+        """``stmt``'s result as plain DBAPI tuples (no SQLAlchemy Row objects): the hot path of drift
+        over 1M rows (:mod:`transferops.monitor.fastread`)."""
         compiled = stmt.compile(dialect=self.engine.dialect)
         params: Any = compiled.params
         if compiled.positional:
@@ -362,7 +322,7 @@ class Store:
                      model: str | None = None) -> dict[str, int]:
         """Predicted-label counts computed in the database (GROUP BY), no rows transferred."""
         p = self.table("predictions")
-        stmt = self._window_filter(sa.select(p.c.label, sa.func.count()), since, until, model)
+        stmt = self.window_filter(sa.select(p.c.label, sa.func.count()), since, until, model)
         with self.engine.connect() as conn:
             return {str(k): int(n) for k, n in conn.execute(stmt.group_by(p.c.label)).all()}
 
@@ -394,7 +354,7 @@ class Store:
             cols.append(p.c.text)
         stmt = (sa.select(*cols).select_from(p.join(latest, latest.c.prediction_id == p.c.id)
                                               .join(f, f.c.id == latest.c.fid)))
-        stmt = self._window_filter(stmt, since, until, model).order_by(p.c.ts)
+        stmt = self.window_filter(stmt, since, until, model).order_by(p.c.ts)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).fetchall()
         names = ["id", "ts", "predicted", "true", "confidence"] + (["text"] if with_text else [])
@@ -437,4 +397,5 @@ class Store:
             return conn.execute(sa.text("SELECT 1")).scalar() == 1
 
 
-__all__ = ["DEFAULT_DB", "PREDICTION_COLUMNS", "Store", "normalise_url", "parse_window", "to_epoch"]
+__all__ = ["DEFAULT_DB", "PREDICTION_COLUMNS", "PredictionRecord", "Store", "normalise_url", "parse_window",
+           "to_epoch"]

@@ -99,9 +99,9 @@ def score_chunk(model: Any, chunk: pd.DataFrame, *, source: str, row_offset: int
         if c not in chunk.columns:
             raise _missing_column(source, c, "keep", chunk)
         res[c] = chunk[c].to_numpy()
-    decided = model.decide(proba)
+    decided, confidence = model.decision_rule.apply(proba)  # the server's label and confidence
     res["label"] = ["|".join(d) for d in decided] if multilabel else decided
-    res["confidence"] = proba.max(axis=1)
+    res["confidence"] = confidence
     for j, lbl in enumerate(labels):
         res[f"p_{lbl}"] = proba[:, j]
     return res.reset_index(drop=True)

@@ -168,11 +168,10 @@ def probe_cv_scores(features: np.ndarray, y: np.ndarray, folds: list[tuple[np.nd
 
 
 def _acc_f1(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
+    from transferops.metrics import label_metrics
 
-    labels = list(range(int(y.max()) + 1))
-    return {"accuracy": float(accuracy_score(y, pred)),
-            "macro_f1": float(f1_score(y, pred, average="macro", labels=labels, zero_division=0))}
+    m = label_metrics(y, pred, n_classes=int(y.max()) + 1)
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
 
 
 def majority_cv_scores(y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:

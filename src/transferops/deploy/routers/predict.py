@@ -30,6 +30,7 @@ from transferops.deploy.metrics import ServerMetrics
 from transferops.deploy.runtime import InferResult, Runner
 from transferops.deploy.schemas import PredictRequest, PredictResponse, unencodable_at
 from transferops.deploy.settings import PredictSettings
+from transferops.monitor.records import PredictionRecord
 
 log = logging.getLogger("transferops.deploy.server")
 
@@ -178,18 +179,18 @@ async def _infer(request: Request, name: str, texts: list[str], timeout_s: float
 
 def _record(*, pid: str, name: str, runner: Runner, res: InferResult, j: int, text: str, client_id: Any,
             route: str, probs: dict[str, float], latency_ms: float, ts: float,
-            assignment: Assignment | None) -> dict[str, Any]:
+            assignment: Assignment | None) -> PredictionRecord:
     """The log record of text ``j`` of ``res``: what the prediction log and every listener receive."""
-    return {
-        "id": pid, "ts": ts, "model": name, "model_version": runner.version,
-        "arm": assignment.arm if assignment else None,
-        "experiment": assignment.experiment if assignment else None,
-        "ab_key": assignment.key if assignment else None,
-        "route": route, "label": res.labels[j], "probabilities": probs, "confidence": float(res.confidence[j]),
-        "latency_ms": latency_ms, "n_chars": int(res.n_chars[j]), "n_tokens": int(res.n_tokens[j]),
-        "unk_rate": float(res.unk_rate[j]), "sketch": [float(x) for x in res.sketch[j]],
-        "text": text, "client_id": client_id,
-    }
+    return PredictionRecord(
+        id=pid, ts=ts, model=name, model_version=runner.version,
+        arm=assignment.arm if assignment else None,
+        experiment=assignment.experiment if assignment else None,
+        ab_key=assignment.key if assignment else None,
+        route=route, label=res.labels[j], probabilities=probs, confidence=float(res.confidence[j]),
+        latency_ms=latency_ms, n_chars=int(res.n_chars[j]), n_tokens=int(res.n_tokens[j]),
+        unk_rate=float(res.unk_rate[j]), sketch=[float(x) for x in res.sketch[j]],
+        text=text, client_id=client_id,
+    )
 
 
 async def predict(request: Request, name: str, req: PredictRequest, *,
@@ -210,7 +211,7 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
     durable = state.durable_log
     want_records = bool(state.prediction_listeners) or durable is not None
     preds: list[dict[str, Any]] = []
-    records: list[dict[str, Any]] = []
+    records: list[PredictionRecord] = []
     n_review, version, i = 0, "", 0
     for runner, res in chunks:
         version = runner.version
