@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from transferops._progress import bar
+from transferops.modality import TEXT, Modality, get_modality
 
 
 @contextlib.contextmanager
@@ -27,8 +27,8 @@ def quiet_transformers() -> Iterator[None]:
     bars_were_on = hf_logging.is_progress_bar_enabled()
     if is_quiet():
         hf_logging.disable_progress_bar()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    # No HF_HUB_OFFLINE here: that would switch the whole process offline from a library call. Every
+    # load passes ``local_files_only=True``; the CLI entry point sets the offline variables for its run.
     logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
         yield
@@ -64,26 +64,27 @@ def build_classifier(path: str | Path, labels: list[str], task: str) -> torch.nn
         return AutoModelForSequenceClassification.from_pretrained(str(path), config=cfg, local_files_only=True)
 
 
-def _order_by_length(texts: Sequence[str]) -> np.ndarray:
-    return np.argsort([-len(t) for t in texts], kind="stable")
+def _order_by_length(texts: Sequence[Any], modality: Modality = TEXT) -> np.ndarray:
+    return np.argsort([-modality.size(t) for t in texts], kind="stable")
 
 
 def batched_forward(model: torch.nn.Module, tokenizer: Any, texts: Sequence[str], *, max_length: int,
-                    batch_size: int = 64, desc: str = "predict", output: str = "logits") -> np.ndarray:
+                    batch_size: int = 64, desc: str = "predict", output: str = "logits",
+                    modality: str | Modality = "text") -> np.ndarray:
     """Run ``model`` over ``texts`` in length-sorted batches; returns logits or mean-pooled embeddings
-    in the original order."""
+    in the original order. Sizing and preprocessing (tokenize + truncate) are the modality's."""
     if len(texts) == 0:
         return np.zeros((0, 0), dtype=np.float32)
+    mod = get_modality(modality)
     device = next(model.parameters()).device
-    order = _order_by_length(texts)
+    order = _order_by_length(texts, mod)
     chunks: list[np.ndarray] = []
     was_training = model.training
     model.eval()
     with torch.inference_mode(), bar(desc=desc, total=len(texts), unit="text") as pb:
         for s in range(0, len(texts), batch_size):
             idx = order[s:s + batch_size]
-            enc = tokenizer([texts[i] for i in idx], truncation=True, max_length=max_length, padding=True,
-                            return_tensors="pt")
+            enc = mod.encode(tokenizer, [texts[i] for i in idx], max_length=max_length)
             enc = {k: v.to(device) for k, v in enc.items()}
             if output == "logits":
                 out = model(**enc).logits

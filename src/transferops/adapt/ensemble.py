@@ -26,10 +26,11 @@ import transferops
 from transferops._progress import say
 from transferops._util import package_versions, sha256_file, utcnow, write_json
 from transferops.adapt._artifact import copy_splits
-from transferops.artifacts.model import TransferOpsModel, _check_texts, read_manifest
+from transferops.artifacts.model import TransferOpsModel, read_manifest
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, TEST_SPLIT, TEXT_COL, VALIDATION_SPLIT
 from transferops.errors import ArtifactError, ConfigError
 from transferops.metrics import classification_metrics, encode_labels
+from transferops.modality.text import check_texts
 
 MEMBERS_DIR = "members"
 #: Probabilities are clipped before the log so that log(mean proba) stays finite.
@@ -78,7 +79,7 @@ class EnsembleModel(TransferOpsModel):
 
     def member_proba(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Shape (members, n, labels): each member's calibrated probabilities."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         return np.stack([m.predict_proba(texts, batch_size=batch_size) for m in self.members])
 
     def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, calibrated: bool = True

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from transferops.artifacts.model import TransferOpsModel, _check_texts
+from transferops.artifacts.model import TransferOpsModel
 from transferops.constants import MODEL_DIR
 from transferops.errors import ArtifactError
+from transferops.modality.text import check_texts
 
 BASELINE_DIR = "baseline"
 PROBE_DIR = "probe"
@@ -216,12 +217,12 @@ class BaselineModel(_LinearModel):
                             "(it is served and scored as is; nothing to export to ONNX)")
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        x = self.vectorizer.transform(_check_texts(texts))
+        x = self.vectorizer.transform(check_texts(texts))
         return lr_logits(self.estimators, x, len(self.labels), self.multilabel)
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """A fixed random projection of the TF-IDF vector (for drift sketches)."""
-        x = self.vectorizer.transform(_check_texts(texts))
+        x = self.vectorizer.transform(check_texts(texts))
         if self._proj is None:
             rng = np.random.default_rng(20261201)
             self._proj = rng.standard_normal((x.shape[1], BASELINE_EMBED_DIM)) / np.sqrt(BASELINE_EMBED_DIM)
@@ -253,7 +254,7 @@ class ProbeModel(_LinearModel):
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         from transferops.modeling import batched_forward
 
-        return batched_forward(self.torch_model, self.tokenizer, _check_texts(texts), max_length=self.max_length,
+        return batched_forward(self.torch_model, self.tokenizer, check_texts(texts), max_length=self.max_length,
                                batch_size=batch_size, desc="embed", output="embedding")
 
     def logits_from_embeddings(self, emb: np.ndarray) -> np.ndarray:
@@ -308,11 +309,11 @@ class StackModel(_LinearModel):
         return lr_logits(self.estimators, feats, len(self.labels), self.multilabel)
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         return self.logits_from_parts(texts, self.embed(texts, batch_size=batch_size))
 
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         emb = self.embed(texts, batch_size=batch_size)
         return self.logits_from_parts(texts, emb), emb
 

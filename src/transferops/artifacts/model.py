@@ -33,7 +33,8 @@ from transferops.constants import (
     TEST_SPLIT,
     VALIDATION_SPLIT,
 )
-from transferops.errors import ArtifactError, DataError
+from transferops.errors import ArtifactError
+from transferops.modality.text import check_texts
 from transferops.modeling import batched_forward, quiet_transformers, sigmoid, softmax
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ class TransferOpsModel:
 
     # ------------------------------------------------------------- predict
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         return batched_forward(self.torch_model, self.tokenizer, texts, max_length=self.max_length,
                                batch_size=batch_size)
 
@@ -167,7 +168,7 @@ class TransferOpsModel:
         base = self.torch_model.base_model
         if hasattr(base, "model") and hasattr(base.model, "base_model"):  # PEFT wrapper
             base = base.model.base_model
-        return batched_forward(base, self.tokenizer, _check_texts(texts), max_length=self.max_length,
+        return batched_forward(base, self.tokenizer, check_texts(texts), max_length=self.max_length,
                                batch_size=batch_size, desc="embed", output="embedding")
 
     # ------------------------------------------------------------- splits
@@ -180,17 +181,6 @@ class TransferOpsModel:
     def __repr__(self) -> str:
         return (f"TransferOpsModel(path={str(self.path)!r}, task={self.task!r}, labels={len(self.labels)}, "
                 f"strategy={self.manifest['strategy']['name']!r})")
-
-
-def _check_texts(texts: Sequence[str]) -> list[str]:
-    if isinstance(texts, str):
-        raise DataError("texts: pass a list of strings, not a single string (wrap it: [text])")
-    out = []
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise DataError(f"texts[{i}]: expected a string, got {type(t).__name__}")
-        out.append(t)
-    return out
 
 
 def _load_lora(manifest: dict[str, Any], mdir: Path) -> Any:

@@ -14,9 +14,10 @@ import numpy as np
 
 from transferops._extras import require
 from transferops._util import read_json
-from transferops.artifacts.model import TransferOpsModel, _check_texts
+from transferops.artifacts.model import TransferOpsModel
 from transferops.constants import EXPORT_MANIFEST, ONNX_INT8_MODEL, ONNX_MODEL
 from transferops.errors import ArtifactError, ConfigError
+from transferops.modality.text import check_texts
 
 Variant = Literal["int8", "fp32"]
 
@@ -130,7 +131,7 @@ class OnnxModel(TransferOpsModel):
 
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """Logits and mean-pooled embeddings in one pass."""
-        texts = _check_texts(texts)
+        texts = check_texts(texts)
         logits, emb = self.session.run(texts, batch_size=batch_size)
         if self._stack is not None:
             logits = self._stack.logits_from_probe_logits(texts, logits)

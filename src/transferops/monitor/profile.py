@@ -22,6 +22,7 @@ import numpy as np
 from transferops._util import read_json, utcnow, write_json
 from transferops.constants import LABEL_COL, REFERENCE_PROFILE, TEXT_COL
 from transferops.errors import ArtifactError, DataError
+from transferops.hooks import register_post_train
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,7 @@ def profile_artifact(artifact_dir: str | Path, *, split: str = "validation", **k
     return profile
 
 
+@register_post_train("reference_profile", order=20)  # after calibration: the profile uses its temperature
 def post_train(artifact_dir: Path, config: Any) -> dict[str, Any] | None:
     """Training hook: always store the reference profile built from the validation split.
 

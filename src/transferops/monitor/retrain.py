@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from transferops._progress import say
-from transferops.cli.main import module_exists
 from transferops.constants import LABEL_COL, TEXT_COL
 from transferops.errors import ConfigError, DataError
+from transferops.hooks import module_exists
 from transferops.monitor.registry import CHALLENGER, CHAMPION, Registry
 from transferops.monitor.store import Store, parse_window, to_epoch
 
