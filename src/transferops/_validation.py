@@ -56,7 +56,7 @@ class Interval:
     def type_ok(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return False
-        return math.isfinite(float(value))
+        return math.isfinite(float(value))  # type: ignore[arg-type]  # a numbers.Real
 
     def is_satisfied_by(self, value: Any) -> bool:
         if not self.type_ok(value):
@@ -111,7 +111,9 @@ Constraints = Mapping[str, Constraint | Sequence[Constraint]]
 
 
 def _alternatives(spec: Constraint | Sequence[Constraint]) -> list[Constraint]:
-    return list(spec) if isinstance(spec, (list, tuple)) else [spec]
+    if isinstance(spec, (list, tuple)):
+        return list(spec)
+    return [spec]  # type: ignore[list-item]  # a single constraint (Interval / Options / None)
 
 
 def check_param(name: str, value: Any, spec: Constraint | Sequence[Constraint], *, hint: str = "") -> None:
