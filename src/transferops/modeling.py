@@ -137,6 +137,12 @@ class FrozenEncoder:
             self._tok = load_tokenizer(ck.path)
             self._model = AutoModel.from_pretrained(str(ck.path), local_files_only=True).eval()
 
+    def load(self) -> FrozenEncoder:
+        """Load the backbone now rather than on the first ``embed`` (to time loading on its own)."""
+        if self._model is None:
+            self._load()
+        return self
+
     def embed(self, texts: Sequence[str], desc: str = "embed") -> np.ndarray:
         if self._model is None:
             self._load()
