@@ -33,8 +33,11 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def length_order(texts: Sequence[str]) -> np.ndarray:
-    """Indices that sort ``texts`` longest first (stable: equal lengths keep their order)."""
-    return np.argsort([-len(t) for t in texts], kind="stable")
+    """Indices that sort ``texts`` longest first (stable: equal sizes keep their order); the size of an
+    input is its modality's (:meth:`transferops.modality.Modality.size`)."""
+    from transferops.modality.text import TEXT
+
+    return np.argsort([-TEXT.size(t) for t in texts], kind="stable")
 
 
 def sorted_batches(texts: Sequence[str], batch_size: int,
@@ -72,9 +75,11 @@ def input_names(tokenizer: Any) -> list[str]:
 
 
 def encode(tokenizer: Any, texts: Sequence[str], max_length: int, *, return_tensors: str = "pt") -> Any:
-    """The one tokenisation of inference: truncate to ``max_length``, pad to the longest in the batch."""
-    return tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
-                     return_tensors=return_tensors)
+    """The one tokenisation of inference (the text modality's: truncate to ``max_length``, pad to the
+    longest in the batch)."""
+    from transferops.modality.text import TEXT
+
+    return TEXT.encode(tokenizer, texts, max_length=max_length, return_tensors=return_tensors)
 
 
 def encoder_outputs(model: Any, enc: dict[str, Any], output: Output = "both") -> tuple[Any, Any]:

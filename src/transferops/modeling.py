@@ -3,40 +3,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from transferops._hf import quiet_transformers
 from transferops.inference import batched_forward
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence 'newly initialized weights' chatter: a new classifier head is expected here."""
-    from transformers.utils import logging as hf_logging
-
-    from transferops._progress import is_quiet
-
-    old = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    bars_were_on = hf_logging.is_progress_bar_enabled()
-    if is_quiet():
-        hf_logging.disable_progress_bar()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(old)
-        if bars_were_on:
-            hf_logging.enable_progress_bar()
 
 
 def set_threads(n: int | None) -> None:
@@ -45,10 +20,10 @@ def set_threads(n: int | None) -> None:
 
 
 def load_tokenizer(path: str | Path) -> Any:
-    from transformers import AutoTokenizer
+    """The checkpoint's own tokenizer (the text modality's preprocessor)."""
+    from transferops.modality.text import TEXT
 
-    with quiet_transformers():
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    return TEXT.load_preprocessor(path)
 
 
 def build_classifier(path: str | Path, labels: list[str], task: str) -> torch.nn.Module:
@@ -99,6 +74,12 @@ class FrozenEncoder:
         with quiet_transformers():
             self._tok = load_tokenizer(ck.path)
             self._model = AutoModel.from_pretrained(str(ck.path), local_files_only=True).eval()
+
+    def load(self) -> FrozenEncoder:
+        """Load the backbone now rather than on the first ``embed`` (to time loading on its own)."""
+        if self._model is None:
+            self._load()
+        return self
 
     def embed(self, texts: Sequence[str], desc: str = "embed") -> np.ndarray:
         if self._model is None:

@@ -17,12 +17,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from numbers import Real
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from transferops._validation import Constraints, Interval, Options, validate_params
 from transferops.abtest.sequential import SequentialResult, msprt
 from transferops.errors import ConfigError, DataError
 
@@ -44,11 +46,13 @@ class GuardrailConfig:
     error_rate_increase: float = 0.01
     review_rate_increase: float = 0.05
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        name: Interval(Real, 0.0, None)
+        for name in ("latency_p95_increase", "error_rate_increase", "review_rate_increase")}
+
     def __post_init__(self) -> None:
-        for name in ("latency_p95_increase", "error_rate_increase", "review_rate_increase"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 0):
-                raise ConfigError(f"{name}: {v!r} must be a non-negative margin")
+        validate_params(self, self._parameter_constraints, hints={
+            name: "a margin is non-negative" for name in self._parameter_constraints})
 
 
 @dataclass(frozen=True)
@@ -66,15 +70,15 @@ class AnalysisConfig:
     guardrails: GuardrailConfig = field(default_factory=GuardrailConfig)
     msprt_tau: float | None = None
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "kind": Options("auto", "binary", "continuous"),
+        "unit": Options("auto", "key", "prediction"),
+        "alpha": Interval(Real, 0.0, 1.0, closed="neither"),
+        "srm_alpha": Interval(Real, 0.0, 1.0, closed="neither"),
+    }
+
     def __post_init__(self) -> None:
-        if self.kind not in ("auto", "binary", "continuous"):
-            raise ConfigError(f"kind: {self.kind!r} must be one of auto, binary, continuous")
-        if self.unit not in ("auto", "key", "prediction"):
-            raise ConfigError(f"unit: {self.unit!r} must be one of auto, key, prediction")
-        for name in ("alpha", "srm_alpha"):
-            v = getattr(self, name)
-            if not 0 < v < 1:
-                raise ConfigError(f"{name}: {v!r} must be strictly between 0 and 1")
+        validate_params(self, self._parameter_constraints)
         if not self.metric:
             raise ConfigError("metric: must name the outcome metric (e.g. conversion, revenue)")
 

@@ -15,18 +15,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from transferops._validation import Interval, check_param
 from transferops.errors import ConfigError
+
+_OPEN_UNIT = Interval(Real, 0.0, 1.0, closed="neither")
 
 
 def _open_unit(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and 0.0 < float(value) < 1.0):
-        raise ConfigError(f"{name}: {value!r} must be strictly between 0 and 1")
+    check_param(name, value, _OPEN_UNIT)
 
 
 def source_formula_n(p_bar: float, delta: float, z_alpha: float, z_beta: float) -> float:
@@ -66,8 +69,8 @@ class SampleSizeConfig:
         if not 0.0 < p2 < 1.0:
             raise ConfigError(f"mde: baseline_rate {self.baseline_rate} + effect {self.delta:+g} = {p2:g} is "
                               "not a rate in (0, 1); use a smaller effect")
-        if self.daily_traffic is not None and not self.daily_traffic > 0:
-            raise ConfigError(f"daily_traffic: {self.daily_traffic!r} must be > 0 users per day")
+        check_param("daily_traffic", self.daily_traffic, [None, Interval(Real, 0.0, None, closed="neither")],
+                    hint="users entering the experiment per day")
 
     @property
     def delta(self) -> float:

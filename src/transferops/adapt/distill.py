@@ -16,8 +16,9 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ import torch
 import transferops
 from transferops._progress import say
 from transferops._util import dir_size, human_bytes, package_versions, sha256_file
+from transferops._validation import Constraints, Interval, validate_params
 from transferops.artifacts.classifier import ClassifierBase
 from transferops.artifacts.manifest import read_manifest, write_manifest
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, MODEL_DIR, TEST_SPLIT, TEXT_COL
@@ -58,22 +60,26 @@ class DistillConfig:
     latency_texts: int = field(default=50, metadata={"help": "test texts timed one at a time; 0 skips"})
     threads: int | None = None
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "layers": [None, Interval(Integral, 1, None)],
+        "temperature": Interval(Real, 1e-3, 100.0),
+        "alpha": Interval(Real, 0.0, 1.0),
+        "epochs": Interval(Integral, 1, 1000),
+        "max_steps": [None, Interval(Integral, 1, None)],
+        "lr": Interval(Real, 1e-9, 1.0),
+        "batch_size": Interval(Integral, 1, 4096),
+        "max_length": [None, Interval(Integral, 8, 8192)],
+        "warmup_ratio": Interval(Real, 0.0, 0.5),
+        "weight_decay": Interval(Real, 0.0, 1.0),
+        "eval_batch_size": Interval(Integral, 1, None),
+        "latency_texts": Interval(Integral, 0, None),
+    }
+
     def __post_init__(self) -> None:
         if self.student is None and self.layers is None:
             raise ConfigError("student/layers: give a student checkpoint (--student minilm-l6) or a layer "
                               "count to truncate the teacher to (--layers 3)")
-        checks: list[tuple[str, float, float | None]] = [
-            ("layers", 1, None), ("temperature", 1e-3, 100.0), ("alpha", 0.0, 1.0), ("epochs", 1, 1000),
-            ("max_steps", 1, None), ("lr", 1e-9, 1.0), ("batch_size", 1, 4096), ("max_length", 8, 8192),
-            ("warmup_ratio", 0.0, 0.5), ("weight_decay", 0.0, 1.0), ("eval_batch_size", 1, None),
-            ("latency_texts", 0, None)]
-        for name, lo, hi in checks:
-            v = getattr(self, name)
-            if v is None:
-                continue
-            bad_type = isinstance(v, bool) or not isinstance(v, (int, float))
-            if bad_type or v < lo or (hi is not None and v > hi):
-                raise ConfigError(f"{name}: must be in [{lo}, {hi if hi is not None else '∞'}], got {v!r}")
+        validate_params(self, self._parameter_constraints)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

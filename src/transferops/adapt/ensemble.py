@@ -26,12 +26,14 @@ import transferops
 from transferops._progress import say
 from transferops._util import package_versions, sha256_file
 from transferops.adapt._artifact import copy_splits
-from transferops.artifacts.classifier import ClassifierBase, check_texts
+from transferops.artifacts.classifier import ClassifierBase
 from transferops.artifacts.kinds import register_kind
 from transferops.artifacts.manifest import Manifest, read_manifest, write_manifest
 from transferops.artifacts.model import TransferOpsModel
 from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, TEST_SPLIT, TEXT_COL, VALIDATION_SPLIT
 from transferops.errors import ArtifactError, ConfigError
+from transferops.metrics import classification_metrics, encode_labels
+from transferops.modality.text import check_texts
 
 MEMBERS_DIR = "members"
 #: Probabilities are clipped before the log so that log(mean proba) stays finite.
@@ -217,7 +219,6 @@ def _splits_entry(first: Manifest, out: Path) -> dict[str, Any]:
 
 def _evaluate(out: Path) -> dict[str, Any]:
     """Ensemble and per-member metrics on the shared validation and test splits."""
-    from transferops.metrics import classification_metrics, encode_labels  # scikit-learn: only when scoring
 
     ens = EnsembleModel(out)
     metrics: dict[str, Any] = {}

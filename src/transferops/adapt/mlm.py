@@ -15,14 +15,16 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from transferops._progress import say
 from transferops._util import package_versions, read_json, sha256_texts
+from transferops._validation import Constraints, Interval, validate_params
 from transferops.artifacts.manifest import write_manifest
 from transferops.checkpoints import resolve_checkpoint
 from transferops.constants import TRAINING_STATE_DIR
@@ -68,32 +70,27 @@ class AdaptConfig:
     seed: int = 0
     threads: int | None = None
 
-    def __post_init__(self) -> None:
-        def rng(name: str, lo: float, hi: float | None = None, *, lo_open: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None:
-                return
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < lo or (lo_open and v == lo) \
-                    or (hi is not None and v > hi):
-                raise ConfigError(f"{name}: must be {'>' if lo_open else '>='} {lo}"
-                                  + (f" and <= {hi}" if hi is not None else "") + f", got {v!r}")
+    _parameter_constraints: ClassVar[Constraints] = {
+        "steps": Interval(Integral, 1, None),
+        "lr": Interval(Real, 0.0, 1.0, closed="right"),
+        "head_lr": Interval(Real, 0.0, 1.0, closed="right"),
+        "warmup_ratio": Interval(Real, 0.0, 0.5),
+        "weight_decay": Interval(Real, 0.0, 1.0),
+        "batch_size": Interval(Integral, 1, 4096),
+        "grad_accum": Interval(Integral, 1, 1024),
+        "max_length": Interval(Integral, 16, 8192),
+        "mlm_probability": Interval(Real, 0.01, 0.5),
+        "heldout_fraction": Interval(Real, 0.01, 0.5),
+        "max_heldout_texts": Interval(Integral, 1, None),
+        "max_eval_windows": Interval(Integral, 1, None),
+        "head_warmup_steps": [None, Interval(Integral, 0, None)],
+        "forgetting_factor": Interval(Real, 1.0, None, closed="neither"),
+        "save_every": Interval(Integral, 1, None),
+        "eval_batch_size": Interval(Integral, 1, None),
+    }
 
-        rng("steps", 1)
-        rng("lr", 0.0, 1.0, lo_open=True)
-        rng("head_lr", 0.0, 1.0, lo_open=True)
-        rng("warmup_ratio", 0.0, 0.5)
-        rng("weight_decay", 0.0, 1.0)
-        rng("batch_size", 1, 4096)
-        rng("grad_accum", 1, 1024)
-        rng("max_length", 16, 8192)
-        rng("mlm_probability", 0.01, 0.5)
-        rng("heldout_fraction", 0.01, 0.5)
-        rng("max_heldout_texts", 1)
-        rng("max_eval_windows", 1)
-        rng("head_warmup_steps", 0)
-        rng("forgetting_factor", 1.0, lo_open=True)
-        rng("save_every", 1)
-        rng("eval_batch_size", 1)
+    def __post_init__(self) -> None:
+        validate_params(self, self._parameter_constraints)
         if not isinstance(self.whole_word, bool):
             raise ConfigError(f"whole_word: expected true/false, got {self.whole_word!r}")
 

@@ -22,22 +22,11 @@ import numpy as np
 
 from transferops.artifacts.manifest import Manifest, read_manifest
 from transferops.constants import DATA_DIR
-from transferops.errors import ArtifactError, DataError
+from transferops.errors import ArtifactError
+from transferops.modality.text import check_texts  # re-exported: the text modality's input check
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def check_texts(texts: Sequence[str]) -> list[str]:
-    """``texts`` as a list of strings, or a :class:`DataError` naming the bad item."""
-    if isinstance(texts, str):
-        raise DataError("texts: pass a list of strings, not a single string (wrap it: [text])")
-    out = []
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise DataError(f"texts[{i}]: expected a string, got {type(t).__name__}")
-        out.append(t)
-    return out
 
 
 @runtime_checkable

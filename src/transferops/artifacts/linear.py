@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from transferops.artifacts.classifier import ClassifierBase, check_texts
+from transferops.artifacts.classifier import ClassifierBase
 from transferops.artifacts.kinds import register_kind
 from transferops.constants import MODEL_DIR
 from transferops.errors import ArtifactError
+from transferops.modality.text import check_texts
 
 BASELINE_DIR = "baseline"
 PROBE_DIR = "probe"

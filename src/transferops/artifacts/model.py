@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
-from transferops.artifacts.classifier import Classifier, ClassifierBase, check_texts
+from transferops.artifacts.classifier import Classifier, ClassifierBase
 from transferops.artifacts.kinds import load_folder, register_kind
 from transferops.artifacts.manifest import Manifest, read_manifest, update_manifest, write_manifest
 from transferops.constants import DATA_DIR, TEST_SPLIT, VALIDATION_SPLIT
 from transferops.errors import ArtifactError
+from transferops.modality.text import check_texts
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from transferops.errors import GateFailedError, TransferOpsError
+from transferops.hooks import module_exists  # re-exported: tests and older code import it from here
 
 #: Modules contributing sub-commands, in the order they appear in ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -32,14 +32,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "transferops.adapt.cli",
     "transferops.demo",
 )
-
-
-def module_exists(name: str) -> bool:
-    """True when ``name`` can be imported (its parent package may itself be absent)."""
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

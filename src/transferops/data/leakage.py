@@ -1,28 +1,18 @@
-"""Train↔test leakage: exact duplicates (normalised text hash) and near-duplicates (cosine)."""
+"""Train↔test leakage: exact duplicates (the modality's leakage key: for text, the normalised text
+hash) and near-duplicates (cosine of embeddings)."""
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-_WS = re.compile(r"\s+")
-_PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
+from transferops.modality.base import Modality, get_modality
+from transferops.modality.text import normalise_text, text_hash
 
-
-def normalise_text(text: str) -> str:
-    """Lower-case, NFKC, drop punctuation and collapse whitespace."""
-    t = unicodedata.normalize("NFKC", text).lower()
-    t = _PUNCT.sub(" ", t)
-    return _WS.sub(" ", t).strip()
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha1(normalise_text(text).encode("utf-8")).hexdigest()
+__all__ = ["LeakageReport", "find_leakage", "normalise_text", "text_hash"]
 
 
 @dataclass
@@ -57,23 +47,26 @@ class LeakageReport:
 
 
 def find_leakage(
-    train_texts: list[str],
-    test_texts: list[str],
+    train_texts: Sequence[Any],
+    test_texts: Sequence[Any],
     *,
     train_emb: np.ndarray | None = None,
     test_emb: np.ndarray | None = None,
     threshold: float = 0.95,
     chunk: int = 1024,
+    modality: str | Modality = "text",
 ) -> LeakageReport:
-    """Find train/test pairs that are the same text after normalisation, or (with embeddings) whose
-    cosine similarity is ``>= threshold``. Exact pairs are not repeated as near pairs."""
+    """Find train/test pairs with the same leakage key (text: the same text after normalisation), or
+    (with embeddings) whose cosine similarity is ``>= threshold``. Exact pairs are not repeated as
+    near pairs."""
+    key = get_modality(modality).leakage_key
     rep = LeakageReport(threshold=threshold, n_train=len(train_texts), n_test=len(test_texts))
     test_by_hash: dict[str, list[int]] = {}
     for j, t in enumerate(test_texts):
-        test_by_hash.setdefault(text_hash(t), []).append(j)
+        test_by_hash.setdefault(key(t), []).append(j)
     exact = set()
     for i, t in enumerate(train_texts):
-        for j in test_by_hash.get(text_hash(t), ()):
+        for j in test_by_hash.get(key(t), ()):
             rep.exact_pairs.append((i, j))
             exact.add((i, j))
     if train_emb is not None and test_emb is not None and len(train_emb) and len(test_emb):

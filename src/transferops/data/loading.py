@@ -74,6 +74,11 @@ class LabeledData:
         return len(self.frame)
 
     @property
+    def modality(self) -> str:
+        """The input modality (:mod:`transferops.modality`): this loader reads text columns."""
+        return "text"
+
+    @property
     def texts(self) -> list[str]:
         return self.frame[TEXT_COL].tolist()
 
@@ -180,7 +185,7 @@ def _read_jsonl(p: Path, encoding: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _missing_column(p: str, col: str, what: str, frame: pd.DataFrame) -> DataError:
+def missing_column(p: str, col: str, what: str, frame: pd.DataFrame) -> DataError:
     cols = ", ".join(map(str, frame.columns[:20]))
     import difflib
 
@@ -190,7 +195,7 @@ def _missing_column(p: str, col: str, what: str, frame: pd.DataFrame) -> DataErr
                      f"Pass --{what.replace(' ', '-')}-column NAME.")
 
 
-def _parse_multilabel(value: Any, sep: str | None) -> list[str] | None:
+def parse_multilabel(value: Any, sep: str | None) -> list[str] | None:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -243,7 +248,7 @@ def read_texts(path: str | Path, text_column: str = "text", *, encoding: str = "
     """Read only a text column (unlabeled pools, prediction inputs); empty texts are an error."""
     df = read_table(path, encoding=encoding)
     if text_column not in df.columns:
-        raise _missing_column(str(path), text_column, "text", df)
+        raise missing_column(str(path), text_column, "text", df)
     out = []
     _check_text_column(str(path), text_column, df[text_column].tolist())
     for i, v in enumerate(df[text_column].tolist()):
@@ -281,18 +286,18 @@ def load_labeled(
     if len(raw) == 0:
         raise DataError(f"{name}: the file has no rows")
     if cm.text not in raw.columns:
-        raise _missing_column(name, cm.text, "text", raw)
+        raise missing_column(name, cm.text, "text", raw)
     label_cols = cm.label_columns or ([cm.label] if cm.label else [])
     if not label_cols:
         raise ConfigError("a label column is required (label_column or label_columns)")
     for c in label_cols:
         if c not in raw.columns:
-            raise _missing_column(name, c, "label", raw)
+            raise missing_column(name, c, "label", raw)
     for c in cm.extra_columns():
         if c not in raw.columns:
             what = ("time" if c == cm.time else "group" if c == cm.group else "id" if c == cm.id
                     else "slice")
-            raise _missing_column(name, c, what, raw)
+            raise missing_column(name, c, what, raw)
 
     multilabel = cm.is_multilabel_input or task == "multilabel"
     rejects: list[dict[str, Any]] = []
@@ -342,7 +347,7 @@ def load_labeled(
                 continue
             y: Any = row_labels
         elif multilabel:
-            y = _parse_multilabel(label_vals[i], cm.label_sep)
+            y = parse_multilabel(label_vals[i], cm.label_sep)
             if y is None:
                 bad(i, cm.label or "label", "missing label")
                 continue

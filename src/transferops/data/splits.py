@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from numbers import Real
+from typing import ClassVar, Literal
 
 import numpy as np
 
+from transferops._validation import Constraints, Interval, Options, validate_params
 from transferops.constants import LABEL_COL
 from transferops.data.loading import LabeledData
 from transferops.errors import ConfigError, DataError
@@ -23,13 +25,14 @@ class SplitConfig:
     test_size: float = 0.2
     seed: int = 0
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "method": Options("stratified", "temporal", "group", "random"),
+        "validation_size": Interval(Real, 0.0, 1.0, closed="neither"),
+        "test_size": Interval(Real, 0.0, 1.0, closed="neither"),
+    }
+
     def __post_init__(self) -> None:
-        if self.method not in ("stratified", "temporal", "group", "random"):
-            raise ConfigError(f"split.method: {self.method!r} is not one of stratified, temporal, group, random")
-        for name in ("validation_size", "test_size"):
-            v = getattr(self, name)
-            if not 0.0 < v < 1.0:
-                raise ConfigError(f"split.{name}: must be in (0, 1), got {v!r}")
+        validate_params(self, self._parameter_constraints, prefix="split.")
         if self.validation_size + self.test_size >= 0.9:
             raise ConfigError("split: validation_size + test_size must leave at least 10% for training")
 

@@ -13,12 +13,13 @@ from typing import Any, Literal
 import numpy as np
 
 from transferops._extras import require
-from transferops.artifacts.classifier import ClassifierBase, check_texts
+from transferops.artifacts.classifier import ClassifierBase
 from transferops.artifacts.kinds import register_kind
 from transferops.artifacts.manifest import Manifest, read_manifest
 from transferops.constants import EXPORT_MANIFEST, ONNX_INT8_MODEL, ONNX_MODEL
 from transferops.errors import ArtifactError, ConfigError
 from transferops.inference import encode, sorted_batches
+from transferops.modality.text import check_texts
 
 Variant = Literal["int8", "fp32"]
 

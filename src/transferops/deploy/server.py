@@ -50,6 +50,7 @@ from transferops.deploy.routers import admin, health, predict
 from transferops.deploy.settings import ADMIN_TOKEN_ENV, ServeSettings, check_admin_token
 from transferops.errors import ConfigError
 from transferops.monitor import server_ext as monitoring
+from transferops.monitor.records import PredictionRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     """Build the FastAPI app (models load when it starts). See the module docstring."""
     metrics = ServerMetrics()
     hub = ModelHub(settings.hub, metrics=metrics)
-    listeners: list[Callable[[list[dict[str, Any]]], None]] = []
+    listeners: list[Callable[[list[PredictionRecord]], None]] = []
     dispatcher = ListenerDispatcher(listeners, lambda kind: metrics.listener_errors.labels(kind).inc(),
                                     maxsize=settings.predict.listener_queue)
 

@@ -10,12 +10,13 @@ Sizes use decimal units (1 GB = 1000 MB), as the source text does ("40 x 440MB =
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
 from transferops._util import dir_size, read_json
+from transferops._validation import Interval, check_param
 from transferops.constants import MANIFEST_NAME, MODEL_DIR
 from transferops.errors import ArtifactError, ConfigError, DataError
 
@@ -23,18 +24,16 @@ MB = 1_000_000
 GB = 1_000_000_000
 
 
+_NON_NEGATIVE = [None, Interval(Real, 0.0, None)]
+_POSITIVE = [None, Interval(Real, 0.0, None, closed="neither")]
+
+
 def _non_negative(name: str, value: float | None) -> None:
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{name}: {value!r} must be a non-negative number")
+    check_param(name, value, _NON_NEGATIVE)
 
 
 def _positive(name: str, value: float | None) -> None:
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name}: {value!r} must be > 0")
+    check_param(name, value, _POSITIVE)
 
 
 # ----------------------------------------------------------------------------------------- compute

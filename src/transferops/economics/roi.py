@@ -26,19 +26,20 @@ import html
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
+from transferops._validation import Interval, check_param
 from transferops.errors import ConfigError
+
+_DOLLARS = Interval(Real, 0.0, None)
 
 REQUIRED_KEYS = ("one_time", "recurring_monthly")
 
 
 def _money(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ConfigError(f"{name}: {v!r} must be a number (dollars)")
-    if v < 0:
-        raise ConfigError(f"{name}: {v!r} must not be negative")
+    check_param(name, v, _DOLLARS, hint="dollars")
     return float(v)
 
 
@@ -54,8 +55,7 @@ class Benefit:
     def __post_init__(self) -> None:
         _money("benefit.units_per_month", self.units_per_month)
         _money("benefit.value_per_unit", self.value_per_unit)
-        if not 0 <= self.rate <= 1:
-            raise ConfigError(f"benefit.rate: {self.rate!r} must be a share in [0, 1]")
+        check_param("benefit.rate", self.rate, Interval(Real, 0.0, 1.0), hint="a share")
 
     @property
     def monthly(self) -> float:
@@ -82,9 +82,7 @@ class ROIConfig:
             for k, v in items.items():
                 _money(f"{section}.{k}", v)
         _money("benefit_monthly", self.benefit_monthly)
-        if isinstance(self.horizon_months, bool) or not isinstance(self.horizon_months, int) \
-                or self.horizon_months <= 0:
-            raise ConfigError(f"horizon_months: {self.horizon_months!r} must be a positive whole number")
+        check_param("horizon_months", self.horizon_months, Interval(Integral, 1, None))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, base_dir: str | Path | None = None) -> ROIConfig:

@@ -29,9 +29,11 @@ from transferops.evaluate.thresholds import (
     operating_point,
     parse_target,
 )
+from transferops.modality import Modality, get_modality
+from transferops.modality.text import LENGTH_SLICE as _TEXT_LENGTH_SLICE
 
-#: Automatic slice column: character-length quartiles of the texts.
-LENGTH_SLICE = "text_length"
+#: Automatic slice column of text models: character-length quartiles (owned by the text modality).
+LENGTH_SLICE = _TEXT_LENGTH_SLICE
 #: Slices smaller than this are flagged "low support" in reports (gates use their own min_support).
 DEFAULT_MIN_SUPPORT = 20
 _MAX_CURVE_POINTS = 300
@@ -71,17 +73,24 @@ def _thin(c: dict[str, list[float]], n: int = _MAX_CURVE_POINTS) -> dict[str, li
     return {k: [v[i] for i in idx] for k, v in c.items()}
 
 
+def _modality_of(model: Any) -> Modality:
+    """The model's input modality (text unless the model says otherwise)."""
+    return get_modality(getattr(model, "modality", None) or "text")
+
+
 def _positive_index(model: Any) -> int:
     return int((getattr(model, "manifest", None) or {}).get("positive_index", 1))
 
 
 def _slices(ed: EvalData, columns: list[str], y: np.ndarray, pred: np.ndarray, labels: list[str], *,
-            multilabel: bool, positive_index: int, min_support: dict[str, int], sort_metric: str
-            ) -> list[dict[str, Any]]:
+            multilabel: bool, positive_index: int, min_support: dict[str, int], sort_metric: str,
+            modality: Modality) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     frame = ed.frame
+    auto = [c for c in columns if c in modality.auto_slice_names and c not in frame.columns]
+    auto_values = {k: v for k, v in modality.auto_slices(ed.texts).items() if k in auto} if auto else {}
     for col in columns:
-        values = (pd.Series(M.length_quartiles(ed.texts)) if col == LENGTH_SLICE and col not in frame.columns
+        values = (pd.Series(auto_values[col]) if col in auto_values
                   else frame[col].astype("string").fillna("<missing>"))
         rows = []
         for val, idx in values.groupby(values, sort=True).indices.items():
@@ -194,7 +203,8 @@ def evaluate(
     multilabel = model.task == "multilabel"
     manifest = Manifest.from_dict(getattr(model, "manifest", None) or {}, warn_unknown=False)
     cols = list(dict.fromkeys([*slices, *g.slice_columns()]))
-    user_cols = [c for c in cols if c != LENGTH_SLICE]
+    modality = _modality_of(model)
+    user_cols = [c for c in cols if c not in modality.auto_slice_names]
     ed = load_eval_data(model, data, text_column=text_column, label_column=label_column,
                         label_columns=label_columns, label_sep=label_sep, slices=user_cols,
                         ignore_unknown_labels=ignore_unknown_labels)
@@ -206,8 +216,8 @@ def evaluate(
     if data is None:  # slices the model was trained with are in its saved splits: evaluate them too
         trained = (manifest.get("data") or {}).get("columns", {}).get("slices") or []
         cols = list(dict.fromkeys([*cols, *[c for c in trained if c in ed.frame.columns]]))
-    if auto_slices and LENGTH_SLICE not in cols:
-        cols.append(LENGTH_SLICE)
+    if auto_slices:
+        cols.extend(c for c in modality.auto_slice_names if c not in cols)
 
     say(f"evaluating {manifest.name or type(model).__name__} on {ed.source} ({len(ed.frame)} rows) ...")
     proba, raw, logits = _probabilities(model, ed.texts)
@@ -227,7 +237,7 @@ def evaluate(
     for sg in g.slices:
         support_by_col[sg.column] = sg.min_support
     slice_rows = _slices(ed, cols, y, pred, labels, multilabel=multilabel, positive_index=pos,
-                         min_support=support_by_col, sort_metric=slice_metric)
+                         min_support=support_by_col, sort_metric=slice_metric, modality=modality)
     baseline = manifest.get("baseline") or {}
     if baseline and not ed.is_test_split:
         warns.append("baseline metrics come from the model's test split, not from this data; "

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from transferops.errors import DataError
+from transferops.hooks import register_post_train
 
 if TYPE_CHECKING:
     from transferops.finetune.config import TrainConfig
@@ -177,6 +178,7 @@ def calibrate_artifact(path: str | Path, *, n_bins: int = N_BINS, save: bool = T
     return res
 
 
+@register_post_train("calibration", order=10)
 def post_train(artifact_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
     """Training hook: with ``calibrate=True``, fit and store the temperature on the validation split."""
     if not getattr(config, "calibrate", False):

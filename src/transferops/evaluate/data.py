@@ -41,10 +41,10 @@ def _is_missing(v: Any) -> bool:
 
 
 def _row_labels(v: Any, multilabel: bool, sep: str | None) -> list[str]:
-    from transferops.data.loading import _parse_multilabel
+    from transferops.data.loading import parse_multilabel
 
     if multilabel:
-        return _parse_multilabel(v, sep) or []
+        return parse_multilabel(v, sep) or []
     if _is_missing(v):
         return []
     s = str(v).strip()

@@ -14,6 +14,9 @@ from sklearn import metrics as skm
 
 from transferops.metrics import label_metrics, log_loss, safe_metric
 
+# re-exported: the automatic text-length slice is the text modality's
+from transferops.modality.text import length_quartiles as length_quartiles
+
 #: Metrics where lower is better (gates written as bare numbers mean "<=" for these).
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece", "hamming_loss"})
 
@@ -190,17 +193,3 @@ def slice_metrics(y: np.ndarray, pred: np.ndarray, k: int, *, multilabel: bool,
     out["class_support"] = {int(j): int(sup[j]) for j in range(k) if sup[j] > 0}
     return out
 
-
-def length_quartiles(texts: list[str]) -> list[str]:
-    """Automatic slice: each text's character-length quartile, labelled with its range."""
-    import pandas as pd
-
-    lengths = pd.Series([len(t) for t in texts])
-    if lengths.nunique() < 2:
-        return ["all lengths"] * len(texts)
-    cats = pd.qcut(lengths, 4, duplicates="drop")
-    names = {}
-    for i, iv in enumerate(cats.cat.categories):
-        lo = max(int(np.floor(iv.left)) + 1, int(lengths.min()))
-        names[iv] = f"Q{i + 1}: {lo}–{int(iv.right)} chars"
-    return [names[c] for c in cats]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import stat
@@ -22,7 +21,6 @@ from transferops.artifacts.manifest import Manifest, read_manifest, write_manife
 from transferops.artifacts.model import TransferOpsModel
 from transferops.baselines import baseline_report
 from transferops.checkpoints import resolve_checkpoint
-from transferops.cli.main import module_exists
 from transferops.constants import (
     DATA_DIR,
     LABEL_COL,
@@ -48,15 +46,14 @@ from transferops.finetune.config import TrainConfig
 from transferops.finetune.recipe import RecipeChoice
 from transferops.finetune.strategies import STRATEGY_REGISTRY
 from transferops.finetune.trainer import FineTuner
+from transferops.hooks import BUILTIN_PLUGINS, run_post_train
 from transferops.metrics import classification_metrics, encode_labels
+from transferops.modality import get_modality
 from transferops.modeling import set_threads, sigmoid, softmax
 
-#: Stage modules that add to a fresh artifact (calibration, monitoring reference profile...).
-#: Each exposes ``post_train(artifact_dir: Path, config: TrainConfig) -> dict | None``.
-POST_TRAIN_HOOKS: tuple[str, ...] = (
-    "transferops.evaluate.calibration",
-    "transferops.monitor.profile",
-)
+#: Kept for code that read the list: the hooks themselves now live in :mod:`transferops.hooks`, where later
+#: stages register them (``@register_post_train``); this stage never imports those stages.
+POST_TRAIN_HOOKS: tuple[str, ...] = BUILTIN_PLUGINS
 
 #: Transfer must beat the baseline by this much (absolute, on the headline metric) — Mistake 1.
 BASELINE_MARGIN = 0.05
@@ -204,10 +201,9 @@ def train(
                                rejects_path=rejects, encoding=encoding)
     if labeled.n_rejected:
         say(f"skipped {labeled.n_rejected} bad rows; see {labeled.rejects_path}")
+    modality = get_modality(labeled.modality)  # text today: tokenizer, leakage key, baseline, slices
     if cfg.baseline:  # memory guard before splitting and leakage checks (all rows: an upper bound)
-        from transferops.baselines import TfidfBaseline, check_baseline_memory
-
-        check_baseline_memory(labeled.texts, len(labeled.labels), TfidfBaseline.max_features)
+        modality.check_baseline_fits(labeled.texts, len(labeled.labels))
     if cfg.task != "auto" and cfg.task != labeled.task and not (cfg.task == "multiclass" and labeled.task == "binary"):
         raise ConfigError(f"task: '{cfg.task}' requested but the data looks {labeled.task}")
     task = labeled.task
@@ -268,10 +264,8 @@ def train(
     baseline: dict[str, Any] = {}
     fitted_baseline = None
     if (cfg.baseline and main_rank) or do_search:  # only the manifest (and the search) use it
-        from transferops.baselines import TfidfBaseline
-
         say("fitting the tuned TF-IDF + logistic-regression baseline (C and class weight by CV on train) ...")
-        fitted_baseline = TfidfBaseline(multilabel=multilabel, seed=cfg.seed, tune=True).fit(
+        fitted_baseline = modality.baseline(multilabel=multilabel, seed=cfg.seed, tune=True).fit(
             train_part.texts, y_tr, n_classes=len(labels))
         baseline = baseline_report(train_part.texts, y_tr, splits.test.texts, y_te, n_classes=len(labels),
                                    multilabel=multilabel, seed=cfg.seed, fitted=fitted_baseline,
@@ -439,13 +433,7 @@ def train(
         "evaluations": [],
     }
     write_manifest(out, manifest)
-    for mod_name in POST_TRAIN_HOOKS:
-        if not module_exists(mod_name):
-            continue
-        mod = importlib.import_module(mod_name)
-        hook = getattr(mod, "post_train", None)
-        if hook is not None:
-            hook(out, cfg)
+    run_post_train(out, cfg)  # calibration, monitoring reference profile... (registered by those stages)
     if not keep_state:
         shutil.rmtree(out / TRAINING_STATE_DIR, ignore_errors=True)
     distributed.barrier()
@@ -462,12 +450,10 @@ def _refit(kind: str, strategy: str, ft: Any, fitted_baseline: Any, search_res: 
     y = np.concatenate([y_tr, y_va])
     entry: dict[str, Any] = {"done": True, "rows": len(texts), "recipe": strategy,
                              "note": "validation metrics and the decision rule are from before the refit"}
-    from transferops.baselines import TfidfBaseline
-
     new_base = None
     if fitted_baseline is not None:
-        new_base = TfidfBaseline(multilabel=multilabel, seed=cfg.seed, tune=True).fit(texts, y,
-                                                                                      n_classes=len(labels))
+        new_base = get_modality(train_part.modality).baseline(multilabel=multilabel, seed=cfg.seed,
+                                                              tune=True).fit(texts, y, n_classes=len(labels))
     if kind == "model":
         epochs = max(int(ft.result_.best_epoch or cfg.resolved_epochs(ft.strategy)), 1)
         rcfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": epochs, "early_stopping_patience": None,
@@ -568,7 +554,7 @@ def _load_or_make_splits(labeled: LabeledData, cfg: SplitConfig, out: Path, resu
 def _leakage(splits: Splits, cfg: TrainConfig, checkpoint: str) -> Any:
     train_texts, test_texts = splits.train.texts, splits.test.texts
     if not cfg.check_near_duplicates:
-        return find_leakage(train_texts, test_texts)
+        return find_leakage(train_texts, test_texts, modality=splits.train.modality)
     from transferops.modeling import FrozenEncoder
 
     say("checking train/test leakage (exact + near-duplicate embeddings) ...")
@@ -577,7 +563,7 @@ def _leakage(splits: Splits, cfg: TrainConfig, checkpoint: str) -> Any:
     emb_tr = enc.embed(train_texts, desc="leakage: train")
     emb_te = enc.embed(test_texts, desc="leakage: test")
     return find_leakage(train_texts, test_texts, train_emb=emb_tr, test_emb=emb_te,
-                        threshold=cfg.near_duplicate_threshold)
+                        threshold=cfg.near_duplicate_threshold, modality=splits.train.modality)
 
 
 __all__ = ["TEXT_COL", "TrainResult", "train"]

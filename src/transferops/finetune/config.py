@@ -12,8 +12,10 @@ import numbers
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from numbers import Integral, Real
+from typing import Any, ClassVar, Literal, Union
 
+from transferops._validation import Constraints, Interval, Options, validate_params
 from transferops.errors import ConfigError
 
 #: The built-in strategies; any name registered with ``finetune.strategies.register_strategy`` is valid too.
@@ -27,23 +29,6 @@ def _strategies() -> Any:
     from transferops.finetune import strategies  # torch-free at import
 
     return strategies
-
-
-def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}: {value!r} is not one of {', '.join(map(repr, choices))}")
-
-
-def _check_range(name: str, value: float | int | None, lo: float | None = None, hi: float | None = None,
-                 *, lo_open: bool = False) -> None:
-    if value is None:
-        return
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ConfigError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise ConfigError(f"{name}: must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{name}: must be <= {hi}, got {value!r}")
 
 
 def _type_name(tp: Any) -> str:
@@ -74,7 +59,7 @@ def _matches(value: Any, tp: Any) -> bool:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         return any(_matches(value, t) for t in typing.get_args(tp))
-    if origin is Literal:  # choices are checked (with their own message) by _check_choice
+    if origin is Literal:  # choices are checked (with their own message) by the Options constraints
         return True
     if tp is type(None):
         return value is None
@@ -122,11 +107,15 @@ class LoraSettings:
     dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
     target_modules: list[str] | None = field(default=None, metadata={"help": "module names to adapt"})
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "r": Interval(Integral, 1, 1024),
+        "alpha": Interval(Integral, 1, None),
+        "dropout": Interval(Real, 0.0, 0.9),
+    }
+
     def __post_init__(self) -> None:
         check_types(self, "lora.")
-        _check_range("lora.r", self.r, 1, 1024)
-        _check_range("lora.alpha", self.alpha, 1)
-        _check_range("lora.dropout", self.dropout, 0.0, 0.9)
+        validate_params(self, self._parameter_constraints, prefix="lora.")
 
 
 @dataclass
@@ -167,28 +156,32 @@ class TrainConfig:
     #: Multi-class: tune per-class logit offsets on validation for ``metric`` (see transferops.decision).
     tune_decision: bool = True
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "strategy": Options(lambda: _strategies().strategy_names()),
+        "task": Options("auto", "binary", "multiclass", "multilabel"),
+        "loss": Options("ce", "focal"),
+        "class_weight": [None, Options("balanced")],
+        "metric": Options("macro_f1", "accuracy", "micro_f1", "weighted_f1", "loss"),
+        "epochs": [None, Interval(Integral, 1, 1000)],
+        "max_steps": [None, Interval(Integral, 1, None)],
+        "lr": [None, Interval(Real, 0.0, 1.0, closed="right")],
+        "batch_size": Interval(Integral, 1, 4096),
+        "grad_accum": Interval(Integral, 1, 1024),
+        "max_length": Interval(Integral, 8, 8192),
+        "warmup_ratio": Interval(Real, 0.0, 0.5),
+        "weight_decay": Interval(Real, 0.0, 1.0),
+        "focal_gamma": Interval(Real, 0.0, 10.0),
+        "early_stopping_patience": [None, Interval(Integral, 1, None)],
+        "freeze_layers": [None, Interval(Integral, 0, None)],
+        "freeze_fraction": [None, Interval(Real, 0.0, 1.0)],
+        "near_duplicate_threshold": Interval(Real, 0.5, 1.0),
+    }
+
     def __post_init__(self) -> None:
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**_known(LoraSettings, self.lora, "lora"))
-        check_types(self)
-        _check_choice("strategy", self.strategy, _strategies().strategy_names())
-        _check_choice("task", self.task, ("auto", "binary", "multiclass", "multilabel"))
-        _check_choice("loss", self.loss, ("ce", "focal"))
-        _check_choice("class_weight", self.class_weight, (None, "balanced"))
-        _check_choice("metric", self.metric, ("macro_f1", "accuracy", "micro_f1", "weighted_f1", "loss"))
-        _check_range("epochs", self.epochs, 1, 1000)
-        _check_range("max_steps", self.max_steps, 1)
-        _check_range("lr", self.lr, 0.0, 1.0, lo_open=True)
-        _check_range("batch_size", self.batch_size, 1, 4096)
-        _check_range("grad_accum", self.grad_accum, 1, 1024)
-        _check_range("max_length", self.max_length, 8, 8192)
-        _check_range("warmup_ratio", self.warmup_ratio, 0.0, 0.5)
-        _check_range("weight_decay", self.weight_decay, 0.0, 1.0)
-        _check_range("focal_gamma", self.focal_gamma, 0.0, 10.0)
-        _check_range("early_stopping_patience", self.early_stopping_patience, 1)
-        _check_range("freeze_layers", self.freeze_layers, 0)
-        _check_range("freeze_fraction", self.freeze_fraction, 0.0, 1.0)
-        _check_range("near_duplicate_threshold", self.near_duplicate_threshold, 0.5, 1.0)
+        check_types(self)  # types first (YAML's "2.5" for an integer, quoted booleans), then values
+        validate_params(self, self._parameter_constraints)
         if self.freeze_layers is not None and self.freeze_fraction is not None:
             raise ConfigError("freeze_layers and freeze_fraction: give one, not both")
 

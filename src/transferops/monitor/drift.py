@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from transferops._validation import Constraints, Interval, validate_params
 from transferops.errors import ConfigError, NotFittedError
 from transferops.monitor.profile import FEATURES, HIGH_CONFIDENCE, ReferenceProfile
 from transferops.monitor.signals import (
@@ -71,19 +73,19 @@ class DriftConfig:
     embedding_sample: int = field(default=1000, metadata={"help": "max live sketches used"})
     seed: int = 0
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        **{name: Interval(Real, 0.0, None, closed="neither")
+           for name in ("warn", "retrain", "accuracy_warn", "accuracy_retrain")},
+        **{name: Interval(Integral, 1, None) for name in ("min_feedback", "min_rows", "embedding_sample")},
+    }
+
     def __post_init__(self) -> None:
-        for name in ("warn", "retrain", "accuracy_warn", "accuracy_retrain"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or v <= 0:
-                raise ConfigError(f"{name}: must be a positive number, got {v!r}")
+        validate_params(self, self._parameter_constraints)
         if self.retrain < self.warn:
             raise ConfigError(f"retrain ({self.retrain}) must be >= warn ({self.warn})")
         if self.accuracy_retrain < self.accuracy_warn:
             raise ConfigError(f"accuracy_retrain ({self.accuracy_retrain}) must be >= accuracy_warn "
                               f"({self.accuracy_warn})")
-        for name in ("min_feedback", "min_rows", "embedding_sample"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name}: must be >= 1")
 
 
 @dataclass

@@ -26,6 +26,7 @@ import numpy as np
 from transferops._util import read_json, utcnow, write_json
 from transferops.constants import LABEL_COL, MANIFEST_NAME, REFERENCE_PROFILE, TEXT_COL
 from transferops.errors import ArtifactError, DataError
+from transferops.hooks import register_post_train
 
 log = logging.getLogger(__name__)
 
@@ -331,6 +332,7 @@ def refresh_profile(artifact_dir: str | Path) -> bool:
     return True
 
 
+@register_post_train("reference_profile", order=20)  # after calibration: the profile uses its temperature
 def post_train(artifact_dir: Path, config: Any) -> dict[str, Any] | None:
     """Training hook: always store the reference profile built from the validation split.
 

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from transferops._progress import say
-from transferops.cli.main import module_exists
+from transferops._validation import Constraints, Interval, Options, validate_params
 from transferops.constants import LABEL_COL, TEXT_COL
 from transferops.errors import ConfigError, DataError
+from transferops.hooks import module_exists
 from transferops.monitor.registry import CHALLENGER, CHAMPION, Registry
 from transferops.monitor.store import Store, parse_window, to_epoch
 
@@ -45,14 +47,14 @@ class RetrainConfig:
     time_column: str | None = field(default=None, metadata={"help": "time column of new data (auto)"})
     gates: Any = field(default=None, metadata={"help": "gates file/mapping checked on the challenger"})
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "metric": Options("macro_f1", "accuracy", "weighted_f1", "balanced_accuracy"),
+        "holdout_fraction": Interval(Real, 0.05, 0.9),
+        "margin": Interval(Real, -1.0, 1.0, closed="neither"),
+    }
+
     def __post_init__(self) -> None:
-        if self.metric not in ("macro_f1", "accuracy", "weighted_f1", "balanced_accuracy"):
-            raise ConfigError(f"metric: {self.metric!r} is not one of macro_f1, accuracy, weighted_f1, "
-                              "balanced_accuracy")
-        if not 0.05 <= self.holdout_fraction <= 0.9:
-            raise ConfigError(f"holdout_fraction: {self.holdout_fraction!r} must be in [0.05, 0.9]")
-        if not -1 < self.margin < 1:
-            raise ConfigError(f"margin: {self.margin!r} must be in (-1, 1)")
+        validate_params(self, self._parameter_constraints)
 
 
 @dataclass

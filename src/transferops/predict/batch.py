@@ -16,7 +16,7 @@ import pandas as pd
 
 from transferops._progress import bar
 from transferops._util import read_json, sha256_file, write_json
-from transferops.data.loading import SUPPORTED, _missing_column
+from transferops.data.loading import SUPPORTED, missing_column
 from transferops.errors import ConfigError, DataError
 
 
@@ -82,7 +82,7 @@ def score_chunk(model: Any, chunk: pd.DataFrame, *, source: str, row_offset: int
     labels = list(model.labels)
     multilabel = getattr(model, "task", "") == "multilabel"
     if text_column not in chunk.columns:
-        raise _missing_column(source, text_column, "text", chunk)
+        raise missing_column(source, text_column, "text", chunk)
     texts = chunk[text_column]
     empty = texts.isna() | (texts.astype(str).str.strip() == "")
     if empty.any():
@@ -93,11 +93,11 @@ def score_chunk(model: Any, chunk: pd.DataFrame, *, source: str, row_offset: int
     res = pd.DataFrame(index=chunk.index)
     if id_column:
         if id_column not in chunk.columns:
-            raise _missing_column(source, id_column, "id", chunk)
+            raise missing_column(source, id_column, "id", chunk)
         res["id"] = chunk[id_column].to_numpy()
     for c in keep_columns or []:
         if c not in chunk.columns:
-            raise _missing_column(source, c, "keep", chunk)
+            raise missing_column(source, c, "keep", chunk)
         res[c] = chunk[c].to_numpy()
     decided, confidence = model.decision_rule.apply(proba)  # the server's label and confidence
     res["label"] = ["|".join(d) for d in decided] if multilabel else decided

@@ -11,15 +11,17 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from transferops._validation import Constraints, Interval, validate_params
 from transferops.checkpoints import ZOO, resolve_checkpoint
 from transferops.data import ColumnMap, LabeledData, load_labeled, normalise_text, read_texts
-from transferops.errors import CheckpointNotFoundError, ConfigError
+from transferops.errors import CheckpointNotFoundError
 
 #: Thresholds, in one place (source text §1 and §2 unless marked as ours).
 SIZE_BANDS = (1_000, 10_000, 100_000)
@@ -107,11 +109,13 @@ class AdviseContext:
     team_size: int | None = None
     no_relevant_checkpoint: bool = False
 
+    _parameter_constraints: ClassVar[Constraints] = {
+        "latency_ms": [None, Interval(Real, 0.0, None, closed="neither")],
+        "team_size": [None, Interval(Integral, 1, None)],
+    }
+
     def __post_init__(self) -> None:
-        if self.latency_ms is not None and not self.latency_ms > 0:
-            raise ConfigError(f"latency_ms: must be > 0, got {self.latency_ms!r}")
-        if self.team_size is not None and (not isinstance(self.team_size, int) or self.team_size < 1):
-            raise ConfigError(f"team_size: must be a whole number >= 1, got {self.team_size!r}")
+        validate_params(self, self._parameter_constraints)
 
 
 @dataclass
