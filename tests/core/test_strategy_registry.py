@@ -1,7 +1,7 @@
 """A fine-tuning method is one new file: register it, and train / the config / the CLI flag accept it.
 
 The method here is BitFit (Ben Zaken et al. 2022: only the bias terms, plus the classification head,
-train), written the way docs/architecture/B.md says a new method is written.
+train), written the way docs/architecture/training.md says a new method is written.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@
 A strategy is a function ``(model, cfg) -> (model, frozen_layers)`` that decides which parameters train,
 registered by name with its default learning rate and epochs (:func:`register_strategy`, as PEFT registers
 its methods). ``TrainConfig``, the ``train --strategy`` flag and the trainer all read this registry, so a new
-method is one new file (see ``docs/architecture/B.md``). torch is imported inside the functions: the
+method is one new file (see ``docs/architecture/training.md``). torch is imported inside the functions: the
 config validates a strategy name without importing it.
 """
 

@@ -6,7 +6,7 @@ name with :func:`register_signal`; :class:`~transferops.monitor.drift.DriftMonit
 registered signal, in ``order``, for the whole window and for each time bucket of the timeline.
 Built-in signals live one per file beside this one (``class_mix``, ``confidence``, ``features``,
 ``embedding``, ``accuracy``); a module added to this package is found without any other change
-(see ``docs/architecture/D.md``, "How to add a drift signal").
+(see ``docs/architecture/decisions-and-monitoring.md``, "How to add a drift signal").
 """
 
 from __future__ import annotations
