@@ -26,6 +26,20 @@ def load_tokenizer(path: str | Path) -> Any:
     return TEXT.load_preprocessor(path)
 
 
+def load_encoder(path: str | Path, *, safetensors_only: bool = False, attn_implementation: str | None = None
+                 ) -> Any:
+    """THE loader of a bare encoder (``AutoModel``, eval mode): a checkpoint for selection, leakage and
+    drift sketches, a probe's frozen encoder, the graph an export traces (``attn_implementation="eager"``).
+    ``safetensors_only`` for a folder we wrote (a user's artifact is never read back through pickle)."""
+    from transformers import AutoModel
+
+    kw: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if safetensors_only:
+        kw["use_safetensors"] = True
+    with quiet_transformers():
+        return AutoModel.from_pretrained(str(path), local_files_only=True, **kw).eval()
+
+
 def build_classifier(path: str | Path, labels: list[str], task: str) -> torch.nn.Module:
     """A sequence classifier on top of a pretrained backbone, with our label map."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -66,14 +80,13 @@ class FrozenEncoder:
         self._tok: Any = None
 
     def _load(self) -> None:
-        from transformers import AutoModel
 
         from transferops.checkpoints import resolve_checkpoint
 
         ck = resolve_checkpoint(self.checkpoint)
         with quiet_transformers():
             self._tok = load_tokenizer(ck.path)
-            self._model = AutoModel.from_pretrained(str(ck.path), local_files_only=True).eval()
+            self._model = load_encoder(ck.path)
 
     def load(self) -> FrozenEncoder:
         """Load the backbone now rather than on the first ``embed`` (to time loading on its own)."""
@@ -88,5 +101,5 @@ class FrozenEncoder:
                                batch_size=self.batch_size, desc=desc, output="embedding")
 
 
-__all__ = ["FrozenEncoder", "batched_forward", "build_classifier", "load_tokenizer", "quiet_transformers",
-           "set_threads", "sigmoid", "softmax"]
+__all__ = ["FrozenEncoder", "batched_forward", "build_classifier", "load_encoder", "load_tokenizer",
+           "quiet_transformers", "set_threads", "sigmoid", "softmax"]

@@ -245,10 +245,9 @@ class ProbeModel(_LinearModel):
         self._model: Any = None
 
     def _load(self) -> None:
-        from transformers import AutoModel
+        from transferops.modeling import load_encoder
 
-        self._model = self._load_torch(lambda mdir: AutoModel.from_pretrained(
-            str(mdir), local_files_only=True, use_safetensors=True))
+        self._model = self._load_torch(lambda mdir: load_encoder(mdir, safetensors_only=True))
 
     @property
     def torch_model(self) -> Any:
@@ -348,15 +347,13 @@ def save_stack(path: str | Path, baseline: Any, probe_clf: Any, meta: Any, *, en
 def save_probe(path: str | Path, clf: Any, *, encoder_from: str | Path, multilabel: bool) -> None:
     """Write a probe: the frozen encoder + tokenizer under ``model/``, the LR under ``probe/``."""
     from safetensors.numpy import save_file
-    from transformers import AutoModel
 
-    from transferops.modeling import load_tokenizer, quiet_transformers
+    from transferops.modeling import load_encoder, load_tokenizer
 
     d = Path(path) / PROBE_DIR
     d.mkdir(parents=True, exist_ok=True)
     save_file(lr_tensors(clf, multilabel), str(d / WEIGHTS))
-    with quiet_transformers():
-        enc = AutoModel.from_pretrained(str(encoder_from), local_files_only=True)
+    enc = load_encoder(encoder_from)
     enc.save_pretrained(str(Path(path) / MODEL_DIR), safe_serialization=True)
     load_tokenizer(encoder_from).save_pretrained(str(Path(path) / MODEL_DIR))
 

@@ -109,14 +109,9 @@ def _hidden_size(model_dir: Path) -> int:
 
 def _load_encoder(model_dir: Path) -> Any:
     """A probe's frozen encoder in eager attention (traceable)."""
-    from transformers import AutoModel
+    from transferops.modeling import load_encoder
 
-    from transferops.modeling import quiet_transformers
-
-    with quiet_transformers():
-        enc = AutoModel.from_pretrained(str(model_dir / MODEL_DIR), local_files_only=True, use_safetensors=True,
-                                        attn_implementation="eager")
-    return enc.eval()
+    return load_encoder(model_dir / MODEL_DIR, safetensors_only=True, attn_implementation="eager")
 
 
 def _load_torch_model(model_dir: Path, manifest: Manifest) -> Any:
