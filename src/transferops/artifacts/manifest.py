@@ -52,7 +52,7 @@ KNOWN_KEYS = frozenset({
     "reference_profile", "learning_curve", "discipline",
     # lineage
     "distillation", "parent", "lineage", "corpus", "objective", "mlm_head", "masking", "steps",
-    "head_warmup_steps", "tokens_seen", "heldout", "general", "carried_from_parent",
+    "head_warmup_steps", "tokens_seen", "heldout", "general", "carried_from_parent", "continual",
     # export.json
     "source", "format", "opset", "inputs", "outputs", "max_length", "default_variant", "sha256", "files",
     "sizes", "parity", "int8", "passed", "failures", "seconds",
@@ -212,6 +212,8 @@ class Manifest(dict[str, Any]):
             out["teacher"] = self["distillation"].get("teacher")
         if self.get("members"):
             out["members"] = [m.get("name") for m in self["members"]]
+        if self.get("continual"):
+            out["init_from"] = self["continual"].get("init_from")
         if self.get("parent"):
             out["parent"] = self["parent"]
             out["lineage"] = self.get("lineage", [])

@@ -268,6 +268,7 @@ def load_labeled(
     encoding: str = "utf-8",
     min_per_class: int = 2,
     known_labels: list[str] | None = None,
+    base_labels: list[str] | None = None,
 ) -> LabeledData:
     """Load and validate labeled data.
 
@@ -276,6 +277,8 @@ def load_labeled(
     ('multiclass', ['business', 'sport', ...])
 
     ``known_labels`` (evaluation data for a trained model) makes unseen labels an error.
+    ``base_labels`` (continuing a trained model, ``train --init-from``): the label list is these labels,
+    in their order, followed by the data's other labels (sorted); the data may hold a single class.
     """
     cm = columns or ColumnMap()
     if isinstance(source, pd.DataFrame):
@@ -409,20 +412,22 @@ def load_labeled(
         names = sorted(set(labels_out))
         if known_labels is not None:
             names = list(known_labels)
+        elif base_labels is not None:
+            names = list(base_labels) + [n for n in names if n not in set(base_labels)]
         inferred = "binary" if len(names) == 2 else "multiclass"
     data = LabeledData(frame, inferred, names, cm, name, len(rejects), rej_path)
     if known_labels is None:
-        _check_classes(data, min_per_class)
+        _check_classes(data, min_per_class, single_ok=base_labels is not None)
     return data
 
 
-def _check_classes(data: LabeledData, min_per_class: int) -> None:
+def _check_classes(data: LabeledData, min_per_class: int, *, single_ok: bool = False) -> None:
     counts = data.label_counts()
-    if data.task != "multilabel" and len(counts) < 2:
+    if data.task != "multilabel" and len(counts) < 2 and not single_ok:
         only = next(iter(counts), "?")
         raise DataError(f"{data.source}: column '{data.columns.label}': only one class ({only!r}); a "
                         "classifier needs at least two")
-    small = {k: v for k, v in counts.items() if v < min_per_class}
+    small = {k: v for k, v in counts.items() if v < min_per_class and not (single_ok and v == 0)}
     if small:
         listed = ", ".join(f"{k!r} ({v})" for k, v in list(small.items())[:5])
         raise DataError(f"{data.source}: column '{data.columns.label or data.columns.label_columns}': "

@@ -115,6 +115,13 @@ class TrainResult:
             lines.append(f"  leakage train↔test: {lk.get('exact_duplicates', 0)} exact, "
                          f"{lk.get('near_duplicates', 0)} near-duplicate pairs"
                          + (" (removed from train)" if m["config"].get("dedupe") else ""))
+        if m.get("continual"):
+            from transferops.finetune.continual import format_report
+
+            c = m["continual"]
+            lines.append(f"  continued from {c['init_from']} (replay {c['replay']:g}: {c['replay_rows']} old rows"
+                         + (f", L2-to-old {c['l2_to_old']:g}" if c.get("l2_to_old") else "") + "); test split:")
+            lines += ["    " + ln for ln in format_report(c["report"]).splitlines()]
         tm = m["timings"]
         lines.append(f"  training {tm['train_seconds']:.1f}s · {tm['examples_per_second']:.1f} examples/s")
         lines += [f"  warning: {w}" for w in self.warnings]
@@ -147,6 +154,10 @@ def train(
     refit: bool = False,
     candidates: Sequence[str] | None = None,
     explicit: Collection[str] | None = None,
+    init_from: str | Path | None = None,
+    replay: float | None = None,
+    l2_to_old: float = 0.0,
+    max_forgetting: float | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train a classifier and save it as an artifact folder.
@@ -167,6 +178,13 @@ def train(
     :data:`~transferops.finetune.search.SEARCH_DEFAULT_MAX_TRAIN` examples) runs the model search
     within ``time_budget`` (``"15m"``) and saves the winner on validation — possibly the tuned
     baseline itself. ``search=True`` with an explicit strategy is an error.
+
+    ``init_from`` (a trained run folder) continues that model on ``data``: its head is extended to the
+    old + new labels, training adds a ``replay`` share of the old run's training split (default
+    :data:`~transferops.finetune.continual.DEFAULT_REPLAY`) and optionally an ``l2_to_old`` penalty, the old
+    run's validation and test splits join the new ones, and ``manifest["continual"]`` records the lineage
+    and the old-class / new-class macro-F1 of the old and the new model with the ``max_forgetting`` gate
+    (:mod:`transferops.finetune.continual`; the CLI exits 1 when it fails).
     """
     from transferops.finetune.recipe import explicit_fields
 
@@ -183,6 +201,29 @@ def train(
         raise ConfigError(f"out: {out} already holds a trained model; choose another --out, or delete it")
     if out.exists() and not resume and (out / TRAINING_STATE_DIR).exists():
         raise ConfigError(f"out: {out} holds an interrupted run; pass --resume to continue it, or delete it")
+    cont = old_run = None
+    if init_from is not None:
+        from transferops.finetune.continual import DEFAULT_REPLAY, ContinualConfig, load_old_run
+
+        cont = ContinualConfig(str(init_from), DEFAULT_REPLAY if replay is None else replay, l2_to_old,
+                               max_forgetting)
+        if label_columns:
+            raise ConfigError("label_columns: --init-from continues a single-label model; give one --label-column")
+        if validation_data is not None or test_data is not None:
+            raise ConfigError("validation_data/test_data: with --init-from the splits are the new data's plus the "
+                              "old run's stored ones; drop --validation-data/--test-data")
+        if search:
+            raise ConfigError("search: --init-from continues one model; drop --search")
+        old_run = load_old_run(cont.init_from, label_column=label_column)
+        old_strategy = old_run.manifest.strategy_name or "full"
+        keep = {"checkpoint": str(old_run.model_dir)}
+        if "strategy" not in explicit_set or cfg.strategy == "auto":
+            keep["strategy"] = old_strategy if old_strategy in STRATEGY_REGISTRY else "full"
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), **keep})
+        explicit_set |= {"strategy", "checkpoint"}
+        search = False
+    elif replay is not None or l2_to_old or max_forgetting is not None:
+        raise ConfigError("replay/l2_to_old/max_forgetting: these continue an old run; pass --init-from runs/old")
     ckpt = resolve_checkpoint(cfg.checkpoint)
     t_start = time.perf_counter()
     # Under accelerate launch / torchrun: join the process group now; rank 0 alone writes files.
@@ -198,12 +239,15 @@ def train(
     rejects = out / "rejects.csv"
     with distributed.main_process_first():
         labeled = load_labeled(data, columns, task=cfg.task, skip_bad_rows=skip_bad_rows,
-                               rejects_path=rejects, encoding=encoding)
+                               rejects_path=rejects, encoding=encoding,
+                               base_labels=old_run.labels if old_run is not None else None)
     if labeled.n_rejected:
         say(f"skipped {labeled.n_rejected} bad rows; see {labeled.rejects_path}")
     modality = get_modality(labeled.modality)  # text today: tokenizer, leakage key, baseline, slices
     if cfg.baseline:  # memory guard before splitting and leakage checks (all rows: an upper bound)
         modality.check_baseline_fits(labeled.texts, len(labeled.labels))
+    if old_run is not None and labeled.task == "multilabel":
+        raise ConfigError(f"task: the old run {old_run.path} is single-label but this data is multi-label")
     if cfg.task != "auto" and cfg.task != labeled.task and not (cfg.task == "multiclass" and labeled.task == "binary"):
         raise ConfigError(f"task: '{cfg.task}' requested but the data looks {labeled.task}")
     task = labeled.task
@@ -212,6 +256,22 @@ def train(
     predefined = None
     if validation_data is not None or test_data is not None:
         predefined = _predefined_splits(labeled, columns, split_cfg, validation_data, test_data, encoding)
+    replay_rows = 0
+    if old_run is not None and cont is not None:
+        from transferops.finetune.continual import read_old_split, replay_sample
+
+        def _old(frame: pd.DataFrame) -> LabeledData:
+            return LabeledData(frame, labeled.task, labeled.labels, labeled.columns, str(old_run.path))
+
+        cut = make_splits(labeled, split_cfg)
+        replayed = replay_sample(read_old_split(old_run, TRAIN_SPLIT), cont.replay, cfg.seed)
+        replay_rows = len(replayed)
+        predefined = Splits(_concat(cut.train, _old(replayed)),
+                            _concat(cut.validation, _old(read_old_split(old_run, VALIDATION_SPLIT))),
+                            _concat(cut.test, _old(read_old_split(old_run, TEST_SPLIT))))
+        say(f"init from {old_run.path}: {len(old_run.labels)} old + {len(labeled.labels) - len(old_run.labels)} "
+            f"new labels; replaying {replay_rows} of the old training rows ({cont.replay:g} per class)"
+            + (f", L2-to-old {cont.l2:g}" if cont.l2 else ""))
     with distributed.main_process_first():  # rank 0 writes the splits, the others read them back
         splits = _load_or_make_splits(labeled, split_cfg, out, resume, predefined)
     data_dir = out / DATA_DIR
@@ -295,7 +355,9 @@ def train(
             strategy, extra, reason = recommend_strategy(advice, len(train_part), n_layers)
             cfg = TrainConfig.from_dict({**cfg.to_dict(), **extra})
             say(f"auto strategy: {strategy} — {reason}")
-        ft = FineTuner(cfg, strategy=strategy, strategy_reason=reason)
+        ft = FineTuner(cfg, strategy=strategy, strategy_reason=reason,
+                       init_from=old_run.model_dir if old_run is not None else None,
+                       l2_to_old=cont.l2 if cont is not None else 0.0)
         ft.fit(train_part.texts, y_tr, splits.validation.texts, y_va, labels=labels, task=task,
                checkpoint_path=ckpt.path, state_dir=out / TRAINING_STATE_DIR, resume=resume)
     recipe.append(RecipeChoice("strategy", strategy, "user" if strategy_explicit else
@@ -350,6 +412,18 @@ def train(
         return m
 
     metrics = {"validation": _metrics(y_va, val_logits), "test": _metrics(y_te, test_logits)}
+    continual: dict[str, Any] = {}
+    if old_run is not None and cont is not None:
+        from transferops.finetune.continual import forgetting_report, format_report
+
+        new_pred = decide_indices(to_p(test_logits), dmf, labels, multilabel)
+        report = forgetting_report(old_run, y_te, np.asarray(new_pred), splits.test.texts, labels,
+                                   cont.max_forgetting)
+        say("old vs new model on the test split (old run's test rows + the new data's):\n" + format_report(report))
+        continual = {"continual": {"init_from": str(old_run.path), "old_name": old_run.manifest.get("name"),
+                                   "old_labels": list(old_run.labels), "replay": cont.replay,
+                                   "replay_rows": replay_rows, "l2_to_old": cont.l2,
+                                   "max_forgetting": cont.max_forgetting, "report": report}}
 
     mdir = out / MODEL_DIR
     if mdir.exists():
@@ -425,6 +499,7 @@ def train(
         **({"search": search_res.to_dict()} if search_res is not None else {}),
         **({"refit": refit_entry} if refit_entry else {}),
         **dmf,
+        **continual,
         "history": history,
         "training": training,
         "timings": timings,

@@ -149,6 +149,14 @@ def register(sub: Any) -> None:
     g.add_argument("--validation-data", help="your own validation file (same columns as --data)")
     g.add_argument("--test-data", help="your own test file; no internal test split is cut from --data")
     g.add_argument("--refit", action="store_true", help="after choosing, refit the recipe on train + validation")
+    c = p.add_argument_group("add classes to a trained run (continual learning)")
+    c.add_argument("--init-from", help="a trained run folder: extend its head to the old + new labels and "
+                   "continue it on --data (docs/finetune.md, 'Adding classes')")
+    c.add_argument("--replay", type=float, help="share of each old class's training rows replayed (0-1; "
+                   "default 0.25)")
+    c.add_argument("--l2-to-old", type=float, default=0.0, help="L2 penalty towards the old weights (default 0)")
+    c.add_argument("--max-forgetting", type=float, help="gate: old-class macro-F1 may drop by at most this "
+                   "(e.g. 0.02); exit code 1 when it drops more")
     p.set_defaults(func=_train)
 
     lc = sub.add_parser("learning-curve", help="validation metric of the run's recipe and the tuned baseline at "
@@ -204,11 +212,18 @@ def _train(args: argparse.Namespace) -> int:
                             validation_data=getattr(args, "validation_data", None),
                             test_data=getattr(args, "test_data", None), explicit=explicit_keys(args),
                             refit=bool(getattr(args, "refit", False)),
+                            init_from=getattr(args, "init_from", None), replay=getattr(args, "replay", None),
+                            l2_to_old=getattr(args, "l2_to_old", 0.0) or 0.0,
+                            max_forgetting=getattr(args, "max_forgetting", None),
                             **_data_kwargs(args))
     from transferops import distributed
 
     if distributed.is_main_process():  # under accelerate launch / torchrun, print once
         print(dumps(res.manifest) if args.json else res.summary())
+    if res.manifest.get("continual"):
+        from transferops.finetune.continual import raise_if_forgot
+
+        raise_if_forgot(res.manifest["continual"]["report"], res.path)  # exit code 1 when it forgot
     return 0
 
 

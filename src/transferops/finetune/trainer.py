@@ -78,10 +78,15 @@ class FineTuner:
     >>> ft.model_, ft.result_.best_metric                                            # doctest: +SKIP
     """
 
-    def __init__(self, config: TrainConfig, *, strategy: str | None = None, strategy_reason: str = "") -> None:
+    def __init__(self, config: TrainConfig, *, strategy: str | None = None, strategy_reason: str = "",
+                 init_from: str | Path | None = None, l2_to_old: float = 0.0) -> None:
         self.config = config
         self.strategy = strategy or config.strategy
         self.strategy_reason = strategy_reason or f"strategy '{self.strategy}' chosen by the user"
+        #: A trained model folder whose head is extended to ``labels`` (:mod:`transferops.finetune.continual`);
+        #: ``l2_to_old`` adds an L2-to-its-weights penalty to the loss.
+        self.init_from = init_from
+        self.l2_to_old = l2_to_old
 
     # ------------------------------------------------------------------ public
     def fit(self, train_texts: list[str], y_train: np.ndarray, val_texts: list[str], y_val: np.ndarray, *,
@@ -96,7 +101,12 @@ class FineTuner:
         from transferops.modeling import load_tokenizer
 
         self.tokenizer_ = load_tokenizer(checkpoint_path)
-        model = build_classifier(checkpoint_path, labels, task)
+        if self.init_from is not None:
+            from transferops.finetune.continual import extend_classifier
+
+            model = extend_classifier(self.init_from, labels, task)
+        else:
+            model = build_classifier(checkpoint_path, labels, task)
         model, self.strategy_info_ = apply_strategy(model, cfg, self.strategy, self.strategy_reason)
         say(f"strategy {self.strategy}: {self.strategy_info_.trainable_params:,} of "
             f"{self.strategy_info_.total_params:,} parameters train ({self.strategy_reason})")
@@ -153,7 +163,13 @@ class FineTuner:
             return metrics
 
         # A cached-feature head trains through a small module so DDP sees (and syncs) its forward pass.
-        self.result_ = loop.run(model, ClassificationLoss(loss_fn, cached=use_cache), SamplerSource(loader, sampler),
+        objective: Any = ClassificationLoss(loss_fn, cached=use_cache)
+        if self.init_from is not None and self.l2_to_old > 0:
+            from transferops.finetune.continual import wrap_l2
+
+            n_old = len(_old_labels(self.init_from))
+            objective = wrap_l2(objective, model, self.l2_to_old, n_old)
+        self.result_ = loop.run(model, objective, SamplerSource(loader, sampler),
                                 evaluate=evaluate, train_module=_HeadOnly(model) if use_cache else None,
                                 state_dir=state_dir, resume=resume)
         self.model_ = model
@@ -171,6 +187,13 @@ class FineTuner:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _old_labels(path: str | Path) -> list[str]:
+    import json
+
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    return [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))]
 
 
 def _metrics_from_logits(logits: np.ndarray, y: np.ndarray, multilabel: bool) -> dict[str, float]:
