@@ -87,7 +87,7 @@ def test_lineage_and_report_recorded(replayed: Path, old_run: Path) -> None:
     old_test = pd.read_parquet(old_run / "data" / "test.parquet")
     assert set(old_test.text) <= set(test.text) and (test.label == NEW).sum() > 0
     assert rep["test_rows"] == len(test)
-    assert "continued from" in transferops.train.__module__ or True
+    assert "continued from" in transferops.finetune.api.TrainResult(replayed, m).summary()
     train = pd.read_parquet(replayed / "data" / "train.parquet")
     assert set(train.label) == {*OLD, NEW}
 
@@ -171,7 +171,7 @@ def test_cli_bad_init_from_exit_2(tmp_path: Path, frames: tuple, capsys: pytest.
 def test_replay_sample_and_config() -> None:
     df = pd.DataFrame({"text": [f"t{i}" for i in range(30)], "label": ["a"] * 20 + ["b"] * 10})
     s = replay_sample(df, 0.25, seed=0)
-    assert (s.label == "a").sum() == 5 and (s.label == "b").sum() == 2 or (s.label == "b").sum() == 3
+    assert s.label.value_counts().to_dict() == {"a": 5, "b": 2}  # round(2.5) = 2
     assert replay_sample(df, 0.01, seed=0).label.value_counts().to_dict() == {"a": 1, "b": 1}
     assert len(replay_sample(df, 0.0, seed=0)) == 0
     assert replay_sample(df, 0.5, seed=3).equals(replay_sample(df, 0.5, seed=3))

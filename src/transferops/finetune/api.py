@@ -216,10 +216,10 @@ def train(
             raise ConfigError("search: --init-from continues one model; drop --search")
         old_run = load_old_run(cont.init_from, label_column=label_column)
         old_strategy = old_run.manifest.strategy_name or "full"
-        keep = {"checkpoint": str(old_run.model_dir)}
+        cont_cfg = {"checkpoint": str(old_run.model_dir)}
         if "strategy" not in explicit_set or cfg.strategy == "auto":
-            keep["strategy"] = old_strategy if old_strategy in STRATEGY_REGISTRY else "full"
-        cfg = TrainConfig.from_dict({**cfg.to_dict(), **keep})
+            cont_cfg["strategy"] = old_strategy if old_strategy in STRATEGY_REGISTRY else "full"
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), **cont_cfg})
         explicit_set |= {"strategy", "checkpoint"}
         search = False
     elif replay is not None or l2_to_old or max_forgetting is not None:
@@ -323,7 +323,10 @@ def train(
 
     baseline: dict[str, Any] = {}
     fitted_baseline = None
-    if (cfg.baseline and main_rank) or do_search:  # only the manifest (and the search) use it
+    one_class = not multilabel and len(np.unique(y_tr)) < 2  # --init-from --replay 0 on one new class
+    if one_class and cfg.baseline:
+        warnings_.append("the training split holds one class (no replay): the TF-IDF baseline was not fitted")
+    if (cfg.baseline and main_rank and not one_class) or do_search:  # only the manifest (and the search) use it
         say("fitting the tuned TF-IDF + logistic-regression baseline (C and class weight by CV on train) ...")
         fitted_baseline = modality.baseline(multilabel=multilabel, seed=cfg.seed, tune=True).fit(
             train_part.texts, y_tr, n_classes=len(labels))
