@@ -177,3 +177,24 @@ def test_replay_sample_and_config() -> None:
     assert replay_sample(df, 0.5, seed=3).equals(replay_sample(df, 0.5, seed=3))
     with pytest.raises(ConfigError, match="max_forgetting"):
         ContinualConfig("x", max_forgetting=-1)
+
+
+def test_retrain_add_classes_continues_the_champion(tmp_path: Path, old_run: Path, frames: tuple) -> None:
+    """``retrain --add-classes``: the champion is continued on the new rows (train --init-from); the
+    forgetting gate joins the promotion gates and an absurdly tight one blocks promotion."""
+    from transferops.monitor.retrain import RetrainConfig, retrain
+    from transferops.monitor.store import Store
+
+    cfg = RetrainConfig(add_classes=True, replay=0.0, max_forgetting=0.0, margin=-0.5)
+    res = retrain(Store(tmp_path / "m.db"), model=str(old_run), new_data=frames[1], out=tmp_path / "chal",
+                  config=cfg, overrides={"epochs": 3, "lr": 5e-3, "select_best": False, "baseline": False,
+                                         "check_near_duplicates": False})
+    c = _cont(tmp_path / "chal")
+    assert c["init_from"] == str(old_run) and c["replay_rows"] == 0
+    assert len(pd.read_parquet(tmp_path / "chal" / "data" / "train.parquet")) + res.holdout_size <= len(frames[1])
+    (fg,) = [g for g in res.gates if g["name"] == "forgetting"]
+    assert fg["passed"] is (c["report"]["forgetting"] <= 0.0)
+    if not fg["passed"]:
+        assert not res.promoted and "forgetting" in res.reason and res.exit_code == 3
+    with pytest.raises(ConfigError, match="add-classes"):
+        RetrainConfig(replay=0.5)

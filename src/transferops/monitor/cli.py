@@ -119,6 +119,11 @@ def register(sub: Any) -> None:
     t.add_argument("--drift-window", default="1d", help="window checked by --if-drift (default 1d)")
     t.add_argument("--no-promote", action="store_true", help="evaluate, but never move the champion alias")
     t.add_argument("--epochs", type=int, default=None, help="override the champion's epochs")
+    t.add_argument("--add-classes", action="store_true", help="continue the champion (train --init-from): "
+                   "extend its head to new labels, replay old rows, gate forgetting")
+    t.add_argument("--replay", type=float, default=None, help="with --add-classes: old rows replayed (default 0.25)")
+    t.add_argument("--max-forgetting", type=float, default=None,
+                   help="with --add-classes: old-class macro-F1 drop that blocks promotion (e.g. 0.02)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_retrain)
 
@@ -246,7 +251,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             print(dumps(res.to_dict()) if args.json else res.summary())
             return res.exit_code
     cfg = RetrainConfig(metric=args.metric, margin=args.margin, holdout_fraction=args.holdout_fraction,
-                        time_column=args.time_column, gates=args.gates)
+                        time_column=args.time_column, gates=args.gates, add_classes=args.add_classes,
+                        replay=args.replay, max_forgetting=args.max_forgetting)
     overrides = {"epochs": args.epochs} if args.epochs else None
     res = retrain(store, model=args.model, new_data=args.new_data, window=args.window, out=args.out, config=cfg,
                   overrides=overrides, promote=not args.no_promote)

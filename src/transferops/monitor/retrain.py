@@ -46,6 +46,11 @@ class RetrainConfig:
     min_holdout: int = field(default=10, metadata={"help": "fewest holdout rows accepted"})
     time_column: str | None = field(default=None, metadata={"help": "time column of new data (auto)"})
     gates: Any = field(default=None, metadata={"help": "gates file/mapping checked on the challenger"})
+    add_classes: bool = field(default=False, metadata={"help": "continue the champion (train --init-from): "
+                              "extend its head, replay old rows, gate forgetting"})
+    replay: float | None = field(default=None, metadata={"help": "with add_classes: old rows replayed (0-1)"})
+    max_forgetting: float | None = field(default=None, metadata={"help": "with add_classes: old-class "
+                                         "macro-F1 drop that blocks promotion"})
 
     _parameter_constraints: ClassVar[Constraints] = {
         "metric": Options("macro_f1", "accuracy", "weighted_f1", "balanced_accuracy"),
@@ -55,6 +60,8 @@ class RetrainConfig:
 
     def __post_init__(self) -> None:
         validate_params(self, self._parameter_constraints)
+        if not self.add_classes and (self.replay is not None or self.max_forgetting is not None):
+            raise ConfigError("replay/max_forgetting: these apply to --add-classes only; add --add-classes")
 
 
 @dataclass
@@ -185,8 +192,18 @@ def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str |
     stamp = int(time.time())
     out_dir = Path(out) if out is not None else Path(champ.path).parent / f"{Path(champ.path).name}-retrain-{stamp}"
     tcfg = TrainConfig.from_dict({**champ_model.manifest.config, **(overrides or {})})
-    say(f"training challenger on {len(old)} old + {len(new_train)} new rows → {out_dir}")
-    res = transferops.train(train_df, out=out_dir, config=tcfg)
+    if cfg.add_classes:
+        # Continual learning: the champion itself is continued on the new rows (plus a replay sample of
+        # its training split), its head extended to any new labels; the forgetting gate joins the gates.
+        label_col = (champ_model.manifest.get("data", {}).get("columns") or {}).get("label") or LABEL_COL
+        nt = new_train[[TEXT_COL, LABEL_COL]].rename(columns={LABEL_COL: label_col})
+        nt = nt[~nt[TEXT_COL].astype(str).isin(set(holdout[TEXT_COL].astype(str)))]
+        say(f"continuing the champion on {len(nt)} new rows (--add-classes) → {out_dir}")
+        res = transferops.train(nt, out=out_dir, config=tcfg, label_column=label_col, init_from=champ.path,
+                                replay=cfg.replay, max_forgetting=cfg.max_forgetting)
+    else:
+        say(f"training challenger on {len(old)} old + {len(new_train)} new rows → {out_dir}")
+        res = transferops.train(train_df, out=out_dir, config=tcfg)
     chal = reg.register(res.path, parent=champ.version, note=f"retrain of {champ.version}")
     reg.set_alias(CHALLENGER, chal.version, reason="retrain")
 
@@ -195,6 +212,11 @@ def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str |
     hm = holdout_metrics(load(res.path), texts, truth)
     delta = hm[cfg.metric] - cm[cfg.metric]
     gate_results = _check_gates({**hm, "margin": delta}, cfg.gates)
+    fg = (res.manifest.get("continual") or {}).get("report", {}).get("gate")
+    if fg:
+        gate_results.append({"name": "forgetting", "kind": "metric", "passed": bool(fg["passed"]),
+                             "observed": fg["observed"], "required": f"<= {fg['max_forgetting']:g}",
+                             "detail": "old-class macro-F1 lost on the test split", "skipped": False})
     promoted, reason = decide(cm, hm, cfg, gate_results)
     if promoted and promote:
         reg.promote(chal.version, reason=f"retrain: {reason}")
