@@ -214,6 +214,8 @@ def train(
                               "old run's stored ones; drop --validation-data/--test-data")
         if search:
             raise ConfigError("search: --init-from continues one model; drop --search")
+        if refit:
+            raise ConfigError("refit: --init-from does not refit on train + validation; drop --refit")
         old_run = load_old_run(cont.init_from, label_column=label_column)
         old_strategy = old_run.manifest.strategy_name or "full"
         cont_cfg = {"checkpoint": str(old_run.model_dir)}

@@ -195,6 +195,8 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     split = _split_cfg(args, cfg.seed)
+    if args.seeds and getattr(args, "init_from", None):
+        raise ConfigError("--seeds and --init-from: an ensemble cannot continue one old model; drop one of them")
     if args.seeds:
         from transferops.adapt.ensemble import train_seeds
 
