@@ -227,6 +227,13 @@ def train(
     if cfg.dedupe and leak.train_indices_to_drop:
         keep = np.setdiff1d(np.arange(len(train_part)), leak.train_indices_to_drop)
         train_part = train_part.subset(keep)
+    advise_part = train_part  # advise reads the real rows, not the augmented copies
+    from transferops.finetune.augment import augment_train
+
+    train_part, augmentation = augment_train(train_part, cfg)  # TRAIN rows only; never validation/test
+    if augmentation:
+        say(f"augmentation: {augmentation['rows_added']} perturbed copies added to {augmentation['train_rows']} "
+            f"training rows ({', '.join(f'{k} {v}' for k, v in augmentation['by_perturbation'].items())})")
 
     labels = labeled.labels
     y_tr = encode_labels(train_part.y, labels, multilabel)
@@ -238,7 +245,7 @@ def train(
     from transferops.select.advise import advise as _advise
 
     n_layers = int(ckpt.config().get("num_hidden_layers", 6))
-    advice = _advise(train_part, checkpoints=[str(ckpt.path)], seed=cfg.seed)
+    advice = _advise(advise_part, checkpoints=[str(ckpt.path)], seed=cfg.seed)
     cfg, recipe = apply_recipe(cfg, advice, explicit_set)
     for c in recipe:
         if c.source == "advise":
@@ -420,6 +427,7 @@ def train(
                    "files": {"train": f"{DATA_DIR}/{TRAIN_SPLIT}", "validation": f"{DATA_DIR}/{VALIDATION_SPLIT}",
                              "test": f"{DATA_DIR}/{TEST_SPLIT}"}},
         "leakage": leak.to_dict(),
+        **({"augmentation": augmentation} if augmentation else {}),
         "metrics": metrics,
         "baseline": baseline,
         **({"search": search_res.to_dict()} if search_res is not None else {}),
