@@ -120,8 +120,9 @@ def test_train_augments_train_rows_only_and_records_it(tiny_bert: Path, bbc_smal
     originals = set(df["text"])
     assert set(saved["validation"]["text"]) <= originals and set(saved["test"]["text"]) <= originals
     assert m["config"]["augment"] == 0.5
-    # history counts the augmented rows: the model saw more than the real train split
-    assert res.manifest["training"]
+    # the model trained on the real rows plus the copies (one epoch: every row seen once)
+    assert m["training"]["examples_seen"] == n_train + a["rows_added"]
+    assert m["splits"]["train_used"] == n_train
 
 
 def test_train_without_augment_writes_no_entry_and_bad_slice_is_a_clear_error(
@@ -142,9 +143,11 @@ def test_train_cli_augment_flags(tiny_bert: Path, bbc_small_csv: Path, tmp_path:
     from transferops.cli.main import main
 
     out = tmp_path / "cli"
+    yml = tmp_path / "train.yaml"
+    yml.write_text("baseline: false\naugment_strength: 0.3\naugment: 3\n")  # the flag below wins for augment
     rc = main(["-q", "train", "--data", str(bbc_small_csv), "--out", str(out), "--checkpoint", str(tiny_bert),
-               "--strategy", "full", "--epochs", "1", "--max-length", "32", "--no-near-duplicates",
-               "--augment", "1", "--augment-perturbations", "token_mask,char_swap", "--augment-strength", "0.3"])
+               "--config", str(yml), "--strategy", "full", "--epochs", "1", "--max-length", "32",
+               "--no-near-duplicates", "--augment", "1", "--augment-perturbations", "token_mask,char_swap"])
     assert rc == 0
     a = read_manifest(out)["augmentation"]
     assert a["rows_added"] == a["train_rows"] and a["strength"] == 0.3
@@ -153,3 +156,29 @@ def test_train_cli_augment_flags(tiny_bert: Path, bbc_small_csv: Path, tmp_path:
                str(tiny_bert), "--augment-perturbations", "typo"])
     assert rc == 2
     assert "augment_perturbations: 'typo' is not one of" in capsys.readouterr().err
+    rc = main(["-q", "train", "--data", str(bbc_small_csv), "--out", str(tmp_path / "y"), "--checkpoint",
+               str(tiny_bert), "--augment-slice", "career"])
+    assert rc == 2
+    assert "augment_slice: expected COLUMN=VALUE (e.g. career=change), got 'career'" in capsys.readouterr().err
+
+
+def test_augment_train_keeps_labels_and_columns_and_is_reproducible() -> None:
+    from transferops.data import ColumnMap, LabeledData
+    from transferops.finetune.augment import augment_train
+
+    frame = pd.DataFrame({"text": [f"the market rallied on day {i} of trading" for i in range(20)],
+                          "label": [["economy", "people"] if i % 2 else ["economy"] for i in range(20)],
+                          "career": ["change" if i < 3 else "stay" for i in range(20)], "rid": range(20)})
+    data = LabeledData(frame, "multilabel", ["economy", "people"], ColumnMap(slices=["career"]))
+    cfg = TrainConfig(augment=0.25, augment_slice=["career=change"], augment_slice_copies=3, seed=7)
+    out, entry = augment_train(data, cfg)
+    again, _ = augment_train(data, cfg)
+    assert out.frame.equals(again.frame)
+    assert len(out) == 20 + 5 + 9 and entry["rows_added"] == 14
+    copies = out.frame.iloc[20:]
+    assert list(out.frame.columns) == ["text", "label", "career", "rid"]
+    assert (copies["career"] == "change").sum() >= 9  # the slice's 3 rows x 3 copies (+ any global ones)
+    for _, row in copies.iterrows():  # each copy keeps its source row's labels and columns
+        assert row["label"] == frame["label"][row["rid"]] and row["career"] == frame["career"][row["rid"]]
+    assert all(t not in set(frame["text"]) for t in copies["text"])
+    assert augment_train(data, TrainConfig())[1] == {}

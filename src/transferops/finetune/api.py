@@ -422,7 +422,7 @@ def train(
                  "rejected": labeled.n_rejected, "rejects_file": labeled.rejects_path,
                  "columns": columns.__dict__, "label_counts": labeled.label_counts()},
         "splits": {"method": split_cfg.method, "seed": split_cfg.seed, "sizes": splits.sizes(),
-                   "train_used": len(train_part), "test_sha256": test_sha,
+                   "train_used": len(advise_part), "test_sha256": test_sha,
                    "predefined": {"validation": validation_data is not None, "test": test_data is not None},
                    "files": {"train": f"{DATA_DIR}/{TRAIN_SPLIT}", "validation": f"{DATA_DIR}/{VALIDATION_SPLIT}",
                              "test": f"{DATA_DIR}/{TEST_SPLIT}"}},
