@@ -42,7 +42,8 @@ def test_report_renders_in_chromium(binary_copy: Path, tmp_path: Path) -> None:
     calibrate(binary_copy, target="recall>=0.9", positive="sport")
     report = tmp_path / "report.html"
     # "accuracy > 1" can never pass: the page must show a failed verdict whatever the tiny model learned.
-    rep = evaluate(binary_copy, gates={"recall": ">= 0.5", "accuracy": "> 1"}, report=report, n_bootstrap=200)
+    rep = evaluate(binary_copy, gates={"recall": ">= 0.5", "accuracy": "> 1"}, report=report, n_bootstrap=200,
+                   robustness=["leetspeak", "token_mask"])
     assert 1 <= len(rep.failed_gates) <= 2
 
     external: list[str] = []
@@ -61,6 +62,11 @@ def test_report_renders_in_chromium(binary_copy: Path, tmp_path: Path) -> None:
                 assert sec.count() == 1, s
                 assert sec.is_visible(), s
                 assert sec.locator("h2").inner_text().strip(), s
+            # The robustness section: one row per class plus the headline and changed/flipped rows.
+            rob = page.locator("section#robustness")
+            assert rob.is_visible()
+            assert rob.locator("tbody tr").count() == len(rep.labels) + 2
+            assert "leetspeak" in rob.locator("thead").inner_text()
             # Every embedded figure decoded to a real image.
             sizes = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth])")
             assert len(sizes) == 4 and all(ok and w > 200 for ok, w in sizes), sizes

@@ -45,7 +45,7 @@ KNOWN_KEYS = frozenset({
     # what the model is
     "base", "task", "labels", "strategy", "config", "recipe", "members", "combine",
     # data and evaluation
-    "data", "splits", "leakage", "metrics", "baseline", "search", "refit", "history", "training",
+    "data", "splits", "leakage", "augmentation", "metrics", "baseline", "search", "refit", "history", "training",
     "timings", "warnings", "evaluations",
     # decision rule and calibration (written by evaluate / calibrate / thresholds)
     "decision", "decision_threshold", "positive_index", "threshold_target", "thresholds", "calibration",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,8 @@ def evaluate(
     min_support: int = DEFAULT_MIN_SUPPORT,
     calibration_preview: bool = True,
     record: bool = True,
+    robustness: bool | Sequence[str] = False,
+    robustness_rate: float | None = None,
 ) -> EvaluationReport:
     """Evaluate a model (folder or any object with ``predict_proba``, ``labels``, ``task``, ``manifest``).
 
@@ -196,7 +199,20 @@ def evaluate(
     ...                report="report.html")                                  # doctest: +SKIP
     >>> rep.passed, rep.metrics["macro_f1"]                                    # doctest: +SKIP
     (True, 0.962)
+
+    ``robustness=True`` (or a list of perturbation names) also scores the same rows under each
+    text perturbation of :mod:`transferops.modality.augment` at ``robustness_rate`` (share of words
+    touched; default 0.15) and adds clean vs perturbed metrics per class to the report.
     """
+    robust_names: list[str] | None = None
+    if robustness is not False and robustness is not True:
+        from transferops.modality.augment import check_perturbations
+
+        robust_names = check_perturbations(list(robustness), "robustness")
+    if robustness_rate is not None:
+        from transferops._validation import Interval, check_param
+
+        check_param("robustness_rate", robustness_rate, Interval(Real, 0.0, 1.0, closed="right"))
     model = _load_model(model_or_path)
     g = load_gates(gates)
     labels = list(model.labels)
@@ -273,6 +289,16 @@ def evaluate(
         settings={"n_bootstrap": n_bootstrap, "seed": seed, "min_support": min_support,
                   "slice_columns": cols, "slice_metric": slice_metric, "gates": g.to_dict()},
     )
+    if robustness is not False:
+        from transferops.evaluate.robustness import DEFAULT_ROBUSTNESS_RATE, robustness_section
+
+        rate = robustness_rate if robustness_rate is not None else DEFAULT_ROBUSTNESS_RATE
+        say(f"robustness: scoring {len(ed.frame)} rows under {len(robust_names) if robust_names else 'every'} "
+            f"perturbation at rate {rate} ...")
+        rep.robustness = robustness_section(
+            model, ed.texts, y, proba, pred, labels=labels, manifest=manifest, multilabel=multilabel,
+            positive_index=pos, perturbations=robust_names, rate=rate, seed=seed,
+            predict=lambda t: _probabilities(model, t)[0])
     rep.gates = check_gates(rep, g)
     if json_path:
         rep.to_json(json_path)

@@ -30,6 +30,11 @@ def register(sub: Any) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% CIs (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--min-support", type=int, default=20, help="flag slices smaller than this")
+    p.add_argument("--robustness", nargs="?", const="all", default=None, metavar="NAMES",
+                   help="also score the rows under text perturbations (typos, keyboard, leetspeak, masking); "
+                        "optional comma-separated names (default: all)")
+    p.add_argument("--robustness-rate", type=float, default=None,
+                   help="share of words each perturbation touches (default 0.15)")
     p.set_defaults(func=run_evaluate)
 
     c = sub.add_parser("calibrate", help="fit temperature scaling and decision thresholds on validation",
@@ -59,7 +64,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                        label_columns=args.label_columns, label_sep=args.label_sep, slices=args.slices,
                        auto_slices=not args.no_auto_slices, gates=args.gates, report=args.report,
                        json_path=args.json_path, ignore_unknown_labels=args.ignore_unknown_labels,
-                       n_bootstrap=args.bootstrap, seed=args.seed, min_support=args.min_support)
+                       n_bootstrap=args.bootstrap, seed=args.seed, min_support=args.min_support,
+                       robustness=_robustness_arg(args.robustness), robustness_rate=args.robustness_rate)
     print(rep.summary())
     if args.report:
         say(f"report written to {Path(args.report).resolve()}")
@@ -68,6 +74,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not rep.passed:  # the summary above already holds the failure table
         raise_if_failed(rep.gates)
     return 0
+
+
+def _robustness_arg(value: str | None) -> bool | list[str]:
+    if value is None:
+        return False
+    if value == "all":
+        return True
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def run_calibrate(args: argparse.Namespace) -> int:

@@ -67,6 +67,7 @@ th{text-align:left;color:var(--muted);font-weight:600;font-size:12px;border-bott
 padding:7px 10px;background:#fafbfc}
 td{border-bottom:1px solid #f0f2f4;padding:6px 10px;vertical-align:middle}
 td.num,th.num{text-align:right}
+td.bad{color:#b91c1c}
 tr:last-child td{border-bottom:none}
 .pill{display:inline-block;padding:1px 9px;border-radius:999px;font-size:11.5px;font-weight:650}
 .pill.pass{background:var(--greenbg);color:var(--green)}.pill.fail{background:var(--redbg);color:var(--red)}
@@ -209,6 +210,38 @@ def _slices(rep: EvaluationReport) -> str:
     return f'<p class="lead">{lead}</p>{fig}{table}'
 
 
+def _robustness(rep: EvaluationReport) -> str:
+    """Clean vs perturbed: one row per class, one column pair (F1, change) per perturbation."""
+    rb = rep.robustness
+    h = rb["headline"]
+    pert = rb["perturbations"]
+    head = "".join(f"<th class='num'>{_e(r['name'])}</th>" for r in pert)
+
+    def cell(v: Any, clean: Any) -> str:
+        d = (v - clean) if v is not None and clean is not None else None
+        bad = d is not None and d < -0.05
+        return (f"<td class='num{' bad' if bad else ''}'>{_f(v)}"
+                f"{'' if d is None else f' <small>({d:+.3f})</small>'}</td>")
+
+    rows = [f"<tr><td><b>all ({_e(h)})</b></td><td class='num'><b>{_f(rb['clean'][h])}</b></td>"
+            + "".join(cell(r[h], rb["clean"][h]) for r in pert) + "</tr>"]
+    for lbl in rep.labels:
+        c = rb["clean"]["per_class"].get(lbl, {}).get("f1")
+        rows.append(f"<tr><td>{_e(lbl)}</td><td class='num'>{_f(c)}</td>"
+                    + "".join(cell(r["per_class"].get(lbl, {}).get("f1"), c) for r in pert) + "</tr>")
+    rows.append("<tr><td>texts changed / decisions flipped</td><td></td>" + "".join(
+        f"<td class='num'>{r['changed']:.0%} / {r['flipped']:.0%}</td>" for r in pert) + "</tr>")
+    ex = "".join(f"<li><code>{_e(r['name'])}</code>: {_e((r.get('example') or {}).get('perturbed'))}</li>"
+                 for r in pert[:8])
+    lead = (f"The same rows scored clean and under each perturbation (seed {_e(rb['seed'])}, "
+            f"{rb['rate']:.0%} of words touched). Cells are F1 per class (the first row: {_e(h)}), "
+            "with the change from clean in brackets; drops over 0.05 are marked."
+            + (f" Worst: <b>{_e(rb['worst'])}</b>." if rb.get("worst") else ""))
+    table = ("<div class='scroll'><table id='robustness-table'><thead><tr><th>class</th>"
+             f"<th class='num'>clean</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+    return f"<p class='lead'>{lead}</p>{table}<p class='lead'>Examples of the first row:</p><ul>{ex}</ul>"
+
+
 def _calibration(rep: EvaluationReport) -> str:
     c = rep.calibration
     if not c or not c.get("reliability_before"):
@@ -315,6 +348,8 @@ def render(rep: EvaluationReport) -> str:
     counts = ", ".join(f"{k}: {v}" for k, v in (d.get("label_counts") or {}).items())
     search_html = _search(rep)
     sections = (*SECTIONS, "model-search") if search_html else SECTIONS
+    if rep.robustness:
+        sections = (*sections, "robustness")
     nav = "".join(f'<a href="#{s}">{s.replace("-", " ").capitalize()}</a>' for s in sections)
     body = f"""
 <header><div class="wrap"><div class="top"><div><h1>Evaluation report — {_e(m.get('name'))}</h1>
@@ -333,6 +368,7 @@ model chose the class.</p>{_per_class(rep)}</section>
 <section id="confusion"><h2>Confusion matrix</h2>
 <p class="lead">Rows are true classes; colour is the row share, numbers are counts.</p>{conf}</section>
 <section id="slices"><h2>Slices</h2>{_slices(rep)}</section>
+{f'<section id="robustness"><h2>Robustness</h2>{_robustness(rep)}</section>' if rep.robustness else ''}
 <section id="calibration"><h2>Calibration</h2>{_calibration(rep)}</section>
 <section id="threshold"><h2>Threshold curve</h2>{_threshold(rep)}</section>
 {f'<section id="model-search"><h2>Model search</h2>{search_html}</section>' if search_html else ''}

@@ -44,6 +44,8 @@ class EvaluationReport:
     gates: list[GateResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    #: ``evaluate(robustness=True)``: clean vs perturbed metrics (see ``evaluate/robustness.py``).
+    robustness: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=utcnow)
 
     # ------------------------------------------------------------------ verdicts
@@ -85,7 +87,8 @@ class EvaluationReport:
                 "confusion": self.confusion, "slices": self.slices, "baseline": self.baseline,
                 "calibration": self.calibration, "threshold": self.threshold,
                 "gates": [g.to_dict() for g in self.gates], "passed": self.passed,
-                "warnings": self.warnings, "settings": self.settings}
+                "warnings": self.warnings, "settings": self.settings,
+                **({"robustness": self.robustness} if self.robustness else {})}
 
     def to_json(self, path: str | Path) -> Path:
         from transferops._util import write_json
@@ -161,6 +164,11 @@ class EvaluationReport:
             lines.append(f"  calibration: ECE {_fmt(cal.get('ece_before'), 3)} at T=1"
                          + (f", {_fmt(cal.get('ece_after'), 3)} at T={t:.2f} ({cal.get('source')})"
                             if cal.get("ece_after") is not None else ""))
+        rb = self.robustness
+        if rb:
+            h = rb["headline"]
+            lines.append(f"  robustness (rate {rb['rate']}): clean {h} {_fmt(rb['clean'][h], 3)}; " + ", ".join(
+                f"{r['name']} {_fmt(r[h], 3)} ({r['delta']:+.3f})" for r in rb["perturbations"]))
         if self.gates:
             bad = self.failed_gates
             lines.append(f"  gates: {len(self.gates) - len(bad)}/{len(self.gates)} passed"

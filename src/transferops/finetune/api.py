@@ -289,6 +289,13 @@ def train(
     if cfg.dedupe and leak.train_indices_to_drop:
         keep = np.setdiff1d(np.arange(len(train_part)), leak.train_indices_to_drop)
         train_part = train_part.subset(keep)
+    advise_part = train_part  # advise reads the real rows, not the augmented copies
+    from transferops.finetune.augment import augment_train
+
+    train_part, augmentation = augment_train(train_part, cfg)  # TRAIN rows only; never validation/test
+    if augmentation:
+        say(f"augmentation: {augmentation['rows_added']} perturbed copies added to {augmentation['train_rows']} "
+            f"training rows ({', '.join(f'{k} {v}' for k, v in augmentation['by_perturbation'].items())})")
 
     labels = labeled.labels
     y_tr = encode_labels(train_part.y, labels, multilabel)
@@ -300,7 +307,7 @@ def train(
     from transferops.select.advise import advise as _advise
 
     n_layers = int(ckpt.config().get("num_hidden_layers", 6))
-    advice = _advise(train_part, checkpoints=[str(ckpt.path)], seed=cfg.seed)
+    advice = _advise(advise_part, checkpoints=[str(ckpt.path)], seed=cfg.seed)
     cfg, recipe = apply_recipe(cfg, advice, explicit_set)
     for c in recipe:
         if c.source == "advise":
@@ -494,11 +501,12 @@ def train(
                  "rejected": labeled.n_rejected, "rejects_file": labeled.rejects_path,
                  "columns": columns.__dict__, "label_counts": labeled.label_counts()},
         "splits": {"method": split_cfg.method, "seed": split_cfg.seed, "sizes": splits.sizes(),
-                   "train_used": len(train_part), "test_sha256": test_sha,
+                   "train_used": len(advise_part), "test_sha256": test_sha,
                    "predefined": {"validation": validation_data is not None, "test": test_data is not None},
                    "files": {"train": f"{DATA_DIR}/{TRAIN_SPLIT}", "validation": f"{DATA_DIR}/{VALIDATION_SPLIT}",
                              "test": f"{DATA_DIR}/{TEST_SPLIT}"}},
         "leakage": leak.to_dict(),
+        **({"augmentation": augmentation} if augmentation else {}),
         "metrics": metrics,
         "baseline": baseline,
         **({"search": search_res.to_dict()} if search_res is not None else {}),

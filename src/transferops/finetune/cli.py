@@ -64,12 +64,21 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="skip the embedding-based near-duplicate check")
     g.add_argument("--calibrate", action="store_true", default=None, help="fit temperature scaling on validation")
     g.add_argument("--threads", type=int)
+    g.add_argument("--augment", type=float, metavar="RATE",
+                   help="add RATE perturbed copies per training row (0.5: half the rows; train split only)")
+    g.add_argument("--augment-strength", type=float, help="share of words each copy perturbs (default 0.15)")
+    g.add_argument("--augment-perturbations", help="comma-separated: char_insert, char_delete, char_substitute, "
+                   "char_swap, keyboard, leetspeak, token_mask, token_replace (default: all)")
+    g.add_argument("--augment-slice", action="append", default=None, metavar="COL=VALUE",
+                   help="oversample this slice by augmentation (COL must be a --slice-column; repeatable)")
+    g.add_argument("--augment-slice-copies", type=int, help="copies per row of each --augment-slice (default 2)")
 
 
 _CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", "batch_size", "grad_accum",
                  "max_length", "warmup_ratio", "loss", "focal_gamma", "class_weight", "oversample",
                  "early_stopping_patience", "metric", "seed", "freeze_layers", "freeze_fraction", "dedupe",
-                 "check_near_duplicates", "calibrate", "threads")
+                 "check_near_duplicates", "calibrate", "threads", "augment", "augment_strength",
+                 "augment_slice", "augment_slice_copies")
 
 
 def explicit_keys(args: argparse.Namespace) -> set[str]:
@@ -101,6 +110,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
         v = getattr(args, k, None)
         if v is not None:
             base[k] = v
+    if getattr(args, "augment_perturbations", None):
+        base["augment_perturbations"] = [t.strip() for t in args.augment_perturbations.split(",") if t.strip()]
     if "lora" in base and not isinstance(base["lora"], dict):
         return TrainConfig.from_dict(base)  # TrainConfig names the key and the expected type
     lora = dict(base.get("lora") or {})

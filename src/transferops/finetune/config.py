@@ -155,6 +155,16 @@ class TrainConfig:
     threads: int | None = None
     #: Multi-class: tune per-class logit offsets on validation for ``metric`` (see transferops.decision).
     tune_decision: bool = True
+    #: Augmented copies per training row on average (0: none; see ``finetune/augment.py``).
+    augment: float = 0.0
+    #: Share of the words each augmented copy perturbs.
+    augment_strength: float = 0.15
+    #: Perturbation names (``transferops.modality.augment``); None: every registered one.
+    augment_perturbations: list[str] | None = None
+    #: Oversample slices by augmentation: ``["career=change"]`` (the column must be a --slice-column).
+    augment_slice: list[str] | None = None
+    #: Augmented copies added per training row of each ``augment_slice``.
+    augment_slice_copies: int = 2
 
     _parameter_constraints: ClassVar[Constraints] = {
         "strategy": Options(lambda: _strategies().strategy_names()),
@@ -175,6 +185,9 @@ class TrainConfig:
         "freeze_layers": [None, Interval(Integral, 0, None)],
         "freeze_fraction": [None, Interval(Real, 0.0, 1.0)],
         "near_duplicate_threshold": Interval(Real, 0.5, 1.0),
+        "augment": Interval(Real, 0.0, 20.0),
+        "augment_strength": Interval(Real, 0.0, 1.0, closed="right"),
+        "augment_slice_copies": Interval(Integral, 1, 100),
     }
 
     def __post_init__(self) -> None:
@@ -184,6 +197,13 @@ class TrainConfig:
         validate_params(self, self._parameter_constraints)
         if self.freeze_layers is not None and self.freeze_fraction is not None:
             raise ConfigError("freeze_layers and freeze_fraction: give one, not both")
+        if self.augment_perturbations is not None or self.augment_slice:
+            from transferops.modality.augment import check_perturbations, parse_slice  # pure Python
+
+            if self.augment_perturbations is not None:
+                check_perturbations(self.augment_perturbations)
+            for spec in self.augment_slice or []:
+                parse_slice(spec)
 
     def resolved_lr(self, strategy: str) -> float:
         return self.lr if self.lr is not None else float(_strategies().get_strategy(strategy).lr)
