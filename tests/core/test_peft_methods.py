@@ -150,9 +150,8 @@ def _variants(src: Path, dst: Path, names: list[str], seed: int) -> None:
 @pytest.fixture(scope="module")
 def served_adapters(ia3_run: Path, prompt_run: Path, tmp_path_factory: pytest.TempPathFactory
                     ) -> Iterator[tuple[httpx.Client, Path]]:
-    from transferops.deploy.server import ServeSettings, create_app
-
     from server_testing import running
+    from transferops.deploy.server import ServeSettings, create_app
 
     d = tmp_path_factory.mktemp("peft-adapters")
     _variants(ia3_run, d, ["ia3a", "ia3b"], seed=3)

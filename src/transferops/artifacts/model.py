@@ -5,7 +5,8 @@ Layout of an artifact folder (names in :mod:`transferops.constants`)::
     transferops.json        manifest: base checkpoint + sha256, labels, task, config, data
                             fingerprints, split sizes, leakage, metrics, baseline, versions
     model/                  HF model (full/freeze/head: AutoModelForSequenceClassification-loadable)
-                            or PEFT adapter folder (lora / ia3 / prompt_tuning: adapter_config.json + adapter_model.safetensors)
+                            or PEFT adapter folder (lora / ia3 / prompt_tuning: adapter_config.json +
+                            adapter_model.safetensors)
                             plus the checkpoint's own tokenizer files
     data/{train,validation,test}.parquet   the exact splits (test written once, read-only)
     training_state/         resumable state (removed after a successful run unless kept)
@@ -209,4 +210,5 @@ def split_paths(path: str | Path) -> dict[str, Path]:
 register_kind("model", TransferOpsModel)
 
 __all__ = ["PROMPT_LEARNING", "Manifest", "TransferOpsModel", "load", "load_adapter", "load_lora",
-           "load_torch_classifier", "merge_adapter_weights", "merge_refusal", "read_manifest", "resolve_base", "update_manifest", "write_manifest"]
+           "load_torch_classifier", "merge_adapter_weights", "merge_refusal", "read_manifest", "resolve_base",
+           "update_manifest", "write_manifest"]

@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     s.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
                    help="model to serve (export folder or artifact); repeat for several; NAME defaults to "
                         "the folder name")
-    s.add_argument("--adapters", help="folder of PEFT adapter artifacts (lora, ia3, prompt_tuning) served over one shared base model each")
+    s.add_argument("--adapters", help="folder of PEFT adapter artifacts (lora, ia3, prompt_tuning) served "
+                                      "over one shared base model each")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--max-batch-size", type=int, default=32)
