@@ -76,12 +76,21 @@ def register_strategy(name: str, *, lr: float, epochs: int, help: str = "") -> C
     return deco
 
 
+def load_builtin_methods() -> None:
+    """The registry lines of the built-in methods that live in their own file (one line each), imported
+    on the first lookup: a module-level import here would be an import circle (each file imports
+    ``register_strategy`` from this module)."""
+    from transferops.finetune import strategy_ia3, strategy_prefix, strategy_prompt  # noqa: F401
+
+
 def strategy_names(*, auto: bool = True) -> tuple[str, ...]:
     """Every registered strategy (``auto`` first unless ``auto=False``)."""
+    load_builtin_methods()
     return (("auto",) if auto else ()) + tuple(STRATEGY_REGISTRY)
 
 
 def get_strategy(name: str) -> StrategySpec:
+    load_builtin_methods()
     if name not in STRATEGY_REGISTRY:
         raise ConfigError(f"strategy: {name!r} is not one of {', '.join(STRATEGY_REGISTRY)}")
     return STRATEGY_REGISTRY[name]
@@ -250,6 +259,3 @@ def adapter_head_modules(model: torch.nn.Module) -> list[str]:
     extra = ["pooler"] if getattr(getattr(model, "base_model", None), "pooler", None) is not None else []
     return [*extra, "classifier"]
 
-
-# The registry lines of the PEFT methods beyond LoRA (one file each; imported last: they use the above).
-from transferops.finetune import strategy_ia3, strategy_prefix, strategy_prompt  # noqa: E402,F401
