@@ -177,3 +177,15 @@ def test_ia3_and_prompt_adapters_are_served_over_shared_bases(served_adapters: t
     pools = c.get("/admin/models", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()["adapter_pools"]
     by_type = {p["peft_type"]: sorted(a.rsplit("_", 1)[0] for a in p["adapters"]) for p in pools}
     assert by_type == {"IA3": ["ia3a", "ia3b"], "PROMPT_TUNING": ["prompt"]}  # PEFT cannot mix methods
+
+
+def test_manifest_reads_the_peft_method_old_lora_folders_included() -> None:
+    from transferops.artifacts.manifest import Manifest
+
+    old_lora = Manifest.from_dict({"strategy": {"name": "lora"}})  # written before strategy.peft_type
+    assert old_lora.is_adapter and old_lora.peft_type == "LORA"
+    ia3 = Manifest.from_dict({"strategy": {"name": "ia3", "peft_type": "IA3"}})
+    assert ia3.is_adapter and ia3.peft_type == "IA3"
+    full = Manifest.from_dict({"strategy": {"name": "full"}})
+    assert not full.is_adapter and full.peft_type is None
+    assert "peft_type" not in strategies.StrategyInfo("full", "r").to_dict()  # full-model entries unchanged
