@@ -10,7 +10,7 @@ transformers' encoder classifiers take no ``past_key_values``; see ``strategy_pr
 Scaled down on purpose (a shared 2-core machine): ``--per-class`` BBC articles per class (default 60 =
 300 rows, split by ``train`` into train / validation / test), ``--max-length`` 64 tokens, ``--epochs`` 3,
 ``--threads`` 1 torch thread, one rep per method in one process, run in the order given. Accuracy on a
-test split of ~45 rows is noisy (±~7 points); the sizes and parameter counts are exact.
+test split of 60 rows is noisy (one row = 1.7 points); the sizes and parameter counts are exact.
 
     nice -n 10 .venv/bin/python benchmarks/peft_methods_bench.py [--per-class 60] [--epochs 3]
 
