@@ -96,6 +96,9 @@ def encoder_outputs(model: Any, enc: dict[str, Any], output: Output = "both") ->
             out = model(**enc, output_hidden_states=True)
             logits = out.logits
         hidden = out.hidden_states[-1]
+    n_real = enc["attention_mask"].shape[1]
+    if hidden.shape[1] > n_real:  # prompt tuning prepends virtual tokens: pool the real tokens only
+        hidden = hidden[:, hidden.shape[1] - n_real:, :]
     if output == "first_token":
         return logits, hidden[:, :1, :]
     return logits, mean_pool(hidden, enc["attention_mask"])

@@ -144,9 +144,11 @@ def _generic_labels(id2label: dict[Any, Any]) -> bool:
 
 def _teacher_copy(teacher: ClassifierBase) -> torch.nn.Module:
     if teacher.manifest.is_adapter:  # a fresh copy with the adapter folded into plain weights
-        from transferops.artifacts.model import load_torch_classifier
+        from transferops.artifacts.model import load_torch_classifier, merge_refusal
 
-        return load_torch_classifier(teacher.manifest, teacher.path / MODEL_DIR, merge_adapter=True)
+        # a prompt-learning adapter cannot be folded in: a fresh (unmerged, frozen) PEFT copy instead
+        return load_torch_classifier(teacher.manifest, teacher.path / MODEL_DIR,
+                                     merge_adapter=merge_refusal(teacher.manifest) is None)
     return copy.deepcopy(teacher.torch_model)
 
 
@@ -175,7 +177,7 @@ def build_student(teacher: ClassifierBase, cfg: DistillConfig
                               f"the teacher has {labels} ({task}); distil into a checkpoint (--student "
                               "minilm-l6) or a student trained on the same labels")
         if sm.is_adapter:
-            raise ConfigError(f"student: {cfg.student} is a LoRA artifact; use its base checkpoint "
+            raise ConfigError(f"student: {cfg.student} is a PEFT adapter artifact; use its base checkpoint "
                               f"(--student {sm['base']['name']}) instead")
         with quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(

@@ -163,9 +163,20 @@ class Manifest(dict[str, Any]):
         return str(s.get("name", "")) if isinstance(s, Mapping) else str(s or "")
 
     @property
+    def peft_type(self) -> str | None:
+        """The PEFT method of an adapter artifact (``LORA``, ``IA3``, ``PROMPT_TUNING`` ...), recorded by
+        training as ``strategy.peft_type``; ``LORA`` for strategy ``lora`` folders written before that
+        field; ``None`` for a full model."""
+        s = self.get("strategy")
+        recorded = s.get("peft_type") if isinstance(s, Mapping) else None
+        if recorded:
+            return str(recorded)
+        return "LORA" if self.strategy_name == "lora" else None
+
+    @property
     def is_adapter(self) -> bool:
-        """The ``model/`` folder is a PEFT adapter over :attr:`base` (strategy ``lora``)."""
-        return self.strategy_name == "lora"
+        """The ``model/`` folder is a PEFT adapter over :attr:`base` (LoRA, IA3, prompt tuning ...)."""
+        return self.peft_type is not None
 
     @property
     def config(self) -> dict[str, Any]:

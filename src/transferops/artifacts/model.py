@@ -5,7 +5,8 @@ Layout of an artifact folder (names in :mod:`transferops.constants`)::
     transferops.json        manifest: base checkpoint + sha256, labels, task, config, data
                             fingerprints, split sizes, leakage, metrics, baseline, versions
     model/                  HF model (full/freeze/head: AutoModelForSequenceClassification-loadable)
-                            or PEFT adapter folder (lora: adapter_config.json + adapter_model.safetensors)
+                            or PEFT adapter folder (lora / ia3 / prompt_tuning: adapter_config.json +
+                            adapter_model.safetensors)
                             plus the checkpoint's own tokenizer files
     data/{train,validation,test}.parquet   the exact splits (test written once, read-only)
     training_state/         resumable state (removed after a successful run unless kept)
@@ -118,8 +119,26 @@ def resolve_base(manifest: Manifest) -> Any:
     return ck
 
 
-def load_lora(manifest: Manifest, mdir: Path, *, adapter_name: str = "default") -> Any:
-    """A PEFT adapter in ``mdir`` over a freshly built classifier on its base checkpoint (frozen)."""
+#: PEFT methods whose learned part is extra input (virtual tokens, key/value prefixes) rather than a
+#: change to existing weights: nothing to fold into the base, so no merged copy and no ONNX export.
+PROMPT_LEARNING = frozenset({"PREFIX_TUNING", "PROMPT_TUNING", "P_TUNING", "MULTITASK_PROMPT_TUNING"})
+
+
+def merge_refusal(manifest: Manifest) -> str | None:
+    """Why the adapter of ``manifest`` cannot be merged into plain weights (``None`` when it can)."""
+    kind = manifest.peft_type
+    if kind not in PROMPT_LEARNING:
+        return None
+    return (f"is a {kind.lower()} adapter (strategy {manifest.strategy_name!r}): its learned virtual tokens "
+            "are extra inputs prepended at every forward pass, not a change to the base weights, so PEFT "
+            "cannot merge it into one plain model (and the ONNX graph would need PEFT's prompt encoder); "
+            "serve the PyTorch artifact instead (transferops serve --model NAME=PATH, or --adapters), or "
+            "retrain with --strategy ia3 or lora, which merge and export")
+
+
+def load_adapter(manifest: Manifest, mdir: Path, *, adapter_name: str = "default") -> Any:
+    """A PEFT adapter (LoRA, IA3, prompt tuning ...) in ``mdir`` over a freshly built classifier on its
+    base checkpoint (frozen)."""
     from peft import PeftModel
 
     from transferops.modeling import build_classifier
@@ -129,13 +148,36 @@ def load_lora(manifest: Manifest, mdir: Path, *, adapter_name: str = "default") 
     return PeftModel.from_pretrained(model, str(mdir), adapter_name=adapter_name, is_trainable=False)
 
 
+def merge_adapter_weights(model: Any) -> Any:
+    """A PEFT model folded into plain transformers weights. The trained head copies (``modules_to_save``:
+    pooler, classifier) are put in place first, so methods whose merge handles only their own layers
+    (PEFT's IA3 cannot unload a wrapped BERT pooler) merge like LoRA."""
+    from peft.utils import ModulesToSaveWrapper
+
+    inner = model.get_base_model()
+    for name, mod in list(inner.named_modules()):
+        if isinstance(mod, ModulesToSaveWrapper):
+            parent_name, _, child = name.rpartition(".")
+            parent = inner.get_submodule(parent_name) if parent_name else inner
+            setattr(parent, child, mod.modules_to_save[mod.active_adapters[0]])
+    return model.merge_and_unload()
+
+
+#: Older name of :func:`load_adapter` (LoRA was the first PEFT method).
+load_lora = load_adapter
+
+
 def load_torch_classifier(manifest: Manifest, mdir: Path, *, merge_adapter: bool = False,
                           attn_implementation: str | None = None) -> Any:
-    """THE loader of a fine-tuned artifact's torch classifier: a full model from ``mdir``, or a LoRA
-    adapter over its base (``merge_adapter=True`` folds it into plain weights, e.g. for export)."""
+    """THE loader of a fine-tuned artifact's torch classifier: a full model from ``mdir``, or a PEFT
+    adapter over its base (``merge_adapter=True`` folds it into plain weights, e.g. for export; an
+    adapter that cannot be merged, see :func:`merge_refusal`, raises :class:`ArtifactError`)."""
     if manifest.is_adapter:
-        model = load_lora(manifest, mdir)
-        return model.merge_and_unload() if merge_adapter else model
+        reason = merge_refusal(manifest) if merge_adapter else None
+        if reason:
+            raise ArtifactError(f"{manifest.path or 'model'} {reason}")
+        model = load_adapter(manifest, mdir)
+        return merge_adapter_weights(model) if merge_adapter else model
     from transformers import AutoModelForSequenceClassification
 
     kw: dict[str, Any] = {"attn_implementation": attn_implementation} if attn_implementation else {}
@@ -144,8 +186,8 @@ def load_torch_classifier(manifest: Manifest, mdir: Path, *, merge_adapter: bool
 
 
 def _load_lora(manifest: dict[str, Any], mdir: Path) -> Any:
-    """Older name of :func:`load_lora`."""
-    return load_lora(manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest), mdir)
+    """Older name of :func:`load_adapter`."""
+    return load_adapter(manifest if isinstance(manifest, Manifest) else Manifest.from_dict(manifest), mdir)
 
 
 # --------------------------------------------------------------------------- load
@@ -167,5 +209,6 @@ def split_paths(path: str | Path) -> dict[str, Path]:
 
 register_kind("model", TransferOpsModel)
 
-__all__ = ["Manifest", "TransferOpsModel", "load", "load_lora", "load_torch_classifier", "read_manifest",
-           "resolve_base", "update_manifest", "write_manifest"]
+__all__ = ["PROMPT_LEARNING", "Manifest", "TransferOpsModel", "load", "load_adapter", "load_lora",
+           "load_torch_classifier", "merge_adapter_weights", "merge_refusal", "read_manifest", "resolve_base",
+           "update_manifest", "write_manifest"]

@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     s.add_argument("--model", action="append", default=[], metavar="[NAME=]PATH",
                    help="model to serve (export folder or artifact); repeat for several; NAME defaults to "
                         "the folder name")
-    s.add_argument("--adapters", help="folder of LoRA artifacts served over one shared base model each")
+    s.add_argument("--adapters", help="folder of PEFT adapter artifacts (lora, ia3, prompt_tuning) served "
+                                      "over one shared base model each")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--max-batch-size", type=int, default=32)
@@ -159,7 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def check_adapters_folder(root: Path) -> None:
-    """One-line errors before start-up: every adapter in ``root`` is a LoRA artifact inside it."""
+    """One-line errors before start-up: every adapter in ``root`` is a PEFT adapter artifact inside it."""
     from transferops.artifacts.model import read_manifest
     from transferops.constants import MANIFEST_NAME
     from transferops.deploy.runtime import check_safe_folder
@@ -174,5 +175,6 @@ def check_adapters_folder(root: Path) -> None:
         check_safe_folder(sub)
         sm = read_manifest(sub)
         if not sm.is_adapter:
-            raise ConfigError(f"--adapters: {sub} was trained with strategy {sm.strategy_name!r}, not lora; serve it "
-                              "with --model NAME=PATH, or move it out of the adapters folder")
+            raise ConfigError(f"--adapters: {sub} was trained with strategy {sm.strategy_name!r}, not lora or "
+                              "another PEFT adapter method (ia3, prompt_tuning); serve it with --model NAME=PATH, "
+                              "or move it out of the adapters folder")

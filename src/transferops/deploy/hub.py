@@ -99,7 +99,7 @@ class ModelHub:
         self.executor: Executor = executor or ThreadPoolExecutor(
             max_workers=settings.inference_workers, thread_name_prefix="transferops-infer")
         self._slots: dict[str, ModelSlot] = {}
-        self._pools: dict[tuple[str, int, str], AdapterPool] = {}
+        self._pools: dict[tuple[str, int, str, str], AdapterPool] = {}
         self._lock = threading.RLock()
         self._counter = itertools.count()
 
@@ -119,7 +119,7 @@ class ModelHub:
                 for s in sorted(self._slots.values(), key=lambda s: s.name)]
 
     @property
-    def adapter_pools(self) -> dict[tuple[str, int, str], list[str]]:
+    def adapter_pools(self) -> dict[tuple[str, int, str, str], list[str]]:
         return {k: p.adapters for k, p in self._pools.items()}
 
     # ------------------------------------------------------------------ changes
@@ -130,7 +130,7 @@ class ModelHub:
         return self._install(name, runner, "model")
 
     def load_adapter(self, name: str, path: str | Path) -> dict[str, Any]:
-        """Load a LoRA artifact as model ``name`` over a shared base model."""
+        """Load a PEFT adapter artifact (LoRA, IA3, prompt tuning) as model ``name`` over a shared base model."""
         from transferops.artifacts.model import TransferOpsModel, read_manifest
 
         check_name(name)
@@ -139,7 +139,8 @@ class ModelHub:
         manifest = read_manifest(p)
         if not manifest.is_adapter:
             raise ArtifactError(f"adapter {name!r}: {p} was trained with strategy "
-                                f"{manifest.strategy_name!r}, not lora; serve it with --model")
+                                f"{manifest.strategy_name!r}, not lora or another PEFT adapter method "
+                                "(ia3, prompt_tuning); serve it with --model")
         key = AdapterPool.key_for(manifest)
         # torch module names cannot contain '.', and a reload needs a fresh id next to the old one
         adapter_id = f"{re.sub(r'[^A-Za-z0-9_]', '_', name)}_{next(self._counter)}"

@@ -115,7 +115,7 @@ def _load_encoder(model_dir: Path) -> Any:
 
 
 def _load_torch_model(model_dir: Path, manifest: Manifest) -> Any:
-    """The artifact's classifier in eager attention (traceable), a LoRA adapter merged into its base."""
+    """The artifact's classifier in eager attention (traceable), a PEFT adapter (LoRA, IA3) merged into its base."""
     from transferops.artifacts.model import load_torch_classifier
     from transferops.modeling import quiet_transformers
 
@@ -174,6 +174,12 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
         raise ConfigError(f"model: {src} {reason}")
     if kind not in ("model", "probe", "stack"):
         raise ConfigError(f"model: {src} is of kind {kind!r}, which has no ONNX export")
+    if manifest.is_adapter:
+        from transferops.artifacts.model import merge_refusal
+
+        refusal = merge_refusal(manifest)
+        if refusal:
+            raise ConfigError(f"model: ONNX export of {src} is refused: it {refusal}")
     if src.resolve() == dst.resolve():
         raise ConfigError("out: must differ from the model folder")
     if (dst / EXPORT_MANIFEST).exists() and not overwrite:

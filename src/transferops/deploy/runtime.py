@@ -3,7 +3,7 @@
 * any loaded folder — :func:`open_runner` loads it through the same kind registry as
   ``transferops.load`` (ONNX export, fine-tuned PyTorch model, baseline, probe, stack) and runs the
   model's own one-pass ``infer`` (logits + embedding),
-* PyTorch LoRA adapters sharing one base model per (base checkpoint, label count, task) in an
+* PyTorch PEFT adapters (LoRA, IA3, prompt tuning) sharing one base model per (base checkpoint, label count, task) in an
   :class:`AdapterPool` — memory is one base plus small adapters, not one full copy per adapter.
 
 A runner returns labels, probabilities, confidence and the per-text features the server logs; it
@@ -168,13 +168,15 @@ def open_runner(name: str, path: str | Path, *, threads: int | None = None, vari
 
 
 class AdapterPool:
-    """Many LoRA adapters over one PyTorch base model (PEFT multi-adapter), switched per batch.
+    """Many PEFT adapters (LoRA, IA3, prompt tuning) over one PyTorch base model (PEFT multi-adapter),
+    switched per batch.
 
-    One pool per (base checkpoint, number of labels, task): the classification heads of adapters
-    with the same shape live side by side in PEFT's ``modules_to_save`` copies.
+    One pool per (base checkpoint, number of labels, task, PEFT method): the classification heads of
+    adapters with the same shape live side by side in PEFT's ``modules_to_save`` copies; PEFT cannot mix
+    methods in one model, so a LoRA and an IA3 adapter over the same base get a pool each.
     """
 
-    def __init__(self, key: tuple[str, int, str], *, threads: int | None = None) -> None:
+    def __init__(self, key: tuple[str, int, str, str], *, threads: int | None = None) -> None:
         self.key = key
         self._threads = threads
         self._lock = threading.Lock()
@@ -183,28 +185,28 @@ class AdapterPool:
         self._adapters: dict[str, int] = {}  # adapter name -> max_length
 
     @staticmethod
-    def key_for(manifest: Manifest) -> tuple[str, int, str]:
+    def key_for(manifest: Manifest) -> tuple[str, int, str, str]:
         base = manifest.base
         if base is None:
-            raise ArtifactError(f"{manifest.path}: manifest field 'base' is missing; not a LoRA artifact")
-        return (str(base.sha256 or base.path), len(manifest.labels), manifest.task)
+            raise ArtifactError(f"{manifest.path}: manifest field 'base' is missing; not a PEFT adapter artifact")
+        return (str(base.sha256 or base.path), len(manifest.labels), manifest.task, manifest.peft_type or "")
 
     @property
     def adapters(self) -> list[str]:
         return list(self._adapters)
 
     def add(self, adapter: str, artifact: Path, manifest: Manifest) -> None:
-        from transferops.artifacts.model import load_lora
+        from transferops.artifacts.model import load_adapter
         from transferops.modeling import load_tokenizer, quiet_transformers, set_threads
 
         mdir = artifact / MODEL_DIR
         if not (mdir / "adapter_config.json").exists():
-            raise ArtifactError(f"{artifact}: not a LoRA artifact (model/adapter_config.json missing); "
+            raise ArtifactError(f"{artifact}: not a PEFT adapter artifact (model/adapter_config.json missing); "
                                 "serve it with --model instead of --adapters")
         set_threads(self._threads)
         with self._lock, quiet_transformers():
             if self._model is None:
-                self._model = load_lora(manifest, mdir, adapter_name=adapter).eval()
+                self._model = load_adapter(manifest, mdir, adapter_name=adapter).eval()
                 self._tok = load_tokenizer(mdir)
             else:
                 self._model.load_adapter(str(mdir), adapter_name=adapter, is_trainable=False)

@@ -5,6 +5,9 @@
 * ``full``   – everything trains.
 * ``lora``   – PEFT LoRA on attention projections; the classification head trains and is saved
   with the adapter.
+* ``ia3``, ``prompt_tuning``, ``prefix_tuning`` – more PEFT methods, one file each
+  (``strategy_ia3.py``, ``strategy_prompt.py``, ``strategy_prefix.py``); saved, loaded and served as
+  adapters like LoRA.
 * ``auto``   – picks one from the labeled count, following the source text's Q&A, and says why.
 
 A strategy is a function ``(model, cfg) -> (model, frozen_layers)`` that decides which parameters train,
@@ -73,12 +76,21 @@ def register_strategy(name: str, *, lr: float, epochs: int, help: str = "") -> C
     return deco
 
 
+def load_builtin_methods() -> None:
+    """The registry lines of the built-in methods that live in their own file (one line each), imported
+    on the first lookup: a module-level import here would be an import circle (each file imports
+    ``register_strategy`` from this module)."""
+    from transferops.finetune import strategy_ia3, strategy_prefix, strategy_prompt  # noqa: F401
+
+
 def strategy_names(*, auto: bool = True) -> tuple[str, ...]:
     """Every registered strategy (``auto`` first unless ``auto=False``)."""
+    load_builtin_methods()
     return (("auto",) if auto else ()) + tuple(STRATEGY_REGISTRY)
 
 
 def get_strategy(name: str) -> StrategySpec:
+    load_builtin_methods()
     if name not in STRATEGY_REGISTRY:
         raise ConfigError(f"strategy: {name!r} is not one of {', '.join(STRATEGY_REGISTRY)}")
     return STRATEGY_REGISTRY[name]
@@ -91,9 +103,15 @@ class StrategyInfo:
     trainable_params: int = 0
     total_params: int = 0
     frozen_layers: int = 0
+    #: the PEFT method when the strategy wrapped the model in a PEFT adapter (``LORA``, ``IA3`` ...): the
+    #: artifact then saves the adapter only, and every loader reads it back over the base
+    peft_type: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        if d["peft_type"] is None:  # full-model strategies keep their manifest entry as it was
+            del d["peft_type"]
+        return d
 
 
 def encoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList:
@@ -198,10 +216,9 @@ def apply_lora(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Modul
     from peft import LoraConfig, TaskType, get_peft_model
 
     targets = cfg.lora.target_modules or default_lora_targets(model)
-    extra = ["pooler"] if getattr(getattr(model, "base_model", None), "pooler", None) is not None else []
     lcfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora.r, lora_alpha=cfg.lora.alpha,
                       lora_dropout=cfg.lora.dropout, target_modules=targets,
-                      modules_to_save=[*extra, "classifier"])
+                      modules_to_save=adapter_head_modules(model))
     return get_peft_model(model, lcfg), 0
 
 
@@ -223,4 +240,22 @@ def apply_strategy(model: torch.nn.Module, cfg: TrainConfig, strategy: str, reas
                    ) -> tuple[torch.nn.Module, StrategyInfo]:
     model, frozen = get_strategy(strategy).apply(model, cfg)
     trainable, total = _count(model)
-    return model, StrategyInfo(strategy, reason, trainable, total, frozen)
+    return model, StrategyInfo(strategy, reason, trainable, total, frozen, peft_type_of(model))
+
+
+def peft_type_of(model: torch.nn.Module) -> str | None:
+    """``LORA`` / ``IA3`` / ``PROMPT_TUNING`` ... for a PEFT-wrapped model, else ``None``."""
+    configs = getattr(model, "peft_config", None)
+    if not configs:
+        return None
+    cfg = configs.get(getattr(model, "active_adapter", "default")) or next(iter(configs.values()))
+    kind = getattr(cfg, "peft_type", None)
+    return str(getattr(kind, "value", kind)) if kind is not None else None
+
+
+def adapter_head_modules(model: torch.nn.Module) -> list[str]:
+    """The head modules a PEFT adapter trains and saves beside its own weights (``modules_to_save``):
+    BERT's pooler, when there is one, and the classifier."""
+    extra = ["pooler"] if getattr(getattr(model, "base_model", None), "pooler", None) is not None else []
+    return [*extra, "classifier"]
+

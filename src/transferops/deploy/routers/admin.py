@@ -42,7 +42,8 @@ def valid_name(name: str) -> str:
 
 @router.get("/models")
 async def admin_list(_: AdminDep, hub: HubDep, settings: SettingsDep) -> dict[str, Any]:
-    pools = [{"base": k[0], "n_labels": k[1], "task": k[2], "adapters": v} for k, v in hub.adapter_pools.items()]
+    pools = [{"base": k[0], "n_labels": k[1], "task": k[2], "peft_type": k[3], "adapters": v}
+             for k, v in hub.adapter_pools.items()]
     return {"models": hub.info(), "adapter_pools": pools, "settings": settings.to_dict()}
 
 
