@@ -80,6 +80,29 @@ class Classifier(Protocol):
     def split(self, name: str = "test") -> pd.DataFrame: ...
 
 
+class TorchBacked:
+    """For a kind that holds a PyTorch module: ``torch_model`` and ``tokenizer`` load lazily through the
+    kind's ``_load`` (put it first in the bases, before :class:`ClassifierBase`)."""
+
+    _model: Any = None
+    _tok: Any = None
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def torch_model(self) -> Any:
+        if self._model is None:
+            self._load()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tok is None:
+            self._load()
+        return self._tok
+
+
 class ClassifierBase:
     """The kind-independent half of :class:`Classifier` (subclass it for a new kind)."""
 
@@ -207,4 +230,4 @@ class ClassifierBase:
         return f"{type(self).__name__}(path={str(self.path)!r}, task={self.task!r}, labels={len(self.labels)})"
 
 
-__all__ = ["Classifier", "ClassifierBase", "check_texts"]
+__all__ = ["Classifier", "ClassifierBase", "TorchBacked", "check_texts"]

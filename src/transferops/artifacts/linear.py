@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from transferops.artifacts.classifier import ClassifierBase
+from transferops.artifacts.classifier import ClassifierBase, TorchBacked
 from transferops.artifacts.kinds import register_kind
 from transferops.constants import MODEL_DIR
 from transferops.errors import ArtifactError
@@ -235,32 +235,15 @@ class BaselineModel(_LinearModel):
         return f"BaselineModel(path={str(self.path)!r}, task={self.task!r}, labels={len(self.labels)})"
 
 
-class ProbeModel(_LinearModel):
+class ProbeModel(TorchBacked, _LinearModel):
     """A frozen encoder's mean-pooled embeddings + logistic regression (kind ``probe``)."""
 
     subdir = PROBE_DIR
-
-    def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
-        super().__init__(path, device=device, threads=threads)
-        self._model: Any = None
 
     def _load(self) -> None:
         from transferops.modeling import load_encoder
 
         self._model = self._load_torch(lambda mdir: load_encoder(mdir, safetensors_only=True))
-
-    @property
-    def torch_model(self) -> Any:
-        """The frozen encoder (``AutoModel``) under the probe."""
-        if self._model is None:
-            self._load()
-        return self._model
-
-    @property
-    def tokenizer(self) -> Any:
-        if self._tok is None:
-            self._load()
-        return self._tok
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         from transferops.inference import forward

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from transferops.artifacts.classifier import Classifier, ClassifierBase
+from transferops.artifacts.classifier import Classifier, ClassifierBase, TorchBacked
 from transferops.artifacts.kinds import load_folder, register_kind
 from transferops.artifacts.manifest import Manifest, read_manifest, update_manifest, write_manifest
 from transferops.constants import DATA_DIR, TEST_SPLIT, VALIDATION_SPLIT
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 _check_texts = check_texts
 
 
-class TransferOpsModel(ClassifierBase):
+class TransferOpsModel(TorchBacked, ClassifierBase):
     """A trained classifier on PyTorch: ``predict``, ``predict_proba``, ``embed`` (kind ``model``).
 
     >>> model = transferops.load("runs/news")                        # doctest: +SKIP
@@ -47,10 +47,6 @@ class TransferOpsModel(ClassifierBase):
     (1, 5)
     """
 
-    def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
-        super().__init__(path, device=device, threads=threads)
-        self._model: Any = None
-
     # ------------------------------------------------------------- loading
     def _load(self) -> None:
         self._model = self._load_torch(self._from_pretrained)
@@ -58,18 +54,6 @@ class TransferOpsModel(ClassifierBase):
     def _from_pretrained(self, mdir: Path) -> Any:
         """The torch module in ``model/`` (the one thing kinds load differently)."""
         return load_torch_classifier(self.manifest, mdir)
-
-    @property
-    def torch_model(self) -> Any:
-        if self._model is None:
-            self._load()
-        return self._model
-
-    @property
-    def tokenizer(self) -> Any:
-        if self._tok is None:
-            self._load()
-        return self._tok
 
     # ------------------------------------------------------------- predict
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable
 
 from transferops.modality.augment.base import AugmentContext, edit_words, register_perturbation
 
@@ -67,25 +68,25 @@ def char_swap(text: str, rng: random.Random, rate: float, ctx: AugmentContext) -
     return edit_words(text, rng, rate, edit, min_len=3)
 
 
-@register_perturbation("keyboard")
-def keyboard(text: str, rng: random.Random, rate: float, ctx: AugmentContext) -> str:
-    """Replace one character by a QWERTY neighbour ("hate" → "hare")."""
+def _replace_one(table: dict[str, str], keep_case: bool) -> Callable[[str, random.Random], str]:
+    """A word edit: one character found in ``table`` becomes one of its replacements."""
     def edit(w: str, r: random.Random) -> str:
-        idx = [i for i, c in enumerate(w) if c.lower() in KEYBOARD]
+        idx = [i for i, c in enumerate(w) if c.lower() in table]
         if not idx:
             return w
         i = r.choice(idx)
-        return w[:i] + _case(w[i], r.choice(KEYBOARD[w[i].lower()])) + w[i + 1:]
-    return edit_words(text, rng, rate, edit, min_len=2)
+        new = r.choice(table[w[i].lower()])
+        return w[:i] + (_case(w[i], new) if keep_case else new) + w[i + 1:]
+    return edit
+
+
+@register_perturbation("keyboard")
+def keyboard(text: str, rng: random.Random, rate: float, ctx: AugmentContext) -> str:
+    """Replace one character by a QWERTY neighbour ("hate" → "hare")."""
+    return edit_words(text, rng, rate, _replace_one(KEYBOARD, keep_case=True), min_len=2)
 
 
 @register_perturbation("leetspeak")
 def leetspeak(text: str, rng: random.Random, rate: float, ctx: AugmentContext) -> str:
     """Replace one letter by its look-alike symbol ("hate" → "h@te")."""
-    def edit(w: str, r: random.Random) -> str:
-        idx = [i for i, c in enumerate(w) if c.lower() in LEET]
-        if not idx:
-            return w
-        i = r.choice(idx)
-        return w[:i] + r.choice(LEET[w[i].lower()]) + w[i + 1:]
-    return edit_words(text, rng, rate, edit, min_len=2)
+    return edit_words(text, rng, rate, _replace_one(LEET, keep_case=False), min_len=2)
