@@ -14,4 +14,5 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "transferops.artifacts.linear",  # baseline, probe, stack
     "transferops.adapt.ensemble",  # ensemble
     "transferops.deploy.onnx_runtime",  # onnx (detected by export.json)
+    "transferops.artifacts.multitask",  # multitask (one backbone, a head per task)
 )
