@@ -234,6 +234,18 @@ class MultiTaskModel(TorchBacked, ClassifierBase):
             out[:, sl] = sigmoid(z[:, sl] / t) if h.multilabel else softmax(z[:, sl] / t)
         return out
 
+    def shared_infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`infer`, remembering the last call: the task views of one evaluation (one per task, same
+        rows) share one forward pass."""
+        from transferops._util import sha256_texts
+
+        key = (sha256_texts(list(texts)), batch_size)
+        last = getattr(self, "_last_infer", None)
+        if last is None or last[0] != key:
+            last = (key, *self.infer(texts, batch_size=batch_size))
+            self._last_infer = last
+        return last[1], last[2]
+
     @property
     def decision_rule(self) -> MultiTaskDecisionRule:  # type: ignore[override]
         return MultiTaskDecisionRule(tuple(self.heads))
@@ -308,11 +320,11 @@ class TaskView(ClassifierBase):
         return self.parent.tokenizer
 
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        logits, emb = self.parent.infer(texts, batch_size=batch_size)
+        logits, emb = self.parent.shared_infer(texts, batch_size=batch_size)
         return logits[:, self._slice], emb
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        return self.parent.logits(texts, batch_size=batch_size)[:, self._slice]
+        return self.infer(texts, batch_size=batch_size)[0]
 
     def split(self, name: str = "test") -> pd.DataFrame:
         """Rows of the saved split that carry this task's label, with it in ``label``."""

@@ -194,8 +194,9 @@ def _missing(v: Any) -> bool:
 
 
 def load_multitask(data: str | Path | pd.DataFrame, tasks: Sequence[TaskSpec], *, text_column: str = "text",
-                   encoding: str = "utf-8") -> MultiTaskData:
-    """Read the rows once; infer (or check) each task's type and labels from its labelled rows."""
+                   encoding: str = "utf-8", stratify_column: str | None = None) -> MultiTaskData:
+    """Read the rows once; infer (or check) each task's type and labels from its labelled rows.
+    ``stratify_column`` (default: the first task's labels) is what the splits are stratified on."""
     from transferops.data import ColumnMap, load_labeled, read_table
 
     if isinstance(data, pd.DataFrame):
@@ -205,11 +206,12 @@ def load_multitask(data: str | Path | pd.DataFrame, tasks: Sequence[TaskSpec], *
     if len(raw) == 0:
         raise DataError(f"{src}: the file has no rows")
     cols = [str(c) for c in raw.columns]
-    for name, col in [("text", text_column)] + [(t.name, t.column) for t in tasks]:
+    named = [("text", text_column)] + [(t.name, t.column) for t in tasks]
+    for name, col in named + ([("stratify", stratify_column)] if stratify_column else []):
         if col not in raw.columns:
             close = difflib.get_close_matches(col, cols, n=1)
             hint = f" Did you mean '{close[0]}'?" if close else ""
-            what = "--text-column" if name == "text" else f"--tasks {name}={col}"
+            what = {"text": "--text-column", "stratify": "stratify_column"}.get(name, f"--tasks {name}={col}")
             raise DataError(f"{src}: {what}: no column '{col}'. Columns are: {', '.join(cols[:20])}.{hint}")
     texts = raw[text_column].tolist()
     for i, t in enumerate(texts):
@@ -243,7 +245,9 @@ def load_multitask(data: str | Path | pd.DataFrame, tasks: Sequence[TaskSpec], *
     keep = [i for i in range(len(texts)) if any(t.values[i] is not None for t in out)]
     for t in out:
         t.values = [t.values[i] for i in keep]
-    return MultiTaskData([texts[i] for i in keep], out, src, len(raw), dropped_unlabeled=len(texts) - len(keep))
+    extra = {"stratify": [str(raw[stratify_column].iloc[i]) for i in keep]} if stratify_column else {}
+    return MultiTaskData([texts[i] for i in keep], out, src, len(raw), dropped_unlabeled=len(texts) - len(keep),
+                         extra=extra)
 
 
 def _flat_labels(tasks: Sequence[TaskData], i: int) -> list[str]:
@@ -276,7 +280,7 @@ def _split(md: MultiTaskData, split_cfg: Any) -> tuple[np.ndarray, np.ndarray, n
             return min(v, key=lambda x: counts[str(x)]) if v else "__none__"
         return str(v)
 
-    keys = [key(v) for v in first.values]
+    keys = list(md.extra["stratify"]) if "stratify" in md.extra else [key(v) for v in first.values]
     frame = pd.DataFrame({TEXT_COL: md.texts, LABEL_COL: keys, "_row": np.arange(len(md.texts))})
     ld = LabeledData(frame, "multiclass", sorted(set(keys)), ColumnMap(), md.source)
     s = make_splits(ld, split_cfg)
@@ -456,6 +460,7 @@ def train_multitask(
     split: Any = None,
     name: str | None = None,
     encoding: str = "utf-8",
+    stratify_column: str | None = None,
     **overrides: Any,
 ) -> MultiTaskResult:
     """Train one backbone with one head per task and save a ``multitask`` artifact.
@@ -499,7 +504,7 @@ def train_multitask(
         raise ConfigError(f"out: {out} already holds a trained model; choose another --out, or delete it")
     t_start = time.perf_counter()
     ckpt = resolve_checkpoint(cfg.checkpoint)
-    md = load_multitask(data, specs, text_column=text_column, encoding=encoding)
+    md = load_multitask(data, specs, text_column=text_column, encoding=encoding, stratify_column=stratify_column)
     warnings_: list[str] = []
     if md.dropped_unlabeled:
         warnings_.append(f"{md.dropped_unlabeled} rows carry no task's label and were dropped")
@@ -653,7 +658,6 @@ def train_multitask(
                     f"{decision['validation_before']:.4f} → {decision['validation_after']:.4f}")
         entry = t.to_entry()
         entry.update(decision=decision, thresholds={lbl: 0.5 for lbl in t.labels} if ml else None,
-                     decision_threshold=None, positive_index=1,
                      metrics={"validation": _task_metrics(t, yv, mv, pv, decision),
                               "test": _task_metrics(t, yt, mt, pt, decision)},
                      label_counts={lbl: int(sum(1 for v in t.values if v is not None and
@@ -706,7 +710,7 @@ def train_multitask(
         "data": {"source": md.source, "fingerprint": sha256_texts(texts), "rows": md.rows,
                  "rows_used": len(texts), "dropped_unlabeled": md.dropped_unlabeled, "columns": {"text": text_column,
                                                           "tasks": {t.spec.name: t.spec.column for t in md.tasks}}},
-        "splits": {"method": split_cfg.method, "seed": split_cfg.seed, "stratified_on": md.tasks[0].spec.name,
+        "splits": {"method": split_cfg.method, "seed": split_cfg.seed, "stratified_on": stratify_column or md.tasks[0].spec.column,
                    "sizes": {"train": len(tr), "validation": len(va), "test": len(te)}, "test_sha256": test_sha,
                    "files": files},
         "leakage": leak.to_dict(),

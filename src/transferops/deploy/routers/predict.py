@@ -215,6 +215,8 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
     n_review, version, i = 0, "", 0
     for runner, res in chunks:
         version = runner.version
+        # a multi-task model (artifacts/multitask.py): each task's answer, from the same probabilities
+        per_task = getattr(runner.model.decision_rule, "per_task", None)
         for j in range(len(res)):
             conf = float(res.confidence[j])
             route = runner.review.route(conf)
@@ -225,6 +227,8 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
             client_id = req.ids[i] if req.ids is not None else None
             preds.append({"id": client_id, "prediction_id": pid, "label": label, "probabilities": probs,
                           "confidence": conf, "route": route, "model_version": runner.version})
+            if per_task is not None:
+                preds[-1]["tasks"] = per_task(probs)
             for lbl in (label if isinstance(label, list) else [label]):
                 metrics.predictions.labels(name, str(lbl)).inc()
             if want_records:
