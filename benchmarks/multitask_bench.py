@@ -119,8 +119,9 @@ def main() -> None:
               "| strategy | task | multi-task | single-task | difference |", "|---|---|---:|---:|---:|"]
     for strategy in args.strategies.split(","):
         for task in ("topic", "length"):
-            mt = next(r for r in rows if r["strategy"] == strategy and r["task"] == task and r["run"].startswith("multi"))
-            st = next(r for r in rows if r["strategy"] == strategy and r["task"] == task and not r["run"].startswith("multi"))
+            mine = [r for r in rows if r["strategy"] == strategy and r["task"] == task]
+            mt = next(r for r in mine if r["run"].startswith("multi"))
+            st = next(r for r in mine if not r["run"].startswith("multi"))
             lines.append(f"| {strategy} | {task} | {mt['test_macro_f1']:.3f} | {st['test_macro_f1']:.3f} | "
                          f"{mt['test_macro_f1'] - st['test_macro_f1']:+.3f} |")
     save("multitask_bench", {"args": vars(args), "median_words": median, "rows": rows,

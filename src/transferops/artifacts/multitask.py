@@ -301,7 +301,7 @@ class TaskView(ClassifierBase):
     stored rule and ``infer`` (that head's logits block + the shared embedding) — what
     ``evaluate`` and ``monitor.build_profile`` take, unchanged."""
 
-    def __init__(self, parent: MultiTaskModel, index: int) -> None:  # noqa: D107 (no super: no folder of its own)
+    def __init__(self, parent: MultiTaskModel, index: int) -> None:  # no super(): the view has no folder of its own
         self.parent = parent
         self.head = parent.heads[index]
         self.path = parent.path

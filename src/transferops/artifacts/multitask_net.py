@@ -22,10 +22,10 @@ HEADS_FILE = "heads.safetensors"
 class MultiTaskNet(torch.nn.Module):
     """``base_model`` (a bare HF encoder) + ``heads[task]`` (``Linear(hidden, k_task)``)."""
 
-    def __init__(self, encoder: torch.nn.Module, heads: Mapping[str, int], *, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: Any, heads: Mapping[str, int], *, dropout: float = 0.1) -> None:
         super().__init__()
-        self.base_model = encoder
-        self.config = encoder.config
+        self.base_model: Any = encoder
+        self.config: Any = encoder.config
         self.task_names = list(heads)
         hidden = int(encoder.config.hidden_size)
         self.dropout = torch.nn.Dropout(dropout)

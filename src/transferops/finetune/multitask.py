@@ -352,6 +352,7 @@ def _targets(tasks: Sequence[TaskData], idx: np.ndarray) -> list[np.ndarray]:
     for t in tasks:
         vals = [t.values[i] for i in idx]
         m = np.asarray([v is not None for v in vals])
+        y: np.ndarray
         if t.task == "multilabel":
             y = np.zeros((len(vals), len(t.labels)), dtype=np.float32)
             if m.any():
@@ -541,7 +542,7 @@ def train_multitask(
             p.requires_grad_(True)
         frozen = len(encoder_layers(net))
     else:
-        net, frozen = get_strategy(strategy).apply(net, cfg)
+        _, frozen = get_strategy(strategy).apply(net, cfg)  # in place (freeze / full never wrap the module)
     trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
     total = sum(p.numel() for p in net.parameters())
     say(f"multi-task, strategy {strategy}: {trainable:,} of {total:,} parameters train; tasks "
@@ -610,7 +611,7 @@ def train_multitask(
         z = flat_logits(va_t, feats_va)
         res: dict[str, float] = {}
         scores = []
-        for j, (t, (sl, ml, w)) in enumerate(zip(md.tasks, blocks, strict=True)):
+        for j, (t, (sl, ml, _w)) in enumerate(zip(md.tasks, blocks, strict=True)):
             y, m = y_va[2 * j], y_va[2 * j + 1]
             met = _task_metrics(t, y, m, _proba(z[:, sl], ml))
             if met:
@@ -710,7 +711,8 @@ def train_multitask(
         "data": {"source": md.source, "fingerprint": sha256_texts(texts), "rows": md.rows,
                  "rows_used": len(texts), "dropped_unlabeled": md.dropped_unlabeled, "columns": {"text": text_column,
                                                           "tasks": {t.spec.name: t.spec.column for t in md.tasks}}},
-        "splits": {"method": split_cfg.method, "seed": split_cfg.seed, "stratified_on": stratify_column or md.tasks[0].spec.column,
+        "splits": {"method": split_cfg.method, "seed": split_cfg.seed,
+                   "stratified_on": stratify_column or md.tasks[0].spec.column,
                    "sizes": {"train": len(tr), "validation": len(va), "test": len(te)}, "test_sha256": test_sha,
                    "files": files},
         "leakage": leak.to_dict(),
