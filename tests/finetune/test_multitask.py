@@ -271,6 +271,23 @@ def test_serve_per_task_predictions_logged_and_monitored(mt_run: Path, bbc_small
     assert reports["length"].n == 30
     assert set(reports["topic"].class_share) <= set(model.tasks["topic"]["labels"]) | {"<other>"}
     assert sum(reports["topic"].class_share.values()) == pytest.approx(1.0)
+    assert reports["tags"].n == 30 and set(reports["tags"].class_share) <= {"money", "uk", "<other>"}
+
+
+def test_monitor_cli_per_task(mt_run: Path, bbc_small: pd.DataFrame, tmp_path: Path,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    from transferops.monitor.records import make_records
+    from transferops.monitor.store import Store
+
+    db = tmp_path / "m.db"
+    model = transferops.load(mt_run)
+    Store(f"sqlite:///{db}").insert_predictions(make_records(model, bbc_small["text"].tolist()[:25], model_name="mt"))
+    rc = main(["-q", "monitor", "--model", str(mt_run), "--db", str(db), "--per-task", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc in (0, 3, 4) and set(out["tasks"]) == {"topic", "length", "tags"}
+    assert out["n"] == 25 and out["tasks"]["length"]["n"] == 25
+    rc = main(["monitor", "--model", str(mt_run), "--db", str(db), "--per-task"])
+    assert "task length:" in capsys.readouterr().out
 
 
 @pytest.mark.server
