@@ -304,7 +304,7 @@ def test_schemathesis_predict_on_multitask(mt_run: Path) -> None:
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         op = schema["/v1/models/{name}/predict"]["POST"]
 
-        @settings(max_examples=8, deadline=None, database=None, derandomize=True,
+        @settings(max_examples=5, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         @given(case=op.as_strategy())
         def run(case: object) -> None:
