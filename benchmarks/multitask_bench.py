@@ -53,6 +53,10 @@ def main() -> None:
     ap.add_argument("--freeze-layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--strategies", default="head,freeze")
+    ap.add_argument("--freeze-lr", type=float, default=None, help="lr of the freeze runs (default: the registry's)")
+    ap.add_argument("--name", default="multitask_bench", help="results file name under benchmarks/results")
+    ap.add_argument("--baselines-from", default=None, help="reuse the TF-IDF baseline figures of an earlier results "
+                    "JSON of the same rows and split (its fit takes minutes)")
     args = ap.parse_args()
 
     import numpy as np
@@ -69,11 +73,18 @@ def main() -> None:
     data["length"] = np.where(words > median, "long", "short")
     rows: list[dict[str, Any]] = []
     baselines: dict[str, dict[str, float]] = {}
+    if args.baselines_from:
+        import json
+
+        for r in json.loads(Path(args.baselines_from).read_text())["rows"]:
+            baselines[r["task"]] = {"accuracy": r["baseline_accuracy"], "macro_f1": r["baseline_macro_f1"]}
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         for strategy in args.strategies.split(","):
             extra: dict[str, Any] = ({"epochs": args.epochs, "freeze_layers": args.freeze_layers}
                                      if strategy == "freeze" else {})
+            if strategy == "freeze" and args.freeze_lr is not None:
+                extra["lr"] = args.freeze_lr
             for run, tasks in RUNS:
                 print(f"--- {strategy}: {run}", flush=True)
                 t0 = time.perf_counter()
@@ -111,7 +122,9 @@ def main() -> None:
              f"the topic; sizes {rows[0]['split_sizes']}; identical in every run: {same_split}). Max length "
              f"{args.max_length} tokens, batch 16, {args.threads} torch threads, 1 rep; `head` at its registered "
              f"defaults (lr 2e-3, up to 40 epochs, best epoch on validation), `freeze` with the first "
-             f"{args.freeze_layers} of 6 layers frozen for {args.epochs} epochs. **Scaled down** for a shared "
+             f"{args.freeze_layers} of 6 layers frozen for {args.epochs} epochs at lr "
+             f"{args.freeze_lr if args.freeze_lr is not None else '5e-5 (the registry default)'}. "
+             "**Scaled down** for a shared "
              "2-core machine (load average in the JSON): one test row = "
              f"{100 / rows[0]['n_test']:.1f} points of accuracy, so differences of a point or two are noise.", "",
              "| strategy | run | task | test accuracy | test macro-F1 | TF-IDF baseline macro-F1 | best epoch | "
@@ -129,7 +142,7 @@ def main() -> None:
             st = next(r for r in mine if not r["run"].startswith("multi"))
             lines.append(f"| {strategy} | {task} | {mt['test_macro_f1']:.3f} | {st['test_macro_f1']:.3f} | "
                          f"{mt['test_macro_f1'] - st['test_macro_f1']:+.3f} |")
-    save("multitask_bench", {"args": vars(args), "median_words": median, "rows": rows,
+    save(args.name, {"args": vars(args), "median_words": median, "rows": rows,
                              "load_avg_start": list(load_start), "load_avg_end": list(os.getloadavg())},
          "\n".join(lines))
 
