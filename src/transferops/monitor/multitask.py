@@ -69,10 +69,11 @@ def post_train(artifact_dir: Path, config: Any) -> dict[str, Any] | None:
     """Training hook: per-task reference profiles for a multi-task artifact (other kinds: nothing)."""
     import logging
 
-    from transferops.artifacts.manifest import read_manifest
+    from transferops.constants import MANIFEST_NAME
 
-    if read_manifest(artifact_dir).kind != KIND:
-        return None
+    mf = Path(artifact_dir) / MANIFEST_NAME
+    if not mf.exists() or (read_json(mf) or {}).get("kind") != KIND:
+        return None  # not a multi-task folder: nothing to do (a missing manifest is the other hooks' to report)
     try:
         profiles = build_task_profiles(artifact_dir, seed=int(getattr(config, "seed", 0) or 0))
     except Exception as exc:  # the model is fine without them; they can be built later
