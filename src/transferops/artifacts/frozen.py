@@ -41,11 +41,10 @@ def save_frozen_head(model_dir: str | Path, *, encoder: str, tensors: dict[str, 
     ``bias`` as float32)."""
     from safetensors.numpy import save_file
 
+    from transferops._util import sha256_file
     from transferops.checkpoints.frozen import FROZEN
 
     spec = FROZEN[encoder]
-    from transferops._util import sha256_file
-
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
     w = np.asarray(tensors["weight"], dtype=np.float32)

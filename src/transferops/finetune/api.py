@@ -217,9 +217,6 @@ def train(
         if refit:
             raise ConfigError("refit: --init-from does not refit on train + validation; drop --refit")
         old_run = load_old_run(cont.init_from, label_column=label_column)
-        if old_run.manifest.kind == "frozen":
-            raise ConfigError(f"init_from: {old_run.path} is a head over a frozen encoder; --init-from continues a "
-                              "fine-tuned Hugging Face model — train a new head on old + new data instead (seconds)")
         old_strategy = old_run.manifest.strategy_name or "full"
         cont_cfg = {"checkpoint": str(old_run.model_dir)}
         if "strategy" not in explicit_set or cfg.strategy == "auto":

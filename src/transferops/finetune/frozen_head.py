@@ -39,6 +39,9 @@ HEAD_DROPOUT = 0.1
 class FrozenHead(torch.nn.Module):
     """``Linear(dropout((x - mean) / scale))``; ``save_pretrained`` writes the ``frozen`` artifact files."""
 
+    mean: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, mean: np.ndarray, scale: np.ndarray, n_labels: int, *, encoder: str,
                  dropout: float = HEAD_DROPOUT) -> None:
         super().__init__()
@@ -50,7 +53,8 @@ class FrozenHead(torch.nn.Module):
         self.classifier = torch.nn.Linear(int(mean.shape[-1]), n_labels)
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout((feats - self.mean) / self.scale))  # type: ignore[no-any-return]
+        out: torch.Tensor = self.classifier(self.dropout((feats - self.mean) / self.scale))
+        return out
 
     def save_pretrained(self, path: str | Path, safe_serialization: bool = True) -> None:
         from transferops.artifacts.frozen import save_frozen_head

@@ -218,8 +218,11 @@ def _token_stats(name: str, texts: list[str]) -> TokenStats:
 
     ck = resolve_checkpoint(name)
     tok = ck.frozen.load().tokenizer if ck.frozen is not None else load_tokenizer(ck.path)
-    max_len = ck.frozen.max_length if ck.frozen is not None else ck.spec.max_length if ck.spec else int(min(getattr(tok, "model_max_length", 512) or 512,
-                                                         ck.config().get("max_position_embeddings", 512)))
+    if ck.frozen is not None:
+        max_len = ck.frozen.max_length
+    else:
+        max_len = ck.spec.max_length if ck.spec else int(min(getattr(tok, "model_max_length", 512) or 512,
+                                                             ck.config().get("max_position_embeddings", 512)))
     with quiet_transformers():  # untruncated on purpose: "longer than the maximum" is what we measure
         ids = tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
     lens = np.asarray([len(x) for x in ids], dtype=float)
