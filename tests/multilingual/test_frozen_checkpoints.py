@@ -161,6 +161,20 @@ def test_served_logged_and_monitored(use_run: Path, reviews: pd.DataFrame, tmp_p
     assert rep.n == len(texts) and 0.0 <= emb.detail["domain_auc"] <= 1.0
 
 
+def test_retrain_trains_a_frozen_challenger(use_run: Path, reviews: pd.DataFrame, tmp_path: Path) -> None:
+    """``retrain`` reads the champion's config (checkpoint use-multilingual, strategy head) and trains the
+    challenger the same way: a frozen head again, registered and compared on the holdout."""
+    from transferops.monitor.retrain import RetrainConfig, retrain
+    from transferops.monitor.store import Store
+
+    res = retrain(Store(tmp_path / "m.db"), model=str(use_run), new_data=reviews[["text", "label"]],
+                  out=tmp_path / "chal", config=RetrainConfig(margin=-0.5),
+                  overrides={"baseline": False, "check_near_duplicates": False})
+    chal = transferops.load(tmp_path / "chal")
+    assert isinstance(chal, FrozenHeadModel) and chal.manifest.strategy_name == "head"
+    assert res.challenger_path == str(tmp_path / "chal") and res.holdout_size > 0
+
+
 def test_select_ranks_both(reviews_csv: Path) -> None:
     from transferops.select import select
 
