@@ -15,4 +15,5 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "transferops.adapt.ensemble",  # ensemble
     "transferops.deploy.onnx_runtime",  # onnx (detected by export.json)
     "transferops.artifacts.multitask",  # multitask (one backbone, a head per task)
+    "transferops.artifacts.frozen",  # frozen (a head over a frozen multilingual encoder)
 )
