@@ -14,4 +14,6 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "transferops.artifacts.linear",  # baseline, probe, stack
     "transferops.adapt.ensemble",  # ensemble
     "transferops.deploy.onnx_runtime",  # onnx (detected by export.json)
+    "transferops.vision.model",  # image_model, image_baseline (issue 15)
+    "transferops.vision.onnx",  # image_onnx (detected by image_export.json)
 )
