@@ -276,4 +276,6 @@ def checkpoint_table() -> list[dict[str, Any]]:
             "install": spec.install,
             "description": spec.description,
         })
-    return rows
+    from transferops.checkpoints.image import image_checkpoint_rows  # issue 15: image checkpoints
+
+    return rows + image_checkpoint_rows()

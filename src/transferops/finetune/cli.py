@@ -168,6 +168,9 @@ def register(sub: Any) -> None:
     c.add_argument("--l2-to-old", type=float, default=0.0, help="L2 penalty towards the old weights (default 0)")
     c.add_argument("--max-forgetting", type=float, help="gate: old-class macro-F1 may drop by at most this "
                    "(e.g. 0.02); exit code 1 when it drops more")
+    from transferops.vision.cli import add_train_args as _image_args  # issue 15: --modality image ...
+
+    _image_args(p)
     p.set_defaults(func=_train)
 
     lc = sub.add_parser("learning-curve", help="validation metric of the run's recipe and the tuned baseline at "
@@ -203,7 +206,10 @@ def _split_cfg(args: argparse.Namespace, seed: int) -> Any:
 
 def _train(args: argparse.Namespace) -> int:
     import transferops
+    from transferops.vision import cli as image_cli
 
+    if image_cli.wants_images(args):  # an image folder or --modality image (issue 15)
+        return image_cli.train(args)
     cfg = config_from_args(args)
     split = _split_cfg(args, cfg.seed)
     if args.seeds and getattr(args, "init_from", None):

