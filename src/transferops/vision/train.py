@@ -318,7 +318,7 @@ class ImageTrainResult:
                  f"{m['image']['preprocessing']['crop']} px",
                  f"  test: accuracy {t['accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}",
                  "  search (validation macro-F1): " + ", ".join(
-                     f"{c['name']} {c['validation']['macro_f1']:.4f} ({c['seconds']:.0f}s)" for c in m["search"])]
+                     f"{c['name']} {c['value']:.4f} ({c['train_seconds']:.0f}s)" for c in m["search"]["leaderboard"])]
         b = m["baseline"]["pixel_logreg"]["test"]
         lines.append(f"  pixel baseline test: accuracy {b['accuracy']:.4f}  macro-F1 {b['macro_f1']:.4f}")
         lk = m.get("leakage", {})
@@ -442,8 +442,13 @@ def train_images(data: Any, *, out: str | Path, config: ImageTrainConfig | None 
         "leakage": leak,
         "metrics": {"validation": _metrics(ys["validation"], val_logits), "test": test_m},
         "baseline": {"pixel_logreg": {"test": base_test, "validation": cands[0].validation, "C": base_model.C_}},
-        "search": [{"name": c.name, "validation": c.validation, "seconds": round(c.seconds, 2), "lr": c.lr,
-                    "epochs": c.epochs} for c in cands],
+        # the text model search's format (evaluate's report reads it): candidates scored on validation only
+        "search": {"winner": best.name, "reason": f"{best.name}: best validation macro-F1", "metric": "macro_f1",
+                   "seconds": round(sum(c.seconds for c in cands), 1), "budget_seconds": None,
+                   "leaderboard": [{"name": c.name, "status": "ok", "metric": "macro_f1",
+                                    "value": c.validation["macro_f1"], "ci": None, "train_seconds": round(c.seconds, 2),
+                                    "validation": c.validation, "params": {"lr": c.lr, "epochs": c.epochs}}
+                                   for c in cands]},
         "history": best.history,
         "timings": {"train_seconds": round(time.perf_counter() - t_start, 2)},
         "warnings": warnings_,
