@@ -71,7 +71,8 @@ def main() -> None:
                 pred_s = time.perf_counter() - t1
                 acc = float(np.mean([p == t for p, t in zip(pred, test_y, strict=True)]))
                 rows.append({"per_class": pc, "seed": seed, "strategy": strat, "train_s": round(secs, 1),
-                             "test_accuracy": round(acc, 4), "predict_ms_per_image": round(1000 * pred_s / len(test_files), 2),
+                             "test_accuracy": round(acc, 4),
+                             "predict_ms_per_image": round(1000 * pred_s / len(test_files), 2),
                              "validation_macro_f1": res.manifest["metrics"]["validation"]["macro_f1"]})
                 print(rows[-1], flush=True)
                 if strat == "head" and onnx_row is None and pc == max(int(v) for v in a.per_class.split(",")):

@@ -41,7 +41,7 @@ def bad_files(tmp_path: Path) -> dict[str, Path]:
     cmyk = tmp_path / "cmyk.jpg"
     Image.new("CMYK", (32, 32), (0, 255, 255, 0)).save(cmyk)
     g16 = tmp_path / "gray16.png"
-    Image.fromarray((np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60)).save(g16)
+    Image.fromarray(np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 60).save(g16)
     grey = tmp_path / "grey.png"
     Image.new("L", (32, 32), 128).save(grey)
     rgba = tmp_path / "rgba.png"

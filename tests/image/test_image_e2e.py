@@ -65,9 +65,9 @@ def test_export_predict_monitor(image_run: Path, digits_folder: Path, tmp_path: 
     # input drift: the same digits darkened and shrunk are flagged; the validation images themselves are not
     shifted = tmp_path / "shifted"
     shifted.mkdir()
-    for f in files * 3:
+    for k, f in enumerate(files * 3):
         im = Image.open(f).convert("RGB").resize((20, 20))
-        Image.fromarray((np.asarray(im) * 0.3 + 120).astype(np.uint8)).save(shifted / f"{len(list(shifted.iterdir()))}.png")
+        Image.fromarray((np.asarray(im) * 0.3 + 120).astype(np.uint8)).save(shifted / f"{k}.png")
     capsys.readouterr()
     assert main(["monitor", "--model", str(image_run), "--images", str(shifted), "--json"]) == 4
     drift = json.loads(capsys.readouterr().out)

@@ -108,7 +108,8 @@ def convert_mobilenet_v2(pth: Path, target: Path) -> Path:
     from transformers import MobileNetV2Config, MobileNetV2ForImageClassification
 
     sd = torch.load(str(pth), map_location="cpu", weights_only=True)
-    cfg = MobileNetV2Config(tf_padding=False, layer_norm_eps=1e-5, classifier_dropout_prob=0.2, num_labels=1000)
+    cfg = MobileNetV2Config(tf_padding=False, layer_norm_eps=1e-5, classifier_dropout_prob=0.2,
+                            num_labels=1000)  # type: ignore[call-arg]
     model = MobileNetV2ForImageClassification(cfg)
     missing, unexpected = model.load_state_dict(torchvision_to_hf_keys(sd), strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]

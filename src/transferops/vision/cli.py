@@ -110,7 +110,8 @@ def export(args: argparse.Namespace) -> int:
     if "int8" in rep:
         q = rep["int8"]
         print(f"  int8 (static QDQ, {q['calibration_images']} calibration images): test accuracy "
-              f"{q['test']['accuracy']:.4f} (drop {q['accuracy_drop']:+.4f}), {q['test']['ms_per_image']:.2f} ms/image, "
+              f"{q['test']['accuracy']:.4f} (drop {q['accuracy_drop']:+.4f}), "
+              f"{q['test']['ms_per_image']:.2f} ms/image, "
               f"{q['bytes'] / 1e6:.1f} MB vs {rep['fp32']['bytes'] / 1e6:.1f} MB")
     return 0
 
@@ -130,7 +131,6 @@ def worst_grid(model_path: str | Path, out: str | Path, *, k: int = 16, split: s
     """A PNG grid of the ``k`` test images with the lowest probability on their true class (title: true →
     predicted, p)."""
     import numpy as np
-
     from matplotlib.figure import Figure
 
     from transferops._extras import require

@@ -137,7 +137,7 @@ def load_images(data: str | Path | pd.DataFrame, *, path_column: str = "path", l
             w.writerows(rejects)
     cols = ColumnMap(text=path_column, label=label_column, time=time_column, group=group_column,
                      slices=list(slice_columns or []))
-    task = "binary" if len(labels) == 2 else "multiclass"
+    task: Any = "binary" if len(labels) == 2 else "multiclass"
     d = ImageData(out, task, labels, cols, source, n_rejected=len(rejects), rejects_path=str(rp) if rp else None)
     return DecodedImages(d, images)
 

@@ -66,7 +66,7 @@ def export_image(run: str | Path, out: str | Path, *, int8: bool = True, calibra
     ort_q = require("onnxruntime.quantization", "onnx")
     require("onnxruntime", "onnx").set_default_logger_severity(3)
     run, out = Path(run), Path(out)
-    model = load(run)
+    model: Any = load(run)
     if getattr(model, "modality", None) != "image" or not hasattr(model, "feature_module"):
         raise ArtifactError(f"model: {run} is not a fine-tuned image model (kind {model.manifest.kind}); "
                             "export takes an image_model folder")

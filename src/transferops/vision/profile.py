@@ -56,7 +56,7 @@ def build_image_profile(path: str | Path, images: Sequence[Any]) -> dict[str, An
     stats = image_stats(images)
     logits, emb = model.infer(images)
     pred = logits.argmax(1)
-    prof = {"n": len(images), "stats": {k: {"edges": _edges(stats[k]), "mean": float(stats[k].mean()),
+    prof: dict[str, Any] = {"n": len(images), "stats": {k: {"edges": _edges(stats[k]), "mean": float(stats[k].mean()),
                                             "std": float(stats[k].std())} for k in STAT_NAMES}}
     for k in STAT_NAMES:
         prof["stats"][k]["counts"] = _counts(stats[k], prof["stats"][k]["edges"]).tolist()

@@ -151,7 +151,7 @@ def backbone_blocks(model: Any) -> list[Any]:
     lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
     if not lists:
         return []
-    return list(max(lists, key=len))
+    return list(max(lists, key=lambda m: len(list(m))))
 
 
 def _freeze_bn_stats(module: Any) -> None:
@@ -180,7 +180,7 @@ def apply_freeze(model: Any, fraction: float) -> int:
     # what comes after the blocks (MobileNetV2's conv_1x1, ViT's final layernorm) trains with them
     seen_blocks = False
     base = getattr(model, model.base_model_prefix, model)
-    for name, child in base.named_children():
+    for _name, child in base.named_children():
         if any(id(m) in trainable_blocks for m in child.modules()):
             seen_blocks = True
             continue
@@ -192,7 +192,7 @@ def apply_freeze(model: Any, fraction: float) -> int:
         p.requires_grad_(True)
     for b in blocks[:n_frozen]:
         _freeze_bn_stats(b)
-    for name, child in base.named_children():
+    for _name, child in base.named_children():
         if id(child) in frozen_ids:
             _freeze_bn_stats(child)
     return n_frozen
@@ -401,7 +401,8 @@ def train_images(data: Any, *, out: str | Path, config: ImageTrainConfig | None 
     # baseline is still reported beside it, as for text).
     pool = cands if cfg.strategy in ("auto", "baseline") else cands[1:]
     best = max(pool, key=lambda c: (round(c.validation["macro_f1"], 6), c.name == "baseline"))
-    if cfg.strategy != "auto" and cfg.strategy != "baseline" and cands[0].validation["macro_f1"] > best.validation["macro_f1"]:
+    beats = cands[0].validation["macro_f1"] > best.validation["macro_f1"]
+    if cfg.strategy not in ("auto", "baseline") and beats:
         warnings_.append(f"the pixel baseline beats {best.name} on validation "
                          f"({cands[0].validation['macro_f1']:.4f} vs {best.validation['macro_f1']:.4f})")
     if best.name == "baseline" and len(cands) > 1:

@@ -33,7 +33,7 @@ STAT_NAMES = ("width", "height", "brightness", "contrast", "mean_r", "mean_g", "
 
 def check_images(items: Sequence[Any]) -> list[Any]:
     """Decoded RGB ``PIL`` images, or a :class:`DataError` naming the first bad item (``images[3]: ...``)."""
-    if isinstance(items, (str, bytes, Path)) or hasattr(items, "size") and hasattr(items, "mode"):
+    if isinstance(items, (str, bytes, Path)) or (hasattr(items, "size") and hasattr(items, "mode")):
         raise DataError("images: pass a list of images (paths, bytes or PIL images), not a single one (wrap it)")
     return [decode_image(it, f"images[{i}]") for i, it in enumerate(items)]
 

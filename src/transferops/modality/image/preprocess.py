@@ -108,9 +108,10 @@ class ImagePreprocessing:
 
     def normalise(self, arr: np.ndarray) -> np.ndarray:
         """(n, h, w, 3) uint8 or float in [0, 255] → (n, 3, h, w) float32 normalised."""
-        x = arr.astype(np.float32) / 255.0
-        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        mean = np.asarray(self.mean, np.float32) * np.float32(255.0)
+        std = np.asarray(self.std, np.float32) * np.float32(255.0)
+        x: np.ndarray = (arr.astype(np.float32) - mean) / std
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
 
     def pixels(self, images: Sequence[Any]) -> np.ndarray:
         """Decoded RGB images → the model's ``pixel_values`` (n, 3, crop, crop) float32."""
