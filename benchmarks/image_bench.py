@@ -17,6 +17,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--full-max-per-class", type=int, default=10,
+                    help="train freeze/full only up to this many images per class (CPU budget)")
+    ap.add_argument("--append", action="store_true", help="keep the rows of an earlier run in --out (same settings)")
+    ap.add_argument("--no-onnx", action="store_true")
     a = ap.parse_args()
     import torch
 
@@ -52,13 +57,21 @@ def main() -> None:
         Image.fromarray(x[i]).save(d / f"t{i:05d}.png")
     test_files = sorted(test_dir.rglob("*.png"))
     test_y = [f.parent.name for f in test_files]
-    rows = []
+    outd = Path(a.out)
+    res_file = outd / "image_bench.json"
+    prev = json.loads(res_file.read_text()) if a.append and res_file.exists() else {}
+    rows = list(prev.get("rows", []))
+    done = {(r["per_class"], r["seed"], r["strategy"]) for r in rows}
     load1 = os.getloadavg()[0]
-    onnx_row = None
+    onnx_row = prev.get("onnx")
+    if a.no_onnx:
+        onnx_row = onnx_row or None
     for pc in [int(v) for v in a.per_class.split(",")]:
         for seed in [int(v) for v in a.seeds.split(",")]:
             data = write_mnist_folder(tmp / f"train_{pc}_{seed}", per_class=pc, seed=seed, exclude=test_idx)
             for strat in ["baseline", *a.strategies.split(",")]:
+                if (pc, seed, strat) in done or (strat in ("freeze", "full") and pc > a.full_max_per_class):
+                    continue
                 out = tmp / f"run_{pc}_{seed}_{strat}"
                 cfg = ImageTrainConfig(checkpoint="mobilenet-v2", strategy=strat, image_size=a.size,
                                        epochs=None if strat == "head" else a.epochs, seed=seed)
@@ -75,16 +88,26 @@ def main() -> None:
                              "predict_ms_per_image": round(1000 * pred_s / len(test_files), 2),
                              "validation_macro_f1": res.manifest["metrics"]["validation"]["macro_f1"]})
                 print(rows[-1], flush=True)
-                if strat == "head" and onnx_row is None and pc == max(int(v) for v in a.per_class.split(",")):
+                write(outd, a, rows, onnx_row, load1, len(test_files))
+                if (strat == "head" and onnx_row is None and not a.no_onnx
+                        and pc == max(int(v) for v in a.per_class.split(","))):
                     rep = export_image(out, tmp / "export")
                     onnx_row = {"fp32": rep["fp32"], "int8": rep["int8"], "parity": rep["parity"]}
                     print(onnx_row, flush=True)
+                    write(outd, a, rows, onnx_row, load1, len(test_files))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write(outd: Path, a: argparse.Namespace, rows: list[dict[str, Any]], onnx_row: dict[str, Any] | None,
+          load1: float, n_test: int) -> None:
+    """Write the JSON and the Markdown table (after every row: a long run killed midway keeps its rows)."""
+    test_files = range(n_test)
     result = {"benchmark": "image_bench", "checkpoint": "mobilenet-v2", "image_size": a.size, "epochs": a.epochs,
               "test_pool": len(test_files), "rows": rows, "onnx": onnx_row,
               "loadavg_start": load1, "loadavg_end": os.getloadavg()[0],
-              "scaled_down": "64 px instead of 224; per-class sizes and seeds as given; 3 epochs freeze/full; "
+              "scaled_down": f"{a.size} px instead of 224; one seed; freeze/full only up to "
+                             f"{a.full_max_per_class} images per class; {a.epochs} epochs for freeze/full; "
                              "500-image test pool"}
-    outd = Path(a.out)
     outd.mkdir(parents=True, exist_ok=True)
     (outd / "image_bench.json").write_text(json.dumps(result, indent=2))
     lines = [f"# image_bench (mobilenet-v2, MNIST-5k, {a.size} px, test pool {len(test_files)})", "",
@@ -101,7 +124,6 @@ def main() -> None:
                      f"{onnx_row['parity']['argmax_agreement']:.3f}; int8 accuracy drop "
                      f"{onnx_row['int8']['accuracy_drop']:+.4f} (on the run's own test split).")
     (outd / "image_bench.md").write_text("\n".join(lines) + "\n")
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
