@@ -117,9 +117,17 @@ def export_image(run: str | Path, out: str | Path, *, int8: bool = True, calibra
                 return next(self.it, None)
 
         q = out / VARIANTS["int8"]
-        ort_q.quantize_static(str(fp32), str(q), Reader(), quant_format=ort_q.QuantFormat.QDQ,
-                              per_channel=True, weight_type=ort_q.QuantType.QInt8,
-                              activation_type=ort_q.QuantType.QUInt8)
+        import logging
+
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # onnxruntime's "consider pre-processing" advice goes to the root logger
+        try:
+            ort_q.quantize_static(str(fp32), str(q), Reader(), quant_format=ort_q.QuantFormat.QDQ,
+                                  per_channel=True, weight_type=ort_q.QuantType.QInt8,
+                                  activation_type=ort_q.QuantType.QUInt8)
+        finally:
+            root.setLevel(level)
         s8 = _session(q, threads)
         r8 = score(s8)
         report["int8"] = {"file": q.name, "bytes": q.stat().st_size, "method": "static QDQ", "calibration_images":

@@ -4,7 +4,9 @@ at training, and the drift report of a new batch of images against it.
 Signals (decisions where the issue is silent):
 
 * per statistic (width, height, brightness, contrast, mean R/G/B, saturation: :func:`image_stats`) the PSI
-  over the reference's decile bins — alert at PSI ≥ 0.2 (the usual "significant shift" line);
+  over the reference's quantile bins (deciles; fewer for a small reference: one bin per 5 images), with
+  half a count added to every bin, minus its small-sample noise floor ``(bins − 1)(1/n_ref + 1/n_new)``
+  (the expected PSI of two samples from one distribution) — alert at a corrected PSI ≥ 0.2;
 * embedding drift: the classifier-based two-sample test — a logistic regression told to separate reference
   from new embeddings; cross-validated ROC-AUC ≥ 0.75 alerts (0.5: indistinguishable);
 * the predicted-class distribution (PSI) when the model predicts.
@@ -31,14 +33,21 @@ REF_EMB = "image_reference.safetensors"
 
 
 def _edges(v: np.ndarray, bins: int = 10) -> list[float]:
+    bins = max(2, min(bins, len(v) // 5))
     qs = np.unique(np.quantile(v, np.linspace(0, 1, bins + 1)[1:-1]))
     return [float(x) for x in qs]
 
 
-def psi(ref_counts: np.ndarray, new_counts: np.ndarray, eps: float = 1e-4) -> float:
-    p = ref_counts / max(ref_counts.sum(), 1) + eps
-    q = new_counts / max(new_counts.sum(), 1) + eps
+def psi(ref_counts: np.ndarray, new_counts: np.ndarray, smoothing: float = 0.5) -> float:
+    """PSI of two histograms over the same bins, each bin smoothed by ``smoothing`` counts."""
+    p = (ref_counts + smoothing) / (ref_counts.sum() + smoothing * len(ref_counts))
+    q = (new_counts + smoothing) / (new_counts.sum() + smoothing * len(new_counts))
     return float(np.sum((q - p) * np.log(q / p)))
+
+
+def noise_floor(n_bins: int, n_ref: float, n_new: float) -> float:
+    """Expected PSI of two samples of sizes ``n_ref`` / ``n_new`` drawn from one distribution."""
+    return float((n_bins - 1) * (1.0 / max(n_ref, 1) + 1.0 / max(n_new, 1)))
 
 
 def _counts(v: np.ndarray, edges: list[float]) -> np.ndarray:
@@ -102,17 +111,23 @@ def image_drift(path: str | Path, items: Sequence[Any]) -> dict[str, Any]:
     signals: dict[str, Any] = {}
     for k in STAT_NAMES:
         r = ref["stats"][k]
-        val = psi(np.asarray(r["counts"]), _counts(stats[k], r["edges"]))
-        signals[k] = {"psi": round(val, 4), "reference_mean": r["mean"], "mean": float(stats[k].mean()),
-                      "alert": val >= PSI_ALERT}
+        rc, nc = np.asarray(r["counts"], float), _counts(stats[k], r["edges"])
+        raw = psi(rc, nc)
+        val = max(0.0, raw - noise_floor(len(rc), rc.sum(), nc.sum()))
+        signals[k] = {"psi": round(val, 4), "raw_psi": round(raw, 4), "reference_mean": r["mean"],
+                      "mean": float(stats[k].mean()), "alert": val >= PSI_ALERT}
     ref_emb = load_file(str(p / REF_EMB))["embedding"]
     auc = embedding_auc(ref_emb, emb)
     signals["embedding"] = {"auc": round(auc, 4), "alert": bool(auc >= AUC_ALERT)}
     pred = np.bincount(logits.argmax(1), minlength=len(model.labels)).astype(float)
-    pv = psi(np.asarray(ref["predicted"], float), pred)
-    signals["predicted_class"] = {"psi": round(pv, 4), "alert": pv >= PSI_ALERT}
+    rp = np.asarray(ref["predicted"], float)
+    raw = psi(rp, pred)
+    pv = max(0.0, raw - noise_floor(len(rp), rp.sum(), pred.sum()))
+    signals["predicted_class"] = {"psi": round(pv, 4), "raw_psi": round(raw, 4), "alert": pv >= PSI_ALERT}
     alerts = [k for k, v in signals.items() if v["alert"]]
-    return {"n": len(images), "reference_n": ref["n"], "signals": signals, "alerts": alerts, "drift": bool(alerts)}
+    small = ref["n"] < 50
+    return {"note": "the reference holds fewer than 50 images: only large shifts are detectable" if small else None,
+            "n": len(images), "reference_n": ref["n"], "signals": signals, "alerts": alerts, "drift": bool(alerts)}
 
 
 def format_drift(rep: dict[str, Any]) -> str:
@@ -122,6 +137,8 @@ def format_drift(rep: dict[str, Any]) -> str:
         extra = f" (mean {v['reference_mean']:.3f} → {v['mean']:.3f})" if "mean" in v else ""
         lines.append(f"  {k:<16} {val}{extra}{'  ALERT' if v['alert'] else ''}")
     lines.append("  drift: " + (", ".join(rep["alerts"]) if rep["alerts"] else "none"))
+    if rep.get("note"):
+        lines.append(f"  note: {rep['note']}")
     return "\n".join(lines)
 
 
