@@ -41,7 +41,7 @@ def _open(item: Any, where: str) -> Any:
         return Image.fromarray(arr.squeeze(-1) if arr.ndim == 3 and arr.shape[2] == 1 else arr)
     if isinstance(item, (bytes, bytearray, memoryview)):
         src: Any = io.BytesIO(bytes(item))
-        label = "the uploaded bytes"
+        label = "the uploaded file"
     elif isinstance(item, (str, Path)):
         p = Path(item)
         if not p.is_file():
