@@ -132,7 +132,8 @@ def write(outd: Path, a: argparse.Namespace, rows: list[dict[str, Any]], onnx_ro
                              "500-image test pool"}
     outd.mkdir(parents=True, exist_ok=True)
     (outd / "image_bench.json").write_text(json.dumps(result, indent=2))
-    lines = [f"# image_bench (mobilenet-v2, MNIST-5k, {a.size} px, test pool {len(test_files)})", "",
+    cks = sorted({str(r.get("checkpoint")) for r in rows} - {"-", "None"})
+    lines = [f"# image_bench ({', '.join(cks)}; MNIST-5k, {a.size} px, test pool {len(test_files)})", "",
              f"Scaled down: {result['scaled_down']}. Load average {load1:.2f} → {result['loadavg_end']:.2f}.", "",
              "| checkpoint | per class | seed | strategy | train s | test accuracy |", "|---|---|---|---|---|---|"]
     lines += [f"| {r.get('checkpoint', 'mobilenet-v2')} | {r['per_class']} | {r['seed']} | {r['strategy']} | "
