@@ -37,10 +37,12 @@ def main() -> None:
     ap.add_argument("--checkpoints", default="mobilenet-v2", help="comma-separated image checkpoints")
     ap.add_argument("--select", action="store_true",
                     help="also rank the checkpoints with `select` (100 images of the largest training set)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: on a shared, loaded 2-core machine 2 threads were ~30x slower per conv)")
     a = ap.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     from transferops.artifacts import load
     from transferops.vision.onnx import export_image
     from transferops.vision.sample_data import mnist_arrays, write_mnist_folder
@@ -82,7 +84,7 @@ def main() -> None:
                     continue
                 out = tmp / f"run_{ck}_{pc}_{seed}_{strat}"
                 cfg = ImageTrainConfig(checkpoint=ck, strategy=strat, image_size=a.size,
-                                       epochs=None if strat == "head" else a.epochs, seed=seed)
+                                       epochs=None if strat == "head" else a.epochs, seed=seed, threads=a.threads)
                 t0 = time.perf_counter()
                 res = train_images(data, out=out, config=cfg)
                 secs = time.perf_counter() - t0
@@ -126,6 +128,7 @@ def write(outd: Path, a: argparse.Namespace, rows: list[dict[str, Any]], onnx_ro
     test_files = range(n_test)
     result = {"benchmark": "image_bench", "checkpoint": "mobilenet-v2", "image_size": a.size, "epochs": a.epochs,
               "test_pool": len(test_files), "rows": rows, "onnx": onnx_row, "select": selection,
+              "threads": getattr(a, "threads", None),
               "loadavg_start": load1, "loadavg_end": os.getloadavg()[0],
               "scaled_down": f"{a.size} px instead of 224; one seed; freeze/full only up to "
                              f"{a.full_max_per_class} images per class; {a.epochs} epochs for freeze/full; "

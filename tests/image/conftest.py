@@ -40,3 +40,15 @@ def image_run(tmp_path_factory: pytest.TempPathFactory, tiny_mobilenet: Path, di
     assert main(["train", "--data", str(digits_folder), "--out", str(out), "--checkpoint", str(tiny_mobilenet),
                  "--strategy", "head", "--epochs", "10", "-q"]) == 0
     return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread for these tiny convolution nets: on a loaded 2-core machine, 2 threads made
+    each forward ~30x slower (thread contention); restored after the module."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
