@@ -116,3 +116,13 @@ def test_serve_images_over_http(image_run: Path, digits_folder: Path, tmp_path: 
         rows = con.execute("select text, route from predictions").fetchall()
     assert len(rows) == 6 and all(r[0].startswith("image:sha1:") for r in rows)
     assert {r[1] for r in rows} <= {"auto", "review"}
+
+
+def test_calibrate_an_image_model(image_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(image_run, run)
+    assert main(["calibrate", "--model", str(run), "--no-test", "-q"]) == 0
+    m = json.loads((run / "transferops.json").read_text())
+    assert m["calibration"]["temperature"] > 0 and transferops.load(run).temperature == m["calibration"]["temperature"]
