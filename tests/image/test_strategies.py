@@ -53,6 +53,34 @@ def test_freeze_and_full(strategy: str, small_digits: Path, tiny_mobilenet: Path
     assert not all(trained_same)
 
 
+def test_lora_on_pointwise_convs_is_merged(small_digits: Path, tiny_mobilenet: Path, tmp_path: Path) -> None:
+    import transferops
+    from transformers import AutoModelForImageClassification
+
+    # LoRA keeps BatchNorm statistics frozen: give the random net real ones first (else its features vanish)
+    ck = tmp_path / "ck"
+    shutil.copytree(tiny_mobilenet, ck)
+    net = AutoModelForImageClassification.from_pretrained(str(ck)).train()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = None  # cumulative average
+    with torch.no_grad():
+        for s in range(5):
+            net(pixel_values=torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(s)))
+    net.save_pretrained(str(ck))
+    cfg = ImageTrainConfig(checkpoint=str(ck), strategy="lora", epochs=2, batch_size=4, lr=1e-2)
+    res = train_images(small_digits, out=tmp_path / "run", config=cfg)
+    assert res.manifest["strategy"]["name"] == "lora" and res.manifest["kind"] == "image_model"
+    before, after = _state(ck), _state(tmp_path / "run" / "model")
+    assert not any("lora" in k for k in after)  # merged: a plain model folder
+    dw = "mobilenet_v2.layer.0.conv_3x3.convolution.weight"  # depthwise: no LoRA
+    pw = "mobilenet_v2.layer.0.expand_1x1.convolution.weight"  # 1×1: LoRA, merged
+    bn = "mobilenet_v2.layer.0.expand_1x1.normalization.running_mean"
+    assert torch.equal(before[dw], after[dw]) and torch.equal(before[bn], after[bn])
+    assert not torch.equal(before[pw], after[pw])
+    assert len(transferops.load(tmp_path / "run").predict([str(next(small_digits.rglob("*.png")))])) == 1
+
+
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match="strategy"):
         ImageTrainConfig(strategy="lora")

@@ -13,6 +13,9 @@ Strategies (``strategy``):
 * ``freeze`` — the first ``freeze_fraction`` of the backbone's blocks frozen (their BatchNorm too),
   the rest + the head train on pixels;
 * ``full`` — everything trains; BatchNorm momentum is PyTorch's 0.1;
+* ``lora`` — PEFT LoRA (r 8) on every 1×1 convolution and linear layer of the backbone (depthwise
+  convolutions are left out: LoRA on grouped convolutions is not supported), the head trains fully, frozen
+  BatchNorm statistics; merged into the weights before saving, so the folder is a plain image model;
 * ``auto`` (default) — a search over ``head`` and ``freeze``, plus the baseline; ``baseline`` alone is
   allowed too.
 
@@ -38,8 +41,11 @@ from transferops.constants import DATA_DIR, MANIFEST_NAME, MODEL_DIR, TEST_SPLIT
 from transferops.errors import ConfigError
 
 #: name → (lr, epochs)
-STRATEGY_DEFAULTS: dict[str, tuple[float, int]] = {"head": (1e-3, 40), "freeze": (5e-4, 4), "full": (1e-4, 4)}
-STRATEGIES = ("auto", "head", "freeze", "full", "baseline")
+STRATEGY_DEFAULTS: dict[str, tuple[float, int]] = {"head": (1e-3, 40), "freeze": (5e-4, 4), "full": (1e-4, 4),
+                                                   "lora": (1e-3, 4)}
+STRATEGIES = ("auto", "head", "freeze", "full", "lora", "baseline")
+#: LoRA rank / alpha for image models (PEFT on the 1×1 convolutions and linear layers).
+LORA_R, LORA_ALPHA = 8, 16
 AUTO_CANDIDATES = ("head", "freeze")
 
 
@@ -198,6 +204,24 @@ def apply_freeze(model: Any, fraction: float) -> int:
     return n_frozen
 
 
+def apply_lora(model: Any) -> Any:
+    """PEFT LoRA on the 1×1 convolutions and linear layers (not the head, which trains fully)."""
+    import peft
+    import torch
+
+    targets = [n for n, m in model.named_modules() if not n.startswith("classifier") and (
+        (isinstance(m, torch.nn.Conv2d) and m.groups == 1 and m.kernel_size == (1, 1))
+        or isinstance(m, torch.nn.Linear))]
+    if not targets:
+        raise ConfigError("strategy: lora found no 1×1 convolution or linear layer in this checkpoint; use freeze")
+    _freeze_bn_stats(model)
+    pm = peft.get_peft_model(model, peft.LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, lora_dropout=0.0,
+                                                    target_modules=targets, modules_to_save=["classifier"]))
+    say(f"lora: r={LORA_R} on {len(targets)} layers; {sum(p.numel() for p in pm.parameters() if p.requires_grad):,} "
+        "trainable parameters")
+    return pm
+
+
 @dataclass
 class Candidate:
     name: str
@@ -265,6 +289,8 @@ def _train_strategy(name: str, ckpt_path: Path, labels: list[str], crops: dict[s
         if name == "freeze":
             n = apply_freeze(model, cfg.freeze_fraction)
             say(f"freeze: the stem and {n} of {len(backbone_blocks(model))} blocks frozen")
+        elif name == "lora":
+            model = apply_lora(model)
         else:
             for p in model.parameters():
                 p.requires_grad_(True)
@@ -282,6 +308,9 @@ def _train_strategy(name: str, ckpt_path: Path, labels: list[str], crops: dict[s
         src = _Cached(crops["train"], y_tr, cfg.batch_size, cfg.seed, oversample=cfg.oversample,
                       transform=make_augmenter(cfg.augment), to_pixels=to_pix)
         res = loop.run(model, loss, src, evaluate=evaluate)
+    if name == "lora":
+        model = model.merge_and_unload()  # a plain HF image model again: export and serve need nothing new
+        wrapped = WithFeatures.wrap(model)
     model.eval()
     seconds = time.perf_counter() - t0
     val = _metrics(ys["validation"], _logits(wrapped, crops["validation"], to_pix))
