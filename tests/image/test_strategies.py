@@ -54,8 +54,9 @@ def test_freeze_and_full(strategy: str, small_digits: Path, tiny_mobilenet: Path
 
 
 def test_lora_on_pointwise_convs_is_merged(small_digits: Path, tiny_mobilenet: Path, tmp_path: Path) -> None:
-    import transferops
     from transformers import AutoModelForImageClassification
+
+    import transferops
 
     # LoRA keeps BatchNorm statistics frozen: give the random net real ones first (else its features vanish)
     ck = tmp_path / "ck"
