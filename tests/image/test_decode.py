@@ -89,3 +89,21 @@ def test_rejects_file_or_error_naming_the_row(bad_files: dict[str, Path], tmp_pa
     rej = pd.read_csv(tmp_path / "rejects.csv")
     assert rej["row"].tolist() == [2, 3, 4] and rej["reason"].str.len().min() > 10
     assert dec.data.modality == "image" and dec.data.labels == ["a", "b"]
+
+
+def test_table_with_relative_paths_and_slices(bad_files: dict[str, Path], tmp_path: Path) -> None:
+    import argparse
+
+    from transferops.vision import cli as image_cli
+
+    df = pd.DataFrame({"file": ["good.png", "grey.png", "cmyk.jpg", "rgba.png"], "y": ["a", "b", "a", "b"],
+                       "site": ["s1", "s1", "s2", "s2"]})
+    df.to_parquet(tmp_path / "t.parquet")  # next to the images: paths are relative to the table
+    dec = load_images(tmp_path / "t.parquet", path_column="file", label_column="y", slice_columns=["site"])
+    assert dec.data.frame["site"].tolist() == ["s1", "s1", "s2", "s2"]
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in dec.data.texts)
+    with pytest.raises(Exception, match="--image-column: column 'path'"):
+        load_images(tmp_path / "t.parquet")
+    assert image_cli.wants_images(argparse.Namespace(modality="image", data=str(tmp_path / "t.parquet")))
+    assert not image_cli.wants_images(argparse.Namespace(modality=None, data=str(tmp_path / "t.parquet")))
+    assert image_cli.wants_images(argparse.Namespace(modality=None, data=str(tmp_path.parent)))  # class folders
