@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 
@@ -52,7 +51,7 @@ def _predict(args: argparse.Namespace) -> int:
     from transferops.predict.batch import predict_file
     from transferops.vision import cli as image_cli
 
-    if image_cli.is_image_model(args.model) or image_cli.is_image_model(Path(args.model).parent):  # issue 15
+    if image_cli.is_image_model(args.model):  # issue 15: an image model scores a folder of images
         return image_cli.predict(args)
     if args.engine == "ray":
         from transferops.predict.ray_engine import predict_ray
