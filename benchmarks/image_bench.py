@@ -142,6 +142,14 @@ def write(outd: Path, a: argparse.Namespace, rows: list[dict[str, Any]], onnx_ro
     lines += [f"| {r.get('checkpoint', 'mobilenet-v2')} | {r['per_class']} | {r['seed']} | {r['strategy']} | "
               f"{r['train_s']} | {r['test_accuracy']:.4f} |" for r in sorted(
                   rows, key=lambda r: (r["per_class"], r["strategy"] != "baseline", r.get("checkpoint", "")))]
+    groups: dict[tuple[Any, ...], list[float]] = {}
+    for r in rows:
+        groups.setdefault((r["per_class"], r["strategy"], r.get("checkpoint", "")), []).append(r["test_accuracy"])
+    if any(len(v) > 1 for v in groups.values()):
+        lines += ["", "Mean ± std of test accuracy over the seeds run:", "",
+                  "| per class | strategy | checkpoint | seeds | mean | std |", "|---|---|---|---|---|---|"]
+        for (pc, st, ck), v in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "baseline", kv[0][1:])):
+            lines.append(f"| {pc} | {st} | {ck} | {len(v)} | {np.mean(v):.4f} | {np.std(v):.4f} |")
     if onnx_row:
         lines += ["", "| ONNX variant | test accuracy | ms / image | MB |", "|---|---|---|---|"]
         for v in ("fp32", "int8"):
