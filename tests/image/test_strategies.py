@@ -84,7 +84,7 @@ def test_lora_on_pointwise_convs_is_merged(small_digits: Path, tiny_mobilenet: P
 
 def test_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match="strategy"):
-        ImageTrainConfig(strategy="lora")
+        ImageTrainConfig(strategy="prompt_tuning")
     with pytest.raises(ConfigError, match="image_size"):
         ImageTrainConfig(image_size=3)
     with pytest.raises(ConfigError, match="augment"):
