@@ -102,9 +102,13 @@ class Runner:
         texts = list(texts)
         logits, emb = self.forward(texts)
         proba = self.model.proba_from_logits(logits)
-        # untruncated ids for the token count; verbose=False: long texts are expected here
-        ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        feats = text_features(self.tokenizer, texts, input_ids=ids)
+        if getattr(self.model, "modality", "text") == "image":  # issue 15: no token features for images
+            zeros = np.zeros(len(texts))
+            feats = {"n_tokens": zeros.astype(int), "n_chars": zeros.astype(int), "unk_rate": zeros}
+        else:
+            # untruncated ids for the token count; verbose=False: long texts are expected here
+            ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+            feats = text_features(self.tokenizer, texts, input_ids=ids)
         # one decision: labels and the confidence the log, the review route and the profile share
         decided, conf = self.model.decision_rule.apply(proba)
         return InferResult(labels=decided, proba=proba, confidence=conf, sketch=sketch(emb),
