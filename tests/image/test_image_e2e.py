@@ -40,6 +40,9 @@ def test_evaluate_report_and_worst_grid(image_run: Path, tmp_path: Path, capsys:
     assert "image_brightness" in out and "weakest classes" in out
     grid = report.with_suffix(".worst.png")
     assert report.exists() and grid.exists() and Image.open(grid).size[0] > 100
+    html = report.read_text()
+    # the cards compare with the image run's own (pixel) baseline, not a missing TF-IDF one
+    assert "vs pixel baseline" in html and "pixel_logreg" in html
 
 
 def test_export_predict_monitor(image_run: Path, digits_folder: Path, tmp_path: Path,

@@ -107,11 +107,18 @@ def _img(fig: Any, alt: str) -> str:
     return f'<div class="fig"><img alt="{_e(alt)}" width="{width}" src="data:image/png;base64,{b64}"></div>'
 
 
+_BASELINE_NICE = {"tfidf_logreg": "TF-IDF baseline", "pixel_logreg": "pixel baseline"}
+
+
 def _cards(rep: EvaluationReport) -> str:
     from transferops.evaluate.metrics import LOWER_IS_BETTER
 
     kind = "multilabel" if rep.task == "multilabel" else ("binary" if len(rep.labels) == 2 else "single")
-    base = (rep.baseline.get("tfidf_logreg") or {}).get("metrics") or {}
+    # the modality's cheap baseline (TF-IDF for text, pixels for images): the first one with test metrics
+    named = [b for b in ("tfidf_logreg", *rep.baseline) if (rep.baseline.get(b) or {}).get("metrics")]
+    base_name = named[0] if named else "tfidf_logreg"
+    base = (rep.baseline.get(base_name) or {}).get("metrics") or {}
+    base_nice = _BASELINE_NICE.get(base_name, base_name)
     out = []
     for k in _CARD_METRICS[kind]:
         if k not in rep.metrics:
@@ -124,7 +131,7 @@ def _cards(rep: EvaluationReport) -> str:
             delta = float(v) - float(base[k])
             better = delta < 0 if k in LOWER_IS_BETTER else delta > 0
             cls = "flat" if abs(delta) < 5e-4 else ("up" if better else "down")
-            d = f'<div class="d {cls}">{delta:+.3f} vs TF-IDF baseline ({float(base[k]):.3f})</div>'
+            d = f'<div class="d {cls}">{delta:+.3f} vs {_e(base_nice)} ({float(base[k]):.3f})</div>'
         else:
             d = '<div class="d flat">no baseline value</div>'
         out.append(f'<div class="card"><div class="k">{_e(_NICE.get(k, k))}</div><div class="v">{_f(v)}</div>'

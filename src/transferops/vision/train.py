@@ -471,7 +471,9 @@ def train_images(data: Any, *, out: str | Path, config: ImageTrainConfig | None 
         "test_sha256": sha256_file(d / TEST_SPLIT),
         "leakage": leak,
         "metrics": {"validation": _metrics(ys["validation"], val_logits), "test": test_m},
-        "baseline": {"pixel_logreg": {"test": base_test, "validation": cands[0].validation, "C": base_model.C_}},
+        # "metrics" (test) is the key evaluate's report compares against, as for the text baseline
+        "baseline": {"pixel_logreg": {"metrics": base_test, "test": base_test, "validation": cands[0].validation,
+                                      "C": base_model.C_}},
         # the text model search's format (evaluate's report reads it): candidates scored on validation only
         "search": {"winner": best.name, "reason": f"{best.name}: best validation macro-F1", "metric": "macro_f1",
                    "seconds": round(sum(c.seconds for c in cands), 1), "budget_seconds": None,
