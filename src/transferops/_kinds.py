@@ -14,4 +14,5 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "transferops.artifacts.linear",  # baseline, probe, stack
     "transferops.adapt.ensemble",  # ensemble
     "transferops.deploy.onnx_runtime",  # onnx (detected by export.json)
+    "transferops.tabular.artifact",  # tabular (issue 16: trees / FT-Transformer / stack, and their export)
 )

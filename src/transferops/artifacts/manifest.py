@@ -47,6 +47,8 @@ KNOWN_KEYS = frozenset({
     # data and evaluation
     "data", "splits", "leakage", "augmentation", "metrics", "baseline", "search", "refit", "history", "training",
     "timings", "warnings", "evaluations",
+    # tabular (issue 16)
+    "modality", "schema", "model", "stack_members", "split_comparison", "imbalance", "export", "pretrained",
     # decision rule and calibration (written by evaluate / calibrate / thresholds)
     "decision", "decision_threshold", "positive_index", "threshold_target", "thresholds", "calibration",
     "reference_profile", "learning_curve", "discipline",

@@ -1,0 +1,157 @@
+"""The ``tabular`` artifact kind: a folder written by ``transferops train`` on a table (or its export).
+
+Files (no pickle): ``transferops.json`` (manifest: ``kind: tabular``, ``modality: tabular``, ``schema``,
+``model`` = ``trees`` | ``transformer`` | ``stack``), ``encoder.json`` (schema + fitted encoder),
+``trees.skops`` (always: the baseline), ``transformer.safetensors`` + ``transformer.json`` (when trained),
+``stack.json`` (meta-learner), ``reference.json`` (drift reference), ``data/*.parquet`` (splits). An export
+adds ``transformer.onnx`` and the manifest's ``export`` section; the transformer then runs on ONNX Runtime.
+
+``transferops.load(folder)`` returns a :class:`TabularModel`; ``predict`` / ``predict_proba`` take a list of
+row objects or a DataFrame, checked against the schema (a missing / extra / wrongly typed column is a
+:class:`~transferops.errors.DataError` naming it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from transferops.artifacts.classifier import ClassifierBase
+from transferops.artifacts.kinds import register_kind
+from transferops.errors import ArtifactError
+from transferops.modality.tabular.baseline import TreeModel
+from transferops.modality.tabular.schema import FeatureEncoder, TableSchema, load_encoder
+
+KIND = "tabular"
+TREES_FILE, STACK_FILE, ONNX_FILE, REFERENCE_FILE = "trees.skops", "stack.json", "transformer.onnx", "reference.json"
+MODELS = ("trees", "transformer", "stack")
+
+
+def is_tabular_folder(path: str | Path) -> bool:
+    f = Path(path) / "transferops.json"
+    if not f.is_file():
+        return False
+    try:
+        doc = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and doc.get("kind") == KIND
+
+
+class _OnnxNet:
+    """The exported transformer on ONNX Runtime (same inputs as the PyTorch module)."""
+
+    def __init__(self, path: Path, threads: int | None) -> None:
+        from transferops._extras import require
+
+        ort = require("onnxruntime", "onnx")
+        so = ort.SessionOptions()
+        if threads:
+            so.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def predict_proba(self, xc: np.ndarray, xk: np.ndarray) -> np.ndarray:
+        feed = {"x_cont": xc.astype(np.float32), "x_cat": xk.astype(np.int64)}
+        logits = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
+        z = logits - logits.max(1, keepdims=True)
+        e = np.exp(z)
+        return np.asarray(e / e.sum(1, keepdims=True), dtype=np.float64)
+
+
+class TabularModel(ClassifierBase):
+    """A trained tabular model folder (trees, FT-Transformer or their stack)."""
+
+    runtime: ClassVar[str] = "sklearn"
+    no_torch_reason: ClassVar[str | None] = "{path} is a tabular model; its transformer (if any) is .transformer"
+
+    def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None,
+                 **_: Any) -> None:
+        super().__init__(path, device=device, threads=threads)
+        self.encoder: FeatureEncoder = load_encoder(self.path)
+        self.schema: TableSchema = self.encoder.schema
+        self.chosen: str = str(self.manifest.get("model", "trees"))
+        if self.chosen not in MODELS:
+            raise ArtifactError(f"{self.path}: manifest field 'model' must be one of {', '.join(MODELS)}, got "
+                                f"{self.chosen!r}")
+        self._members: dict[str, Any] = {}
+        self.exported = bool(self.manifest.get("export"))
+
+    @property
+    def modality(self) -> str:
+        return "tabular"
+
+    @property
+    def serve_info(self) -> dict[str, Any]:
+        return {"model": self.chosen, "features": self.schema.names, "exported": self.exported}
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.encoder
+
+    def member(self, name: str) -> Any:
+        if name not in self._members:
+            if name == "trees":
+                self._members[name] = TreeModel.load(self.path / TREES_FILE, n_classes=len(self.labels))
+            elif name == "transformer":
+                onnx = self.path / ONNX_FILE
+                if self.exported and onnx.exists():
+                    self._members[name] = _OnnxNet(onnx, self._threads)
+                else:
+                    from transferops.tabular.models import FTTModel
+
+                    if self._threads:
+                        import torch
+
+                        torch.set_num_threads(self._threads)
+                    self._members[name] = FTTModel.load(self.path)
+            elif name == "stack":
+                from transferops.tabular.models import StackModel
+
+                f = self.path / STACK_FILE
+                if not f.exists():
+                    raise ArtifactError(f"{self.path}: {STACK_FILE} is missing; the folder is incomplete")
+                self._members[name] = StackModel.from_dict(json.loads(f.read_text()))
+        return self._members[name]
+
+    @property
+    def transformer(self) -> Any:
+        return self.member("transformer")
+
+    def encode(self, rows: Any, *, where: str = "rows") -> tuple[np.ndarray, np.ndarray]:
+        frame = self.schema.coerce(rows, where=where)
+        return self.encoder.transform(frame)
+
+    def proba_of(self, name: str, num: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        if name == "trees":
+            return np.asarray(self.member("trees").predict_proba(num, codes))
+        if name == "transformer":
+            return np.asarray(self.member("transformer").predict_proba(self.encoder.scaled(num), codes))
+        members = self.manifest.get("stack_members") or ["trees", "transformer"]
+        return np.asarray(self.member("stack").predict_proba([self.proba_of(m, num, codes) for m in members]))
+
+    def predict_proba(self, rows: Any, *, batch_size: int = 64, calibrated: bool = True) -> np.ndarray:  # type: ignore[override]
+        num, codes = self.encode(rows)
+        return self.proba_of(self.chosen, num, codes)
+
+    def infer(self, rows: Sequence[Any], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[override]
+        num, codes = self.encode(rows)
+        p = self.proba_of(self.chosen, num, codes)
+        return np.log(np.clip(p, 1e-12, 1.0)), self.encoder.scaled(num)
+
+    def predict(self, rows: Any, *, batch_size: int = 64) -> list[Any]:  # type: ignore[override]
+        return self.decide(self.predict_proba(rows))
+
+
+def load_tabular(path: str | Path, **kw: Any) -> TabularModel:
+    return TabularModel(path, **kw)
+
+
+register_kind(KIND, load_tabular)
+
+__all__ = ["KIND", "MODELS", "ONNX_FILE", "REFERENCE_FILE", "STACK_FILE", "TREES_FILE", "TabularModel",
+           "is_tabular_folder", "load_tabular"]
