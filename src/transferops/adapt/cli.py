@@ -34,6 +34,11 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--json", action="store_true", help="print the lineage manifest as JSON")
+    from transferops.tabular.cli import add_modality_arg  # issue 16: tables
+
+    add_modality_arg(p)
+    p.add_argument("--feature-columns", help="tables: comma-separated feature columns (default: all)")
+    p.add_argument("--drop-columns", help="tables: comma-separated columns to leave out (e.g. a label, an id)")
     p.set_defaults(func=_adapt)
 
     d = sub.add_parser("distill", help="distil a trained model into a smaller student",
@@ -73,6 +78,10 @@ def register(sub: Any) -> None:
 
 
 def _adapt(args: argparse.Namespace) -> int:
+    if getattr(args, "modality", "auto") == "tabular":  # issue 16: self-supervised pretraining on rows
+        from transferops.tabular import cli as tabular_cli
+
+        return tabular_cli.adapt(args)
     from transferops.adapt.mlm import AdaptConfig, adapt
 
     cfg = AdaptConfig(checkpoint=args.checkpoint, steps=args.steps, lr=args.lr,

@@ -93,6 +93,10 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from transferops.tabular import cli as tabular_cli
+
+    if tabular_cli.is_tabular_folder(args.model):  # issue 16: tables
+        return tabular_cli.export(args)
     from transferops.deploy.onnx_export import export_onnx
 
     res = export_onnx(args.model, args.out, quantize=None if args.quantize == "none" else "int8",
@@ -120,6 +124,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from transferops.tabular import cli as tabular_cli
+
+    tabular_models = tabular_cli.serve_models(args)  # issue 16: tables (every --model a tabular folder)
+    if tabular_models is not None:
+        return tabular_cli.serve(args, tabular_models)
     from transferops._extras import require
     from transferops._progress import say
     uvicorn = require("uvicorn", "serve")

@@ -54,10 +54,21 @@ class _OnnxNet:
             so.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
+        b = self.session.get_inputs()[0].shape[0]
+        self.batch = int(b) if isinstance(b, int) else 0  # fixed batch of the graph (0: dynamic)
 
     def predict_proba(self, xc: np.ndarray, xk: np.ndarray) -> np.ndarray:
+        n = len(xc)
         feed = {"x_cont": xc.astype(np.float32), "x_cat": xk.astype(np.int64)}
-        logits = self.session.run(None, {k: feed[k] for k in self.inputs})[0]
+        step = self.batch or max(n, 1)
+        outs = []
+        for a in range(0, n, step):
+            chunk = {k: feed[k][a:a + step] for k in self.inputs}
+            m = len(next(iter(chunk.values())))
+            if self.batch and m < self.batch:  # pad the last chunk to the graph's batch
+                chunk = {k: np.concatenate([v, np.repeat(v[-1:], self.batch - m, axis=0)]) for k, v in chunk.items()}
+            outs.append(self.session.run(None, chunk)[0][:m])
+        logits = np.concatenate(outs) if outs else np.zeros((0, 2), dtype=np.float32)
         z = logits - logits.max(1, keepdims=True)
         e = np.exp(z)
         return np.asarray(e / e.sum(1, keepdims=True), dtype=np.float64)
