@@ -489,6 +489,8 @@ def train_tabular(data: str | Path | pd.DataFrame, *, out: str | Path, label_col
     if pre_dir is not None:
         doc["pretrained"] = {"path": str(pre_dir), **json.loads((pre_dir / "pretrained.json").read_text()).get(
             "summary", {})}
+        if "transformer" in fitted:
+            doc["pretrained"]["tensors_loaded"] = int(fitted["transformer"]["model"].pretrained_keys_)
     if th is not None:
         doc["decision_threshold"], doc["positive_index"] = th, 1
         doc["threshold_target"] = cfg.threshold_target

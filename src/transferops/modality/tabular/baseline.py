@@ -19,8 +19,7 @@ from transferops._extras import require
 from transferops.errors import ArtifactError, NotFittedError
 
 #: Type names a saved tree model may contain; anything else in a ``.skops`` file is refused.
-TRUSTED_PREFIXES = ("sklearn.ensemble._hist_gradient_boosting.", "sklearn._loss.", "numpy.", "builtins.",
-                    "sklearn.utils._bunch", "collections.OrderedDict")
+TRUSTED_PREFIXES = ("sklearn.ensemble._hist_gradient_boosting.", "sklearn._loss.")
 #: Exact type names skops reports as untrusted for a fitted ``HistGradientBoostingClassifier``
 #: (scikit-learn 1.9: its tree predictors, and the ``partial(check_array, ...)`` it keeps).
 TRUSTED_TYPES = frozenset({"functools.partial", "sklearn.utils.validation.check_array"})
@@ -121,7 +120,12 @@ class TreeModel:
             raise ArtifactError(f"{p}: refusing to load types outside the gradient-boosting allowlist: "
                                 f"{', '.join(bad[:5])}")
         m = cls()
-        m.estimator_ = sio.load(str(p), trusted=untrusted)
+        est = sio.load(str(p), trusted=untrusted)
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        if not isinstance(est, HistGradientBoostingClassifier):
+            raise ArtifactError(f"{p}: holds a {type(est).__name__}, not a HistGradientBoostingClassifier")
+        m.estimator_ = est
         m.n_classes_ = n_classes
         return m
 

@@ -253,7 +253,7 @@ class FeatureEncoder:
                 days = (s - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)
                 cols.append(days.to_numpy(dtype=np.float64, na_value=np.nan))
                 cols.append(s.dt.month.to_numpy(dtype=np.float64, na_value=np.nan))
-                cols.append(s.dt.dayofweek.to_numpy(dtype=np.float64, na_value=np.nan))
+                cols.append(s.dt.day_of_week.to_numpy(dtype=np.float64, na_value=np.nan))
         return np.stack(cols, axis=1) if cols else np.zeros((len(frame), 0))
 
     def fit(self, frame: pd.DataFrame) -> FeatureEncoder:
