@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import save  # noqa: E402
+from _common import save
 
 
 def load(name: str) -> tuple[Any, str, str]:
@@ -60,13 +60,20 @@ def run_one(df: Any, label: str, time_col: str, *, split: str, seed: int, labele
     from sklearn.model_selection import train_test_split
 
     from transferops.modality.tabular.schema import FeatureEncoder, infer_schema
-    from transferops.tabular.api import Encoded, TabularConfig, encode_labels, fit_candidates, make_splits, scores, \
-        tune_threshold
+    from transferops.tabular.api import (
+        Encoded,
+        TabularConfig,
+        encode_labels,
+        fit_candidates,
+        make_splits,
+        scores,
+        tune_threshold,
+    )
     from transferops.tabular.models import FTTConfig, FTTModel, pretrain
 
     cfg = TabularConfig(epochs=epochs, seed=seed, folds=folds, compare_random_split=False)
     schema = infer_schema(df, label=label, time_column=time_col)
-    y, labels = encode_labels(df[label], None)
+    y, _labels = encode_labels(df[label], None)
     sp = make_splits(df, y, schema, cfg, method="temporal" if split == "temporal" else "stratified", seed=seed)
     frame = schema.coerce(df[schema.names], where="data")
     enc = FeatureEncoder(schema).fit(frame.iloc[sp.train])
@@ -89,7 +96,7 @@ def run_one(df: Any, label: str, time_col: str, *, split: str, seed: int, labele
         out[name] = {**{k: s[k] for k in ("f1", "precision", "recall", "pr_auc")}, "train_s": round(f["seconds"], 2)}
     t0 = time.perf_counter()
     fcfg = FTTConfig(epochs=epochs, seed=seed, batch_size=256)
-    module, rec = pretrain(enc.scaled(full.num), full.codes, cardinalities=enc.cardinalities, config=fcfg,
+    module, _rec = pretrain(enc.scaled(full.num), full.codes, cardinalities=enc.cardinalities, config=fcfg,
                            steps=pre_steps)
     pre_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -134,7 +141,8 @@ def main() -> None:
                 print(json.dumps({k: r[k] for k in ("dataset", "split", "seed", "wall_s")}),
                       {m: r[m]["pr_auc"] for m in MODELS}, flush=True)
     summary: dict[str, Any] = {}
-    lines = ["| dataset | split | model | F1 | precision | recall | PR-AUC | train s |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | split | model | F1 | precision | recall | PR-AUC | train s |",
+             "|---|---|---|---|---|---|---|---|"]
     for ds in a.datasets.split(","):
         for split in ("temporal", "random"):
             sel = [r for r in runs if r["dataset"] == ds and r["split"] == split]

@@ -30,8 +30,10 @@ def test_types_inferred_and_roles_excluded() -> None:
      "rows[0].zip: column 'zip' is not a feature"),
     ([{"income": "lots", "kind": "a", "opened": "2024-01-01", "flag": True}],
      "rows[0].income: column 'income' is numeric, got str"),
-    ([{"income": 1, "kind": ["a"], "opened": "2024-01-01", "flag": True}], "rows[0].kind: column 'kind' is categorical"),
-    ([{"income": 1, "kind": "a", "opened": "yesterday-ish", "flag": True}], "rows[0].opened: column 'opened' is a date"),
+    ([{"income": 1, "kind": ["a"], "opened": "2024-01-01", "flag": True}],
+     "rows[0].kind: column 'kind' is categorical"),
+    ([{"income": 1, "kind": "a", "opened": "yesterday-ish", "flag": True}],
+     "rows[0].opened: column 'opened' is a date"),
     ({"income": 1}, "pass a list of row objects"),
 ])
 def test_bad_rows_name_the_column(rows: object, msg: str) -> None:

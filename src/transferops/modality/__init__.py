@@ -9,7 +9,8 @@ A new modality is one new module or folder here that implements :class:`Modality
 """
 
 from transferops.modality.base import Modality, available_modalities, get_modality, register_modality
+from transferops.modality.tabular import TABULAR, TabularModality
 from transferops.modality.text import TEXT, TextModality
-from transferops.modality.tabular import TABULAR, TabularModality  # noqa: E402,I001  (issue 16)
 
-__all__ = ["TABULAR", "TEXT", "Modality", "TabularModality", "TextModality", "available_modalities", "get_modality", "register_modality"]
+__all__ = ["TABULAR", "TEXT", "Modality", "TabularModality", "TextModality", "available_modalities", "get_modality",
+           "register_modality"]

@@ -457,7 +457,6 @@ def train_tabular(data: str | Path | pd.DataFrame, *, out: str | Path, label_col
         part = df.iloc[ix][keep].copy()
         part[label_column] = label_names[ix]
         part.to_parquet(outp / "data" / f"{name}.parquet", index=False)
-    tr, va, te = res["encoded"]
     best = fitted[chosen]
     th = best["threshold"]
     from transferops.decision import DecisionRule

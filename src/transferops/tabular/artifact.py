@@ -59,15 +59,16 @@ class _OnnxNet:
 
     def predict_proba(self, xc: np.ndarray, xk: np.ndarray) -> np.ndarray:
         n = len(xc)
-        feed = {"x_cont": xc.astype(np.float32), "x_cat": xk.astype(np.int64)}
+        feed: dict[str, np.ndarray] = {"x_cont": xc.astype(np.float32), "x_cat": xk.astype(np.int64)}
         step = self.batch or max(n, 1)
-        outs = []
+        outs: list[np.ndarray] = []
         for a in range(0, n, step):
             chunk = {k: feed[k][a:a + step] for k in self.inputs}
             m = len(next(iter(chunk.values())))
             if self.batch and m < self.batch:  # pad the last chunk to the graph's batch
                 chunk = {k: np.concatenate([v, np.repeat(v[-1:], self.batch - m, axis=0)]) for k, v in chunk.items()}
-            outs.append(self.session.run(None, chunk)[0][:m])
+            res: Any = self.session.run(None, chunk)
+            outs.append(np.asarray(res[0])[:m])
         logits = np.concatenate(outs) if outs else np.zeros((0, 2), dtype=np.float32)
         z = logits - logits.max(1, keepdims=True)
         e = np.exp(z)

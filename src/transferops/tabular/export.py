@@ -4,7 +4,8 @@ gate; the trees stay in their safe skops file, the stack in JSON. The export fol
 
 Parity gate: on the validation rows (up to ``sample_size``), ONNX Runtime's probabilities must match
 PyTorch's within ``atol`` and every decided label must agree; otherwise :class:`GateFailedError` (exit 1)
-and the folder is removed. No int8 variant: the transformer here is a few hundred kilobytes. The graph has a fixed batch of
+and the folder is removed. No int8 variant: the transformer here is a few hundred kilobytes. The graph has a
+fixed batch of
 :data:`ONNX_BATCH` rows (rtdl's attention reads the batch size with ``len()``, which the tracer and
 ``torch.export`` both freeze); the runtime pads the last chunk.
 """

@@ -108,7 +108,8 @@ class _Rows:
     def __init__(self, xc: np.ndarray, xk: np.ndarray, y: np.ndarray, batch_size: int, seed: int) -> None:
         import torch
 
-        self.xc, self.xk = torch.from_numpy(np.array(xc, dtype=np.float32)), torch.from_numpy(np.array(xk, dtype=np.int64))
+        self.xc = torch.from_numpy(np.array(xc, dtype=np.float32))
+        self.xk = torch.from_numpy(np.array(xk, dtype=np.int64))
         self.y = torch.from_numpy(np.array(y, dtype=np.int64))
         self.bs, self.seed = batch_size, seed
 
@@ -260,7 +261,8 @@ class FTTModel:
             raise ArtifactError(f"{folder}: {name}.json is missing; the folder is incomplete")
         meta = json.loads(f.read_text())
         m = cls(FTTConfig(**meta["config"]))
-        m.n_classes_, m.cardinalities_, m.n_cont_ = int(meta["n_classes"]), list(meta["cardinalities"]), int(meta["n_cont"])
+        m.n_classes_, m.cardinalities_ = int(meta["n_classes"]), list(meta["cardinalities"])
+        m.n_cont_ = int(meta["n_cont"])
         module = build_ftt(m.n_cont_, m.cardinalities_, m.n_classes_, m.config)
         module.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
         m.module_ = module.eval()

@@ -91,8 +91,10 @@ def evaluate_tabular(model_dir: str | Path, *, data: str | Path | None = None, s
 def markdown(res: dict[str, Any]) -> str:
     m = res["metrics"]
     lines = [f"# Evaluation of {res['model']} ({res['chosen']}) on {res['source']}, {res['rows']} rows", ""]
-    keys = [k for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "accuracy", "macro_f1", "threshold") if k in m]
-    lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys), "| " + " | ".join(str(m[k]) for k in keys) + " |",
+    keys = [k for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "accuracy", "macro_f1", "threshold")
+            if k in m]
+    lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys),
+              "| " + " | ".join(str(m[k]) for k in keys) + " |",
               "", "## Per class", "", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
     for lbl, r in res["per_class"].items():
         lines.append(f"| {lbl} | {r['precision']} | {r['recall']} | {r['f1-score']} | {int(r['support'])} |")

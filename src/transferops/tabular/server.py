@@ -133,7 +133,8 @@ def create_tabular_app(settings: TabularServeSettings) -> FastAPI:
     def info(name: str) -> dict[str, Any]:
         m: TabularModel = state["models"][name]
         return {"name": name, "model": m.chosen, "runtime": "onnx" if m.exported else "pytorch/sklearn",
-                "labels": m.labels, "features": m.schema.types, "decision_threshold": m.manifest.get("decision_threshold"),
+                "labels": m.labels, "features": m.schema.types,
+                "decision_threshold": m.manifest.get("decision_threshold"),
                 "review_threshold": settings.review_threshold, "created": m.manifest.get("created")}
 
     def get_model(name: str) -> TabularModel:
@@ -192,7 +193,8 @@ def create_tabular_app(settings: TabularServeSettings) -> FastAPI:
             route = "review" if rt is not None and c < rt else "auto"
             pr = {lbl_: round(float(v), 6) for lbl_, v in zip(model.labels, p, strict=True)}
             preds.append({"id": pid, "label": lbl, "probabilities": pr, "confidence": round(c, 6), "route": route})
-            records.append({"id": pid, "ts": time.time(), "model": name, "version": str(model.manifest.get("created", "")),
+            records.append({"id": pid, "ts": time.time(), "model": name,
+                            "version": str(model.manifest.get("created", "")),
                             "row": {k: row[k] for k in model.schema.names}, "label": lbl, "proba": pr, "confidence": c,
                             "route": route, "latency_ms": latency,
                             "row_id": str(row.get(id_col)) if id_col and id_col in row else None})

@@ -48,7 +48,7 @@ def _looks_datetime(s: pd.Series) -> bool:
     import pandas as pd
 
     vals = s.dropna()
-    if vals.empty or not (vals.map(type) == str).all():
+    if vals.empty or not vals.map(lambda v: isinstance(v, str)).all():
         return False
     sample = vals.head(200)
     if sample.str.fullmatch(r"[-+]?\d+(\.\d*)?").any():  # plain numbers are not dates
@@ -126,7 +126,7 @@ class TableSchema:
                                 f"model takes {', '.join(self.names)})")
             frame = rows[self.names].copy()
             return self._typed(frame, where, frame_input=True)
-        if isinstance(rows, Mapping) or isinstance(rows, (str, bytes)):
+        if isinstance(rows, (Mapping, str, bytes)):
             raise DataError(f"{where}: pass a list of row objects, not a single {type(rows).__name__} (wrap it: "
                             "[row])")
         out: list[dict[str, Any]] = []
@@ -273,9 +273,9 @@ class FeatureEncoder:
         self.median_, self.mean_ = med.tolist(), mean.tolist()
         self.scale_ = np.where(std > 1e-12, std, 1.0).tolist()
         self.categories_ = {}
-        for c in self.cat_names:
-            counts = frame[c].dropna().value_counts(sort=True)
-            self.categories_[c] = [str(v) for v in counts.index[:MAX_CATEGORIES]]
+        for name in self.cat_names:
+            counts = frame[name].dropna().value_counts(sort=True)
+            self.categories_[name] = [str(v) for v in counts.index[:MAX_CATEGORIES]]
         return self
 
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -328,5 +328,15 @@ def load_encoder(folder: Any) -> FeatureEncoder:
     return FeatureEncoder.from_dict(TableSchema.from_dict(d["schema"]), d["encoder"])
 
 
-__all__ = ["COLUMN_TYPES", "ENCODER_FILE", "load_encoder", "save_encoder", "MAX_CATEGORIES", "Column", "FeatureEncoder", "TableSchema", "column_type",
-           "infer_schema"]
+__all__ = [
+    "COLUMN_TYPES",
+    "ENCODER_FILE",
+    "MAX_CATEGORIES",
+    "Column",
+    "FeatureEncoder",
+    "TableSchema",
+    "column_type",
+    "infer_schema",
+    "load_encoder",
+    "save_encoder",
+]
