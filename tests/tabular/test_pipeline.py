@@ -130,3 +130,27 @@ def test_bad_train_input_is_one_line_exit_2(loans: Path, tmp_path: Path, capsys:
     rc = main(["-q", "train", "--data", str(loans), "--out", str(tmp_path / "x"), *argv])
     err = capsys.readouterr().err
     assert rc == 2 and msg in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_retrain_champion_challenger(loans_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from transferops.monitor.registry import Registry
+    from transferops.monitor.store import Store
+
+    from .conftest import loans_frame
+
+    new = loans_frame(n_pos=40, n_neg=120, seed=1)
+    new["date"] = new["date"] + pd.Timedelta(days=400)  # newer than everything the champion saw
+    new.to_parquet(tmp_path / "new.parquet", index=False)
+    db = tmp_path / "reg.db"
+    capsys.readouterr()
+    rc = main(["-q", "retrain", "--model", str(loans_run), "--new-data", str(tmp_path / "new.parquet"), "--db",
+               str(db), "--out", str(tmp_path / "chal"), "--epochs", "1", "--margin", "-1", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and res["winner"] == "challenger" and res["promoted"] and res["holdout_rows"] == 48
+    assert set(res["champion"]["holdout"]) >= {"pr_auc", "f1"}
+    reg = Registry(Store(str(db)))
+    champ = reg.resolve("champion")
+    assert champ.path == str((tmp_path / "chal").resolve()) and champ.parent == res["registry"]["champion"]
+    rc = main(["-q", "retrain", "--model", str(loans_run), "--new-data", str(tmp_path / "new.parquet"),
+               "--out", str(tmp_path / "chal2"), "--epochs", "1", "--margin", "5"])
+    assert rc == 3 and "champion wins" in capsys.readouterr().out

@@ -238,6 +238,10 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
+    from transferops.tabular import cli as tabular_cli
+
+    if tabular_cli.is_tabular_folder(args.model):  # issue 16: tables
+        return tabular_cli.retrain(args, _db(args, must_exist=False) if args.db else None)
     from transferops.monitor.registry import Registry
     from transferops.monitor.retrain import RetrainConfig, retrain, skipped
     from transferops.monitor.store import Store

@@ -178,6 +178,32 @@ def monitor(args: argparse.Namespace, db: str) -> int:
     return int(rep["exit_code"])
 
 
+def retrain(args: argparse.Namespace, db: str | None) -> int:
+    from transferops.tabular.retrain import retrain_tabular
+
+    if not args.new_data:
+        raise ConfigError("--new-data: a tabular retrain needs the new labeled rows (CSV/Parquet)")
+    if args.if_drift:
+        if not db:
+            raise ConfigError("--if-drift: needs --db (the prediction log)")
+        from transferops.tabular.monitoring import monitor_tabular
+
+        rep = monitor_tabular(args.model, db=db, window=args.drift_window)
+        if rep["status"] != "retrain":
+            print(f"skipped: drift status is {rep['status']} (retrain needs 'retrain')")
+            return 0
+    metric = "pr_auc" if args.metric == "macro_f1" else args.metric  # the text default means PR-AUC for tables
+    res = retrain_tabular(args.model, args.new_data, out=args.out, db=db, metric=metric, margin=args.margin,
+                          holdout_fraction=args.holdout_fraction, epochs=args.epochs, promote=not args.no_promote)
+    if args.json:
+        print(dumps(res))
+    else:
+        c, h = res["champion"]["holdout"][metric], res["challenger"]["holdout"][metric]
+        print(f"{res['winner']} wins on {res['holdout_rows']} holdout rows: {metric} champion {c} vs challenger {h} "
+              f"(gain {res['gain']:+.4f}, margin {res['margin']}){'; promoted' if res['promoted'] else ''}")
+    return int(res["exit_code"])
+
+
 def adapt(args: argparse.Namespace) -> int:
     from transferops.tabular.pretraining import pretrain_tabular
 
@@ -195,16 +221,5 @@ def adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = [
-    "adapt",
-    "add_modality_arg",
-    "add_train_args",
-    "evaluate",
-    "export",
-    "is_tabular_folder",
-    "monitor",
-    "serve",
-    "serve_models",
-    "train",
-    "wants_tabular",
-]
+__all__ = ["adapt", "add_modality_arg", "add_train_args", "evaluate", "export", "is_tabular_folder", "monitor",
+           "retrain", "serve", "serve_models", "train", "wants_tabular"]
