@@ -107,3 +107,23 @@ def test_psi_kl_and_prediction_rate_drift() -> None:
     assert rep["features"]["balance"]["psi"] == pytest.approx(0.0, abs=1e-9)
     assert rep["prediction_rate"]["change"]["Yes"] == pytest.approx(-0.25)
     assert rep["prediction_rate"]["status"] == "retrain"
+
+
+def test_group_split_and_csv_input(tmp_path: Path) -> None:
+    from transferops.tabular.api import TabularConfig, encode_labels, looks_tabular, make_splits, train_tabular
+
+    df = loans_frame()
+    df["customer"] = np.arange(len(df)) // 4
+    s = infer_schema(df, label="default", group_column="customer")
+    y, labels = encode_labels(df["default"], None)
+    assert labels == ["No", "Yes"] and "customer" not in s.names
+    sp = make_splits(df, y, s, TabularConfig())
+    groups = [set(df["customer"].iloc[ix]) for ix in (sp.train, sp.validation, sp.test)]
+    assert sp.method == "group" and not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+    csv = tmp_path / "loans.csv"
+    df.to_csv(csv, index=False)
+    assert looks_tabular(csv) and not looks_tabular(tmp_path / "missing.csv")
+    m = train_tabular(csv, out=tmp_path / "run", label_column="default", time_column="date", id_column="customer",
+                      config=TabularConfig(models=("trees",), tree_iterations=20, compare_random_split=False))
+    assert m["schema"]["id_column"] == "customer" and m["model"] == "trees" and m["splits"]["method"] == "temporal"
+    assert {f["name"]: f["type"] for f in m["schema"]["features"]}["income"] == "numeric"
