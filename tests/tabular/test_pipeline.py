@@ -52,7 +52,7 @@ def test_export_serve_log_monitor(loans_run: Path, tmp_path: Path, capsys: pytes
     import httpx
 
     from server_testing import running
-    from transferops.tabular.server import TabularServeSettings, create_tabular_app
+    from transferops.deploy.server import ServeSettings, create_app
 
     out = tmp_path / "onnx"
     assert main(["-q", "export", "--model", str(loans_run), "--out", str(out)]) == 0
@@ -65,15 +65,15 @@ def test_export_serve_log_monitor(loans_run: Path, tmp_path: Path, capsys: pytes
     assert np.abs(onnx_model.predict_proba(test) - torch_model.predict_proba(test)).max() < 1e-4
 
     db = tmp_path / "log.db"
-    app = create_tabular_app(TabularServeSettings(models={"loans": str(out)}, db_url=str(db), review_threshold=0.9,
-                                                  max_batch_size=16))
+    app = create_app(ServeSettings(models={"loans": str(out)}, db_url=str(db), review_threshold=0.9,
+                                   max_batch_size=16))
     rows = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
             for r in test.to_dict("records")]
     with running(app) as url, httpx.Client(base_url=url, timeout=60) as c:
         assert c.get("/readyz").status_code == 200
         info = c.get("/v1/models").json()["models"][0]
         assert info["runtime"] == "onnx" and info["features"]["income"] == "numeric"
-        r = c.post("/v1/models/loans/predict", json={"rows": rows})
+        r = c.post("/v1/models/loans/rows", json={"rows": rows})
         assert r.status_code == 200
         preds = r.json()["predictions"]
         assert len(preds) == len(rows) and {p["route"] for p in preds} <= {"auto", "review"}
@@ -81,18 +81,28 @@ def test_export_serve_log_monitor(loans_run: Path, tmp_path: Path, capsys: pytes
         assert [p["label"] for p in preds] == onnx_model.predict(test)
         for bad, where in (({**rows[0], "income": "lots"}, "rows[0].income"), ({**rows[0], "zip": 1}, "rows[0].zip"),
                            ({k: v for k, v in rows[0].items() if k != "balance"}, "rows[0].balance")):
-            e = c.post("/v1/models/loans/predict", json={"rows": [bad]})
+            e = c.post("/v1/models/loans/rows", json={"rows": [bad]})
             assert e.status_code == 422 and e.json()["detail"].startswith(where)
-        assert c.post("/v1/models/loans/predict", json={"rows": []}).status_code == 422
-        assert c.post("/v1/models/nope/predict", json={"rows": rows[:1]}).status_code == 404
+        assert c.post("/v1/models/loans/rows", json={"rows": []}).status_code == 422
+        assert c.post("/v1/models/nope/rows", json={"rows": rows[:1]}).status_code == 404
+        t = c.post("/v1/models/loans/predict", json={"texts": ["a text"]})  # the text route refuses a table model
+        assert t.status_code == 422 and "POST /v1/models/loans/rows" in t.json()["detail"][0]["msg"]
+        r2 = c.post("/v1/models/loans/rows", json={"rows": rows[:2], "ids": ["a", "b"]})
+        assert [p["id"] for p in r2.json()["predictions"]] == ["a", "b"]
+        assert c.post("/v1/models/loans/rows", json={"rows": rows[:2], "ids": ["a"]}).status_code == 422
+        assert 'model="loans"' in c.get("/metrics").text  # Prometheus counts table predictions too
         shifted = [{**row, "income": None if row["income"] is None else row["income"] * 0.5} for row in rows]
-        assert c.post("/v1/models/loans/predict", json={"rows": shifted}).status_code == 200
+        assert c.post("/v1/models/loans/rows", json={"rows": shifted}).status_code == 200
 
-    from transferops.tabular.log import TabularLog
+    from transferops.monitor.store import Store
+    from transferops.tabular.monitoring import logged_rows
 
-    log = TabularLog(str(db))
-    assert len(log.fetch("loans")) == 2 * len(rows)
-    log.close()
+    store = Store(str(db))
+    logged = store.read_predictions(model="loans")  # the shared prediction log, the row as JSON in `text`
+    store.dispose()
+    assert len(logged) == 2 * len(rows) + 2 and rows[0] in [json.loads(t) for t in logged["text"]]
+    back = logged_rows(str(db), list(onnx_model.schema.names))
+    assert len(back) == 2 * len(rows) + 2 and back.attrs["model"] == "loans"
     capsys.readouterr()
     rc = main(["-q", "monitor", "--model", str(out), "--db", str(db), "--last", str(len(rows)), "--json"])
     rep = json.loads(capsys.readouterr().out)

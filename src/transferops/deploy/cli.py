@@ -124,11 +124,6 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from transferops.tabular import cli as tabular_cli
-
-    tabular_models = tabular_cli.serve_models(args)  # issue 16: tables (every --model a tabular folder)
-    if tabular_models is not None:
-        return tabular_cli.serve(args, tabular_models)
     from transferops._extras import require
     from transferops._progress import say
     uvicorn = require("uvicorn", "serve")

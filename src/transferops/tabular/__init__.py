@@ -7,6 +7,6 @@ without a text column, or ``--modality tabular``) → ``evaluate`` → ``export`
 Modules: :mod:`~transferops.tabular.api` (train: splits, search over trees / FT-Transformer / stack,
 thresholds), :mod:`~transferops.tabular.models` (FT-Transformer on the project's TrainLoop, pretraining,
 stacking), :mod:`~transferops.tabular.artifact` (the ``tabular`` artifact kind), :mod:`~transferops.tabular.report`
-(evaluate), :mod:`~transferops.tabular.export` (ONNX with the parity gate), :mod:`~transferops.tabular.server`
-(HTTP), :mod:`~transferops.tabular.monitoring` (drift over the prediction log).
+(evaluate), :mod:`~transferops.tabular.export` (ONNX with the parity gate), :mod:`~transferops.tabular.monitoring`
+(drift over the shared prediction log). Serving is the shared server's (:mod:`transferops.deploy.routers.tables`).
 """

@@ -14,7 +14,7 @@ row objects or a DataFrame, checked against the schema (a missing / extra / wron
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -79,6 +79,8 @@ class TabularModel(ClassifierBase):
     """A trained tabular model folder (trees, FT-Transformer or their stack)."""
 
     runtime: ClassVar[str] = "sklearn"
+    #: the server's route for this model's input (``POST /v1/models/{name}/rows``)
+    serve_route: ClassVar[str] = "rows"
     no_torch_reason: ClassVar[str | None] = "{path} is a tabular model; its transformer (if any) is .transformer"
 
     def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None,
@@ -99,7 +101,9 @@ class TabularModel(ClassifierBase):
 
     @property
     def serve_info(self) -> dict[str, Any]:
-        return {"model": self.chosen, "features": self.schema.names, "exported": self.exported}
+        return {"model": self.chosen, "features": self.schema.types, "exported": self.exported, "modality": "tabular",
+                "runtime": "onnx" if self.exported else "pytorch/sklearn",
+                "decision_threshold": self.manifest.get("decision_threshold")}
 
     @property
     def tokenizer(self) -> Any:
@@ -157,6 +161,37 @@ class TabularModel(ClassifierBase):
 
     def predict(self, rows: Any, *, batch_size: int = 64) -> list[Any]:  # type: ignore[override]
         return self.decide(self.predict_proba(rows))
+
+    # ---- the server's modality hooks (deploy.runtime.Runner / deploy.hub.ModelHub look for these names)
+    def row_dicts(self, frame: Any) -> list[dict[str, Any]]:
+        """The feature columns of ``frame`` as JSON-ready row objects (NaN -> None)."""
+        import pandas as pd
+
+        sub = frame[self.schema.names]
+        return [{k: (None if v is None or (not isinstance(v, str) and bool(pd.isna(v))) else
+                     (v.item() if isinstance(v, np.generic) else
+                      v.isoformat() if isinstance(v, pd.Timestamp) else v))
+                 for k, v in r.items()} for r in sub.to_dict("records")]
+
+    def warmup_inputs(self) -> list[dict[str, Any]]:
+        """Two validation rows: the hub's warm-up call (the text default would fail the schema)."""
+        return self.row_dicts(self.split("validation").head(2))
+
+    def split_inputs(self, frame: Any) -> tuple[list[dict[str, Any]], list[str]]:
+        """(rows, labels) of a saved split: what ``--target-auto-accuracy`` derives its threshold from."""
+        y = frame[self.schema.label].map(lambda v: str(v).lower() if isinstance(v, bool) else str(v))
+        return self.row_dicts(frame), y.tolist()
+
+    def serve_features(self, rows: Sequence[Any]) -> dict[str, np.ndarray]:
+        """The text features of the shared prediction log do not apply to rows: zeros (the row itself is
+        logged as JSON in ``text``; :mod:`transferops.tabular.monitoring` reads it back)."""
+        z = np.zeros(len(rows))
+        return {"n_tokens": z.astype(int), "n_chars": z.astype(int), "unk_rate": z}
+
+    def logged_input(self, row: Mapping[str, Any]) -> str:
+        """What the prediction log keeps of a row: its feature columns (and the id column) as JSON."""
+        keep = [*self.schema.names, *([self.schema.id_column] if self.schema.id_column else [])]
+        return json.dumps({k: row[k] for k in keep if k in row}, default=str)
 
 
 def load_tabular(path: str | Path, **kw: Any) -> TabularModel:

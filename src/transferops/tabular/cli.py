@@ -1,6 +1,7 @@
-"""The tabular path behind the existing commands (``train``, ``evaluate``, ``export``, ``serve``, ``monitor``,
-``adapt``): each stage's command calls :func:`wants_tabular` / :func:`is_tabular_folder` first and hands
-the parsed arguments here. Part of the CLI layer."""
+"""The tabular path behind the existing commands (``train``, ``evaluate``, ``export``, ``monitor``, ``adapt``,
+``retrain``, ``predict``): each stage's command calls :func:`wants_tabular` / :func:`is_tabular_folder` first and
+hands the parsed arguments here. ``serve`` needs nothing here: the shared server takes tabular models
+(:mod:`transferops.deploy.routers.tables`). Part of the CLI layer."""
 
 from __future__ import annotations
 
@@ -135,37 +136,6 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_models(args: argparse.Namespace) -> dict[str, str] | None:
-    """``NAME=PATH`` pairs when every ``--model`` is a tabular folder; ``None`` when none is; an error for a mix."""
-    pairs: dict[str, str] = {}
-    for item in args.model or []:
-        name, _, path = item.rpartition("=") if "=" in item else ("", "", item)
-        pairs[name or Path(path).name] = path
-    flags = [is_tabular_folder(p) for p in pairs.values()]
-    if not flags or not any(flags):
-        return None
-    if not all(flags):
-        raise ConfigError("--model: tabular and text models cannot share one server; start one server per modality")
-    for flag in ("ab", "adapters"):
-        if getattr(args, flag, None):
-            raise ConfigError(f"--{flag}: not available for tabular models yet (see docs/tabular.md)")
-    return pairs
-
-
-def serve(args: argparse.Namespace, pairs: dict[str, str]) -> int:
-    from transferops._extras import require
-
-    uvicorn = require("uvicorn", "serve")
-    from transferops.tabular.server import TabularServeSettings, create_tabular_app
-
-    s = TabularServeSettings(models=pairs, db_url=args.db_url, review_threshold=args.review_threshold,
-                             max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms,
-                             queue_size=args.queue_size, max_rows_per_request=args.max_texts_per_request,
-                             threads=args.threads, request_timeout_s=args.request_timeout)
-    uvicorn.run(create_tabular_app(s), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
-    return 0
-
-
 def monitor(args: argparse.Namespace, db: str) -> int:
     from transferops.tabular.monitoring import monitor_tabular, summary
 
@@ -222,4 +192,4 @@ def adapt(args: argparse.Namespace) -> int:
 
 
 __all__ = ["adapt", "add_modality_arg", "add_train_args", "evaluate", "export", "is_tabular_folder", "monitor",
-           "retrain", "serve", "serve_models", "train", "wants_tabular"]
+           "retrain", "train", "wants_tabular"]

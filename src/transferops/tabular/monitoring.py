@@ -1,5 +1,6 @@
 """``monitor`` for a tabular model: a window of the prediction log against the training reference
-(:mod:`transferops.modality.tabular.drift`). Exit codes as for text: 0 ok (or too little data), 3 warn,
+(:mod:`transferops.modality.tabular.drift`); the window is read from the shared prediction log
+(:func:`logged_rows`). Exit codes as for text: 0 ok (or too little data), 3 warn,
 4 retrain."""
 
 from __future__ import annotations
@@ -19,12 +20,9 @@ MIN_ROWS = 30
 def monitor_tabular(model_dir: str | Path, *, db: str, model_name: str | None = None, last: int | None = None,
                     window: str | None = None, warn: float = 0.1, retrain: float = 0.25, rate_warn: float = 0.05,
                     rate_retrain: float = 0.10) -> dict[str, Any]:
-    import pandas as pd
-
     from transferops.modality.tabular.schema import load_encoder
     from transferops.monitor.store import parse_window
     from transferops.tabular.artifact import REFERENCE_FILE
-    from transferops.tabular.log import TabularLog
 
     folder = Path(model_dir)
     ref_file = folder / REFERENCE_FILE
@@ -32,25 +30,53 @@ def monitor_tabular(model_dir: str | Path, *, db: str, model_name: str | None = 
         raise ArtifactError(f"{folder}: {REFERENCE_FILE} is missing; retrain the model (it is written by train)")
     reference = json.loads(ref_file.read_text())
     schema = load_encoder(folder).schema
-    log = TabularLog(db)
-    try:
-        names = log.models()
-        name = model_name or (names[0] if len(names) == 1 else folder.name)
-        since = time.time() - parse_window(window) if window else None
-        rows = log.fetch(name, last=last, since=since)
-    finally:
-        log.close()
+    rows = logged_rows(db, schema.names, model_name=model_name, default_name=folder.name, last=last,
+                       since=time.time() - parse_window(window) if window else None)
+    name = rows.attrs["model"]
     base = {"model": str(folder), "logged_as": name, "rows": len(rows)}
     if len(rows) < MIN_ROWS:
         return {**base, "status": "insufficient", "exit_code": 0,
                 "message": f"{len(rows)} logged predictions for {name!r}; drift needs at least {MIN_ROWS}"}
-    frame = pd.DataFrame([r["row"] for r in rows], columns=schema.names)
-    rep = compare(reference, frame, schema, decided_labels=[r["label"] for r in rows], warn=warn, retrain=retrain,
+    frame = rows[schema.names]
+    rep = compare(reference, frame, schema, decided_labels=rows["label"].tolist(), warn=warn, retrain=retrain,
                   rate_warn=rate_warn, rate_retrain=rate_retrain)
     rep.update(base)
-    rep["review_rate"] = round(sum(r["route"] == "review" for r in rows) / len(rows), 4)
+    rep["review_rate"] = round(float((rows["route"] == "review").mean()), 4)
     rep["exit_code"] = EXIT[rep["status"]]
     return rep
+
+
+def logged_rows(db: str, features: list[str], *, model_name: str | None = None, default_name: str | None = None,
+                last: int | None = None, since: float | None = None) -> Any:
+    """The rows a tabular model was asked about, read back from the shared prediction log
+    (:class:`~transferops.monitor.store.Store`, table ``predictions``: the logged ``text`` of a row is the
+    row as JSON): a DataFrame of ``features`` plus ``label``, ``route``, ``ts``, ``arm``; ``attrs["model"]``
+    is the logged model name used (``model_name``, else the only one logged, else ``default_name``)."""
+    import pandas as pd
+
+    from transferops.monitor.store import Store
+
+    store = Store(db)
+    try:
+        if model_name is None:
+            names = sorted({str(m) for m in store.read_predictions(columns=["model"])["model"]})
+            model_name = names[0] if len(names) == 1 else default_name
+        log = store.read_predictions(columns=["text", "label", "route", "ts", "arm"], model=model_name, last=last,
+                                     since=since)
+    finally:
+        store.dispose()
+    parsed = []
+    for t in log["text"]:
+        try:
+            row = json.loads(t) if isinstance(t, str) else {}
+        except ValueError:  # a text prediction logged under the same name: not a row
+            row = {}
+        parsed.append(row if isinstance(row, dict) else {})
+    frame = pd.DataFrame(parsed, columns=features)
+    for c in ("label", "route", "ts", "arm"):
+        frame[c] = log[c].to_numpy() if len(log) else []
+    frame.attrs["model"] = model_name
+    return frame
 
 
 def summary(rep: dict[str, Any]) -> str:
@@ -67,4 +93,4 @@ def summary(rep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["EXIT", "monitor_tabular", "summary"]
+__all__ = ["EXIT", "logged_rows", "monitor_tabular", "summary"]

@@ -146,7 +146,7 @@ class TableSchema:
                     continue
                 if t == "numeric" and (isinstance(v, bool) or not isinstance(v, (int, float, np.number))):
                     raise DataError(f"{where}[{i}].{c}: column {c!r} is numeric, got {type(v).__name__} {v!r}")
-                if t == "numeric" and not math.isfinite(float(v)):
+                if t == "numeric" and not (abs(v) < 1e308 if isinstance(v, int) else math.isfinite(float(v))):
                     raise DataError(f"{where}[{i}].{c}: column {c!r} must be a finite number or null, got {v!r}")
                 if t == "categorical" and not isinstance(v, (str, int, bool, np.integer)):
                     raise DataError(f"{where}[{i}].{c}: column {c!r} is categorical: send a string, got "
