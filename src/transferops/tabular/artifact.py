@@ -188,6 +188,25 @@ class TabularModel(ClassifierBase):
         z = np.zeros(len(rows))
         return {"n_tokens": z.astype(int), "n_chars": z.astype(int), "unk_rate": z}
 
+    def inputs_from_frame(self, chunk: Any, *, source: str = "input", row_offset: int = 0) -> Any:
+        """``transferops predict``'s hook: the feature columns of a file chunk (other columns, e.g. the label or
+        the time, are ignored), checked against the schema; an error names the file's row and column."""
+        from transferops.errors import DataError
+
+        missing = [c for c in self.schema.names if c not in chunk.columns]
+        if missing:
+            raise DataError(f"{source}: column {missing[0]!r} is missing (the model takes "
+                            f"{', '.join(self.schema.names)})")
+        frame = chunk[self.schema.names].reset_index(drop=True)
+        try:
+            return self.schema.coerce(frame, where="rows")
+        except DataError as exc:  # rows[i].col within the chunk -> the file's row number
+            msg = str(exc)
+            if msg.startswith("rows[") and "]." in msg:  # "rows[3].income: ..." -> "FILE: row 4, income: ..."
+                i, rest = msg[5:].split("].", 1)
+                msg = f"{source}: row {row_offset + int(i) + 1}, {rest}"
+            raise DataError(msg) from None
+
     def logged_input(self, row: Mapping[str, Any]) -> str:
         """What the prediction log keeps of a row: its feature columns (and the id column) as JSON."""
         keep = [*self.schema.names, *([self.schema.id_column] if self.schema.id_column else [])]
