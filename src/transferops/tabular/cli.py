@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from transferops._util import dumps
-from transferops.errors import ConfigError
+from transferops.errors import ConfigError, DataError
 from transferops.tabular.artifact import is_tabular_folder
 
 
@@ -41,7 +41,7 @@ def wants_tabular(args: argparse.Namespace) -> bool:
     mod = getattr(args, "modality", "auto") or "auto"
     if mod == "tabular":
         return True
-    if mod == "text":
+    if mod == "text" or getattr(args, "config", None):  # --config is the text trainer's YAML: the text path
         return False
     from transferops.tabular.api import looks_tabular
 
@@ -82,10 +82,18 @@ def train(args: argparse.Namespace) -> int:
     if pre and not (Path(pre) / "pretrained.json").exists():
         raise ConfigError(f"--checkpoint: {pre} is not a tabular pretrained folder (make one with transferops adapt "
                           "--modality tabular --unlabeled FILE --out DIR)")
-    m = train_tabular(args.data, out=args.out, label_column=args.label_column,
-                      feature_columns=_csv(getattr(args, "feature_columns", None)), time_column=args.time_column,
-                      group_column=args.group_column, id_column=args.id_column,
-                      slice_columns=list(args.slice_column or []), config=cfg, pretrained=pre)
+    try:
+        m = train_tabular(args.data, out=args.out, label_column=args.label_column,
+                          feature_columns=_csv(getattr(args, "feature_columns", None)), time_column=args.time_column,
+                          group_column=args.group_column, id_column=args.id_column,
+                          slice_columns=list(args.slice_column or []), config=cfg, pretrained=pre)
+    except DataError as exc:
+        if (getattr(args, "modality", "auto") or "auto") != "auto":
+            raise
+        # the table was inferred from the missing text column: say so, the user may have meant text
+        tc = getattr(args, "text_column", "text")
+        raise DataError(f"{args.data}: no text column {tc!r}, so it was read as a table (--modality tabular); "
+                        f"as a table: {exc} (for text, pass --text-column NAME)") from None
     if getattr(args, "json", False):
         print(dumps(m))
         return 0
