@@ -1,6 +1,6 @@
 """Tables on the shared server: two tabular models as the arms of ``serve --ab`` (real uvicorn on loopback,
-real SQLite), outcomes, ``abtest analyze`` over the shared prediction log, per-arm drift from the same log,
-and a champion/challenger retrain whose challenger then goes through the A/B."""
+real SQLite), outcomes, ``abtest analyze`` over the shared prediction log, and per-arm rows read back from the
+same log for drift."""
 
 from __future__ import annotations
 

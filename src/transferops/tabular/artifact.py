@@ -102,7 +102,7 @@ class TabularModel(ClassifierBase):
     @property
     def serve_info(self) -> dict[str, Any]:
         return {"model": self.chosen, "features": self.schema.types, "exported": self.exported, "modality": "tabular",
-                "runtime": "onnx" if self.exported else "pytorch/sklearn",
+                "runtime": "onnx" if self.exported else "sklearn" if self.chosen == "trees" else "pytorch/sklearn",
                 "decision_threshold": self.manifest.get("decision_threshold")}
 
     @property
