@@ -105,11 +105,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
     install_error_handlers(app)
     for router in (health.router, predict.router, admin.router):
         app.include_router(router)
+    monitoring.mount(app, settings)  # before experiments: outcomes reuse the monitor's store
+    experiments.mount(app, settings)
     from transferops.deploy.routers import tables  # tabular models (issue 16): JSON rows
 
     app.include_router(tables.router)
-    monitoring.mount(app, settings)  # before experiments: outcomes reuse the monitor's store
-    experiments.mount(app, settings)
     return app
 
 
