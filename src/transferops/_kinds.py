@@ -14,5 +14,7 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "transferops.artifacts.linear",  # baseline, probe, stack
     "transferops.adapt.ensemble",  # ensemble
     "transferops.deploy.onnx_runtime",  # onnx (detected by export.json)
+    "transferops.artifacts.multitask",  # multitask (one backbone, a head per task)
+    "transferops.artifacts.frozen",  # frozen (a head over a frozen multilingual encoder)
     "transferops.tabular.artifact",  # tabular (issue 16: trees / FT-Transformer / stack, and their export)
 )

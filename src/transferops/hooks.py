@@ -31,6 +31,7 @@ PostTrainHook = Callable[[Path, Any], Any]
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "transferops.evaluate.calibration",
     "transferops.monitor.profile",
+    "transferops.monitor.multitask",  # per-task reference profiles of a multi-task artifact
 )
 
 

@@ -78,12 +78,17 @@ class FrozenEncoder:
         self.batch_size = batch_size
         self._model: Any = None
         self._tok: Any = None
+        self._frozen: Any = None
 
     def _load(self) -> None:
 
         from transferops.checkpoints import resolve_checkpoint
 
         ck = resolve_checkpoint(self.checkpoint)
+        if ck.frozen is not None:  # a frozen-encoder checkpoint embeds with its own engine
+            self._frozen = ck.frozen.load()
+            self._model, self._tok = self._frozen, self._frozen.tokenizer
+            return
         with quiet_transformers():
             self._tok = load_tokenizer(ck.path)
             self._model = load_encoder(ck.path)
@@ -97,6 +102,8 @@ class FrozenEncoder:
     def embed(self, texts: Sequence[str], desc: str = "embed") -> np.ndarray:
         if self._model is None:
             self._load()
+        if self._frozen is not None:
+            return np.asarray(self._frozen.embed(list(texts)), dtype=np.float32)
         return batched_forward(self._model, self._tok, texts, max_length=self.max_length,
                                batch_size=self.batch_size, desc=desc, output="embedding")
 

@@ -198,3 +198,29 @@ def test_retrain_add_classes_continues_the_champion(tmp_path: Path, old_run: Pat
         assert not res.promoted and "forgetting" in res.reason and res.exit_code == 3
     with pytest.raises(ConfigError, match="add-classes"):
         RetrainConfig(replay=0.5)
+
+
+def test_forgetting_is_scored_on_the_old_class_rows(old_run: Path, frames: tuple) -> None:
+    """A new model that keeps every old-row prediction of the old model has forgotten nothing (0), although
+    over all rows its old-class macro-F1 is higher than the old model's (the old model must file the new
+    class's rows under old classes): the all-rows number read as negative forgetting and hid real
+    forgetting (benchmarks/new_class_bench.py). Giving old rows to the new class is forgetting (> 0)."""
+    from transferops.finetune.continual import forgetting_report, load_old_run
+
+    old = load_old_run(old_run, label_column="label")
+    labels = [*OLD, NEW]
+    old_test = pd.read_parquet(old_run / "data" / "test.parquet")
+    texts = old_test.text.tolist() + frames[1].text.tolist()[:10]
+    y = np.asarray([labels.index(v) for v in old_test.label] + [labels.index(NEW)] * 10)
+    old_pred = np.asarray([labels.index(p) for p in transferops.load(old_run).predict(texts)])
+    same = np.where(y == labels.index(NEW), y, old_pred)  # old rows as before, new rows right
+    rep = forgetting_report(old, y, same, texts, labels, 0.0)
+    assert rep["forgetting"] == 0.0 and rep["gate"]["passed"] and rep["forgetting_on"] == "old-class rows"
+    assert rep["old_class_rows"] == len(old_test)
+    all_rows = rep["old_model"]["old_classes_macro_f1_all_rows"] - rep["new_model"]["old_classes_macro_f1_all_rows"]
+    assert all_rows < 0  # the old definition
+    on_old = np.flatnonzero(y != labels.index(NEW))
+    worse = same.copy()
+    worse[on_old[old_pred[on_old] == y[on_old]][:3]] = labels.index(NEW)  # 3 correctly filed old rows → new class
+    rep2 = forgetting_report(old, y, worse, texts, labels, 0.0)
+    assert rep2["forgetting"] > 0 and not rep2["gate"]["passed"]

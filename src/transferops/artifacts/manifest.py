@@ -55,6 +55,8 @@ KNOWN_KEYS = frozenset({
     # lineage
     "distillation", "parent", "lineage", "corpus", "objective", "mlm_head", "masking", "steps",
     "head_warmup_steps", "tokens_seen", "heldout", "general", "carried_from_parent", "continual",
+    # multi-task (finetune/multitask.py): the tasks, their labels, types, weights and decision rules
+    "tasks",
     # export.json
     "source", "format", "opset", "inputs", "outputs", "max_length", "default_variant", "sha256", "files",
     "sizes", "parity", "int8", "passed", "failures", "seconds",

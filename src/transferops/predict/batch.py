@@ -94,7 +94,6 @@ def score_chunk(model: Any, chunk: pd.DataFrame, *, source: str, row_offset: int
             raise DataError(f"{source}: row {row_offset + j + 1}, column '{text_column}': empty text "
                             "(remove the row or fill it)")
         inputs = texts.astype(str).tolist()
-    proba = model.predict_proba(inputs, batch_size=batch_size)
     res = pd.DataFrame(index=chunk.index)
     if id_column:
         if id_column not in chunk.columns:
@@ -104,6 +103,12 @@ def score_chunk(model: Any, chunk: pd.DataFrame, *, source: str, row_offset: int
         if c not in chunk.columns:
             raise missing_column(source, c, "keep", chunk)
         res[c] = chunk[c].to_numpy()
+    if hasattr(model, "task_frame"):  # a multi-task model: label, confidence, p_ columns per task, one pass
+        per_task = model.task_frame(inputs, batch_size=batch_size)
+        for c in per_task.columns:
+            res[c] = per_task[c].to_numpy()
+        return res.reset_index(drop=True)
+    proba = model.predict_proba(inputs, batch_size=batch_size)
     decided, confidence = model.decision_rule.apply(proba)  # the server's label and confidence
     res["label"] = ["|".join(d) for d in decided] if multilabel else decided
     res["confidence"] = confidence

@@ -34,6 +34,7 @@ LATENCY_CRITICAL_MS = 50.0  # ours: a budget this tight calls for distillation /
 SMALL_MODEL_PARAMS = 30_000_000
 TOKEN_SAMPLE = 200          # texts tokenized per checkpoint to measure length
 NON_ENGLISH_SHARE = 0.10
+MULTILINGUAL_TYPES = frozenset({"xlm-roberta", "xlm-roberta-xl", "xlm", "mt5", "xmod"})
 UNK_RATE = 0.02             # ours: more [UNK] tokens than this means the vocabulary does not fit
 
 def _words(s: str) -> frozenset[str]:
@@ -50,17 +51,35 @@ STOPWORDS: dict[str, frozenset[str]] = {
     "it": _words("il di che la per non una sono gli della con del le è nel anche"),
     "pt": _words("o que de os as não uma para com um por da do mais se na no"),
     "nl": _words("de het een en van ik te dat die in is niet zijn met op voor"),
+    "ru": _words("и в не на я что он с как а то все она так его но да ты к у же вы за бы по это"),
 }
+#: Scripts whose text has no spaces between words (stopwords cannot vote): the share of letters in each
+#: block decides. Kana marks Japanese even beside kanji; Han alone reads as Chinese.
+_SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ja", re.compile(r"[\u3040-\u30ff]")),
+    ("ko", re.compile(r"[\uac00-\ud7af]")),
+    ("zh", re.compile(r"[\u4e00-\u9fff]")),
+)
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 
 
 def detect_language(text: str) -> str:
-    """Cheap stopword vote (see :data:`STOPWORDS`); "unknown" when fewer than 3 hits."""
-    words = [w.lower() for w in _WORD.findall(text[:2000])]
+    """Cheap stopword vote (see :data:`STOPWORDS`); "unknown" when fewer than 3 hits. Japanese, Korean and
+    Chinese (no spaces between words) are told by their script first (:data:`_SCRIPTS`); Cyrillic text
+    without 3 Russian stopwords is "cyrillic" (a script, the language not told)."""
+    head = text[:2000]
+    words = [w.lower() for w in _WORD.findall(head)]
     if not words:
         return "unknown"
+    n_letters = sum(len(w) for w in words)
+    for lang, pattern in _SCRIPTS:
+        if len(pattern.findall(head)) >= max(2, 0.1 * n_letters):
+            return lang
     hits = {lang: sum(w in sw for w in words) for lang, sw in STOPWORDS.items()}
     lang, best = max(hits.items(), key=lambda kv: kv[1])
+    if best < 3 and len(_CYRILLIC.findall(head)) > 0.5 * n_letters:
+        return "cyrillic"
     return lang if best >= 3 else "unknown"
 
 
@@ -198,9 +217,12 @@ def _token_stats(name: str, texts: list[str]) -> TokenStats:
     from transferops.modeling import load_tokenizer, quiet_transformers
 
     ck = resolve_checkpoint(name)
-    tok = load_tokenizer(ck.path)
-    max_len = ck.spec.max_length if ck.spec else int(min(getattr(tok, "model_max_length", 512) or 512,
-                                                         ck.config().get("max_position_embeddings", 512)))
+    tok = ck.frozen.load().tokenizer if ck.frozen is not None else load_tokenizer(ck.path)
+    if ck.frozen is not None:
+        max_len = ck.frozen.max_length
+    else:
+        max_len = ck.spec.max_length if ck.spec else int(min(getattr(tok, "model_max_length", 512) or 512,
+                                                             ck.config().get("max_position_embeddings", 512)))
     with quiet_transformers():  # untruncated on purpose: "longer than the maximum" is what we measure
         ids = tok(texts, add_special_tokens=True, truncation=False)["input_ids"]
     lens = np.asarray([len(x) for x in ids], dtype=float)
@@ -284,10 +306,34 @@ def rule_relevant_checkpoint(p: DataProfile, c: AdviseContext) -> Finding | None
            f"{share:.0%} of texts non-English (bundled checkpoints are English)" if share > NON_ENGLISH_SHARE
            else f"{unk:.1%} of tokens are [UNK]")
     big_pool = (p.unlabeled or 0) > PRETRAIN_POOL
+    multi = installed_multilingual() if share > NON_ENGLISH_SHARE and not c.no_relevant_checkpoint else []
+    if multi and not big_pool:
+        return Finding("no-relevant-checkpoint", why,
+                       f"use a multilingual checkpoint: {', '.join(multi)} (frozen encoders: --strategy head), or "
+                       "a local multilingual HF folder (XLM-R, mBERT) to fine-tune", "source §1")
     return Finding("no-relevant-checkpoint", why,
                    "self-supervised (continued) pretraining on your unlabeled data" if big_pool else
                    "train from scratch / keep the TF-IDF baseline, or find a checkpoint for this domain or "
                    "language (e.g. a multilingual one in a local HF folder)", "source §1")
+
+
+def installed_multilingual(checkpoints: list[str] | None = None) -> list[str]:
+    """Multilingual checkpoints on this machine: local HF folders among ``checkpoints`` whose config says so
+    (XLM-R / mT5 architecture, or a vocabulary over 100k pieces, as mBERT's), then the installed frozen
+    encoders (:mod:`transferops.checkpoints.frozen`). Reads configs only."""
+    from transferops.checkpoints.frozen import FROZEN
+
+    out = []
+    for name in checkpoints or []:
+        if name in FROZEN:
+            continue
+        try:
+            cfg = resolve_checkpoint(name).config()
+        except (CheckpointNotFoundError, OSError, ValueError):
+            continue
+        if cfg.get("model_type") in MULTILINGUAL_TYPES or int(cfg.get("vocab_size") or 0) >= 100_000:
+            out.append(name)
+    return out + [n for n, spec in FROZEN.items() if spec.multilingual and spec.locate() is not None]
 
 
 def rule_team(p: DataProfile, c: AdviseContext) -> Finding | None:
@@ -418,7 +464,7 @@ def _suggest_len(p: DataProfile) -> int:
 
 
 def recommend(p: DataProfile, c: AdviseContext, findings: list[Finding], installed: list[str],
-              data_arg: str = "DATA") -> Recommendation:
+              data_arg: str = "DATA", multilingual: list[str] | None = None) -> Recommendation:
     from transferops.finetune.strategies import choose_auto
 
     fired = {f.rule for f in findings}
@@ -447,6 +493,16 @@ def recommend(p: DataProfile, c: AdviseContext, findings: list[Finding], install
         cands = small + [n for n in installed if n not in small and "latency-critical" not in fired]
     if "no-relevant-checkpoint" in fired:
         cands = []
+    if multilingual and _non_english(p) > NON_ENGLISH_SHARE and not c.no_relevant_checkpoint and \
+            "continued-pretraining" not in fired:
+        # Not (mostly) English and a multilingual checkpoint is here: transfer with it (a frozen encoder
+        # trains a head only)
+        from transferops.checkpoints.frozen import FROZEN
+
+        cands = list(multilingual)
+        approach = "transfer with a multilingual checkpoint (the bundled fine-tunable ones are English)"
+        if cands[0] in FROZEN:
+            strategy = "head"
     distill = "latency-critical" in fired and any(n not in small for n in installed)
     max_len = _suggest_len(p)
     cmds = []
@@ -506,8 +562,9 @@ def advise(
     prof = profile_data(labeled, checkpoints=installed, unlabeled=n_pool, seed=seed)
     findings = [f for rule in RULES if (f := rule(prof, ctx)) is not None]
     data_arg = str(data) if isinstance(data, (str, Path)) else "DATA"
-    return Advice(prof, findings, recommend(prof, ctx, findings, installed, data_arg), warnings)
+    multi = installed_multilingual(installed) if _non_english(prof) > NON_ENGLISH_SHARE else []
+    return Advice(prof, findings, recommend(prof, ctx, findings, installed, data_arg, multi), warnings)
 
 
 __all__ = ["RULES", "Advice", "AdviseContext", "DataProfile", "Finding", "Recommendation", "advise",
-           "detect_language", "profile_data", "recommend"]
+           "detect_language", "installed_multilingual", "profile_data", "recommend"]

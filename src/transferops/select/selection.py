@@ -259,6 +259,8 @@ def count_params(ckpt: ResolvedCheckpoint) -> int | None:
     """Parameter count without loading the model: the zoo's number, or the safetensors header."""
     if ckpt.spec is not None:
         return ckpt.spec.params
+    if ckpt.frozen is not None:  # a frozen encoder's own count (its weights are not safetensors)
+        return int(ckpt.frozen.params)
     wf = ckpt.weights_file
     if wf.name == "model.safetensors":
         files = [wf]

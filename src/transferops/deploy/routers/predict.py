@@ -225,6 +225,8 @@ async def respond(request: Request, name: str, chunks: list[tuple[Runner, InferR
     n_review, version, i = 0, "", 0
     for runner, res in chunks:
         version = runner.version
+        # a multi-task model (artifacts/multitask.py): each task's answer, from the same probabilities
+        per_task = getattr(runner.model.decision_rule, "per_task", None)
         for j in range(len(res)):
             conf = float(res.confidence[j])
             route = runner.review.route(conf)
@@ -235,6 +237,8 @@ async def respond(request: Request, name: str, chunks: list[tuple[Runner, InferR
             client_id = ids[i] if ids is not None else None
             preds.append({"id": client_id, "prediction_id": pid, "label": label, "probabilities": probs,
                           "confidence": conf, "route": route, "model_version": runner.version})
+            if per_task is not None:
+                preds[-1]["tasks"] = per_task(probs)
             for lbl in (label if isinstance(label, list) else [label]):
                 metrics.predictions.labels(name, str(lbl)).inc()
             if want_records:
