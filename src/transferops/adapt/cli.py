@@ -39,6 +39,10 @@ def register(sub: Any) -> None:
     add_modality_arg(p)
     p.add_argument("--feature-columns", help="tables: comma-separated feature columns (default: all)")
     p.add_argument("--drop-columns", help="tables: comma-separated columns to leave out (e.g. a label, an id)")
+    g = p.add_argument_group("images (issue 15): SimCLR contrastive pretraining; --unlabeled is a folder")
+    g.add_argument("--image-size", type=int, help="crop side in pixels (default: the checkpoint's)")
+    g.add_argument("--temperature", type=float, default=0.5, help="NT-Xent temperature")
+    g.add_argument("--probe-data", help="labeled image folder: probe macro-F1 before/after (the honest gain)")
     p.set_defaults(func=_adapt)
 
     d = sub.add_parser("distill", help="distil a trained model into a smaller student",
@@ -84,6 +88,16 @@ def _adapt(args: argparse.Namespace) -> int:
         return tabular_cli.adapt(args)
     from transferops.adapt.mlm import AdaptConfig, adapt
 
+    if getattr(args, "modality", "text") == "image":  # issue 15: SimCLR on unlabeled images
+        from transferops.vision.simclr import SimCLRConfig, adapt_images, format_adapt
+
+        ck = "mobilenet-v2" if args.checkpoint == "minilm-l6" else args.checkpoint
+        doc = adapt_images(args.unlabeled, out=args.out, probe_data=args.probe_data, config=SimCLRConfig(
+            checkpoint=ck, steps=args.steps if args.steps != 1000 else 50, lr=args.lr if args.lr != 5e-5 else 1e-4,
+            batch_size=args.batch_size if args.batch_size != 16 else 32, temperature=args.temperature,
+            image_size=args.image_size, seed=args.seed))
+        print(dumps(doc) if args.json else format_adapt(doc))
+        return 0
     cfg = AdaptConfig(checkpoint=args.checkpoint, steps=args.steps, lr=args.lr,
                       warmup_ratio=args.warmup_ratio, batch_size=args.batch_size,
                       grad_accum=args.grad_accum, max_length=args.max_length,

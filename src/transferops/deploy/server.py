@@ -105,6 +105,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     install_error_handlers(app)
     for router in (health.router, predict.router, admin.router):
         app.include_router(router)
+    from transferops.deploy.routers import images  # image models (issue 15): multipart / base64 uploads
+
+    app.include_router(images.router)
     monitoring.mount(app, settings)  # before experiments: outcomes reuse the monitor's store
     experiments.mount(app, settings)
     from transferops.deploy.routers import tables  # tabular models (issue 16): JSON rows

@@ -76,6 +76,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(rep.summary())
     if args.report:
         say(f"report written to {Path(args.report).resolve()}")
+        from transferops.vision import cli as image_cli
+
+        if image_cli.is_image_model(args.model) and args.data is None:  # issue 15: worst-predicted images
+            grid = image_cli.worst_grid(args.model, Path(args.report).with_suffix(".worst.png"))
+            say(f"worst-predicted test images: {grid.resolve()}")
     if args.json_path:
         say(f"JSON written to {Path(args.json_path).resolve()}")
     if not rep.passed:  # the summary above already holds the failure table

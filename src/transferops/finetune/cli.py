@@ -177,6 +177,9 @@ def register(sub: Any) -> None:
     mt.add_argument("--tasks", help="name=column pairs, e.g. topic=label,urgency=priority (a type may follow: "
                     "tags=tags:multilabel); trains one model with one head per task")
     mt.add_argument("--task-weights", help="loss weight per task, e.g. topic=1,urgency=0.5 (default 1 each)")
+    from transferops.vision.cli import add_train_args as _image_args  # issue 15: --modality image ...
+
+    _image_args(p)
     p.set_defaults(func=_train)
 
     lc = sub.add_parser("learning-curve", help="validation metric of the run's recipe and the tuned baseline at "
@@ -216,6 +219,10 @@ def _train(args: argparse.Namespace) -> int:
 
     if tabular_cli.wants_tabular(args):  # a table without a text column, or --modality tabular
         return tabular_cli.train(args)
+    from transferops.vision import cli as image_cli
+
+    if image_cli.wants_images(args):  # an image folder or --modality image (issue 15)
+        return image_cli.train(args)
     cfg = config_from_args(args)
     split = _split_cfg(args, cfg.seed)
     from transferops.finetune.multitask import multitask_args

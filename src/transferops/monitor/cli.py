@@ -66,6 +66,8 @@ def register(sub: Any) -> None:
                    help="(re)build the reference profile from the model's validation split first")
     p.add_argument("--per-task", action="store_true",
                    help="multi-task model: also a drift report per task (against its own reference profile)")
+    p.add_argument("--images", help="image models: a folder of new images; report input drift (size, brightness, "
+                   "contrast, colour) + embedding drift vs the reference profile (exit 4 on drift)")
     p.set_defaults(func=cmd_monitor)
 
     q = sub.add_parser("label-queue", help="export the most uncertain unlabeled predictions to CSV")
@@ -142,6 +144,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from transferops.monitor.profile import profile_artifact
     from transferops.monitor.store import Store
 
+    if getattr(args, "images", None):  # issue 15: image input drift from a folder
+        from transferops.vision import cli as image_cli
+
+        return image_cli.monitor(args)
     store = Store(_db(args))
     if args.build_profile:
         profile_artifact(resolve_model_path(args.model, store))

@@ -50,7 +50,10 @@ def load_for_runtime(path: str, runtime: str, threads: int | None = None) -> Any
 def _predict(args: argparse.Namespace) -> int:
     from transferops._progress import say
     from transferops.predict.batch import predict_file
+    from transferops.vision import cli as image_cli
 
+    if image_cli.is_image_model(args.model):  # issue 15: an image model scores a folder of images
+        return image_cli.predict(args)
     if args.engine == "ray":
         from transferops.predict.ray_engine import predict_ray
 

@@ -51,6 +51,7 @@ def register(sub: Any) -> None:
     s.add_argument("--n", type=int, default=100, help="selection split size (default 100)")
     s.add_argument("--seed", type=int, default=0, help="same seed as train, so the test split is the same")
     s.add_argument("--max-length", type=int, default=128)
+    s.add_argument("--image-size", type=int, help="image folders: crop side in pixels (default: the checkpoint's)")
     s.add_argument("--rank-by", default="probe_macro_f1",
                    choices=["probe_macro_f1", "probe_accuracy", "knn_accuracy", "logme"])
     s.add_argument("--top", type=int, default=3, help="how many candidates to recommend")
@@ -95,7 +96,15 @@ def _advise(args: argparse.Namespace) -> int:
 
 def _select(args: argparse.Namespace) -> int:
     from transferops.select.selection import SelectConfig, finetune_top, select
+    from transferops.vision.data import is_image_folder
 
+    if is_image_folder(args.data):  # issue 15: image checkpoints ranked on frozen features
+        from transferops.vision.select import format_selection, select_images
+
+        ires = select_images(args.data, args.candidates.split(","), n=args.n, seed=args.seed, knn_k=args.knn_k,
+                             folds=args.folds, image_size=getattr(args, "image_size", None))
+        print(dumps(ires) if args.json else format_selection(ires))
+        return 0
     _quiet_for_json(args)
     cfg = SelectConfig(n=args.n, seed=args.seed, max_length=args.max_length, knn_k=args.knn_k,
                        folds=args.folds, rank_by=args.rank_by, top=args.top,

@@ -15,9 +15,10 @@ from transferops.tabular.artifact import is_tabular_folder
 
 
 def add_modality_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--modality", choices=["auto", "text", "tabular"], default="auto",
-                   help="what a row is: auto (default) takes the tabular path for a CSV/Parquet without the text "
-                        "column")
+    """The one ``--modality`` flag of ``train`` / ``adapt`` (every modality: text, tabular, image)."""
+    p.add_argument("--modality", choices=["auto", "text", "tabular", "image"], default="auto",
+                   help="what an input is: auto (default) takes the image path for a folder of class sub-folders, "
+                        "the tabular path for a CSV/Parquet without the text column, else text")
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -41,7 +42,7 @@ def wants_tabular(args: argparse.Namespace) -> bool:
     mod = getattr(args, "modality", "auto") or "auto"
     if mod == "tabular":
         return True
-    if mod == "text" or getattr(args, "config", None):  # --config is the text trainer's YAML: the text path
+    if mod in ("text", "image") or getattr(args, "config", None):  # --config is the text trainer's YAML: the text path
         return False
     from transferops.tabular.api import looks_tabular
 

@@ -199,9 +199,12 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
     t0 = time.perf_counter()
     state = request.app.state
     hub, metrics, settings = state.hub, state.metrics, get_predict_settings(request)
-    check_modality(hub, name, "text")
     request.scope["transferops.model"] = name
     check_texts(req, settings, metrics)
+    if name in hub and getattr(hub.get(name).runner.model, "modality", "text") == "image":  # issue 15
+        raise field_error(422, ["body", "texts"], f"model {name!r} classifies images: POST them to "
+                          f"/v1/models/{name}/images (multipart) or /v1/models/{name}/images/base64")
+    check_modality(hub, name, "text")  # any other non-text model (tables: the rows route)
     timeout_s = timeout_for(request, settings)
     chunks = await _infer(request, name, req.texts, timeout_s, hub, metrics)
     if chunks is None:
