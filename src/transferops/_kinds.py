@@ -18,4 +18,5 @@ BUILTIN_KIND_MODULES: tuple[str, ...] = (
     "transferops.artifacts.frozen",  # frozen (a head over a frozen multilingual encoder)
     "transferops.vision.model",  # image_model, image_baseline (issue 15)
     "transferops.vision.onnx",  # image_onnx (detected by image_export.json)
+    "transferops.tabular.artifact",  # tabular (issue 16: trees / FT-Transformer / stack, and their export)
 )

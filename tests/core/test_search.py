@@ -106,8 +106,8 @@ def test_logit_offsets_fix_a_majority_biased_model_and_every_path_uses_them() ->
 @pytest.mark.server
 def test_tuned_offsets_round_trip_pytorch_onnx_and_server(tiny_run: Path, tmp_path: Path) -> None:
     import httpx
-    from tests.server_testing import running
 
+    from server_testing import running
     from transferops.deploy.onnx_export import export_onnx
     from transferops.deploy.server import ServeSettings, create_app
 
@@ -140,8 +140,8 @@ def test_default_train_searches_picks_the_baseline_and_it_serves(tiny_bert: Path
     """Imbalanced keyword labels, all defaults: the recipe weights the classes, the search runs (small
     data), the tuned baseline wins on validation, and it IS the saved, servable model."""
     import httpx
-    from tests.server_testing import running
 
+    from server_testing import running
     from transferops.deploy.server import ServeSettings, create_app
 
     df = keyword_frame({"alpha": 100, "beta": 30, "gamma": 15})
@@ -241,8 +241,8 @@ def _csv(df: pd.DataFrame, tmp_path: Path) -> Path:
 @pytest.mark.server
 def test_stack_candidate_round_trips_save_load_predict_serve(tiny_bert: Path, tmp_path: Path) -> None:
     import httpx
-    from tests.server_testing import running
 
+    from server_testing import running
     from transferops.artifacts.linear import StackModel, save_stack
     from transferops.deploy.server import ServeSettings, create_app
     from transferops.finetune.search import ProbeFit, fit_probe_lr, fit_stack

@@ -4,6 +4,7 @@
 * ``POST /v1/experiments/{experiment}/predict`` (with ``--ab``): assigns the caller to an arm by a
   stable hash of the key (:class:`~transferops.abtest.assignment.ExperimentSettings`) and predicts
   with that arm's model through the predict router's one request path;
+  ``/v1/experiments/{experiment}/rows`` does the same for tabular arms (the rows router's path);
 * ``POST /v1/outcomes`` (with ``--db``) records business outcomes (conversion 0/1, revenue...) in
   the store the prediction log uses, table ``outcomes``; an outcome names the prediction it follows
   (``prediction_id``, as returned by the predict endpoints) or the assignment key (``key``, e.g. the
@@ -35,6 +36,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from transferops.abtest.assignment import ExperimentSettings
 from transferops.deploy.http import field_error, not_mounted
 from transferops.deploy.routers.predict import Assignment, predict
+from transferops.deploy.routers.tables import PredictRowsRequest, predict_rows
 from transferops.deploy.schemas import PredictRequest, PredictResponse
 from transferops.deploy.settings import ServeSettings
 from transferops.errors import TransferOpsError
@@ -139,6 +141,20 @@ experiments_router = APIRouter(tags=["predict"])
 async def predict_experiment(experiment: str, req: PredictRequest, request: Request,
                              exp: ExperimentDep) -> Response:
     """Assign the caller to an arm by a stable key (hash), predict with that arm's model."""
+    a = assign(request, experiment, exp, req.ids)
+    return await predict(request, a.arm, req, assignment=a)
+
+
+@experiments_router.post("/v1/experiments/{experiment}/rows", response_model=PredictResponse)
+async def predict_experiment_rows(experiment: str, req: PredictRowsRequest, request: Request,
+                                  exp: ExperimentDep) -> Response:
+    """Table rows (arms are tabular models): assign the caller to an arm, predict with that arm's model."""
+    a = assign(request, experiment, exp, req.ids)
+    return await predict_rows(request, a.arm, req, assignment=a)
+
+
+def assign(request: Request, experiment: str, exp: ExperimentSettings, ids: list[Any] | None) -> Assignment:
+    """The caller's arm, by the experiment's key (header, query parameter or the first id)."""
     if experiment != exp.experiment:
         raise HTTPException(404, detail=f"unknown experiment {experiment!r}; running: {exp.experiment!r}")
     src, _, key_name = exp.ab_key.partition(":")
@@ -148,11 +164,11 @@ async def predict_experiment(experiment: str, req: PredictRequest, request: Requ
     elif src == "query":
         key, loc = request.query_params.get(key_name), ["query", key_name]
     else:
-        key, loc = (str(req.ids[0]) if req.ids else None), ["body", "ids"]
+        key, loc = (str(ids[0]) if ids else None), ["body", "ids"]
     if not key:
         raise field_error(422, loc, f"experiment {experiment!r} assigns arms by {exp.ab_key}; it is missing")
     arm = exp.assign(key)
-    return await predict(request, arm, req, assignment=Assignment(arm=arm, experiment=experiment, key=key))
+    return Assignment(arm=arm, experiment=experiment, key=key)
 
 
 # ---------------------------------------------------------------------- outcomes
@@ -197,6 +213,8 @@ def mount_experiments(app: FastAPI, settings: ExperimentSettings) -> None:
         app.include_router(experiments_router)
     else:
         not_mounted(app, "/v1/experiments/{experiment}/predict", "no experiment is running: start the "
+                    "server with --ab control=PATH,treatment=PATH (and --experiment NAME)")
+        not_mounted(app, "/v1/experiments/{experiment}/rows", "no experiment is running: start the "
                     "server with --ab control=PATH,treatment=PATH (and --experiment NAME)")
 
 

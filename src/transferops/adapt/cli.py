@@ -34,8 +34,12 @@ def register(sub: Any) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--json", action="store_true", help="print the lineage manifest as JSON")
+    from transferops.tabular.cli import add_modality_arg  # issue 16: tables
+
+    add_modality_arg(p)
+    p.add_argument("--feature-columns", help="tables: comma-separated feature columns (default: all)")
+    p.add_argument("--drop-columns", help="tables: comma-separated columns to leave out (e.g. a label, an id)")
     g = p.add_argument_group("images (issue 15): SimCLR contrastive pretraining; --unlabeled is a folder")
-    g.add_argument("--modality", choices=["text", "image"], default="text")
     g.add_argument("--image-size", type=int, help="crop side in pixels (default: the checkpoint's)")
     g.add_argument("--temperature", type=float, default=0.5, help="NT-Xent temperature")
     g.add_argument("--probe-data", help="labeled image folder: probe macro-F1 before/after (the honest gain)")
@@ -78,6 +82,10 @@ def register(sub: Any) -> None:
 
 
 def _adapt(args: argparse.Namespace) -> int:
+    if getattr(args, "modality", "auto") == "tabular":  # issue 16: self-supervised pretraining on rows
+        from transferops.tabular import cli as tabular_cli
+
+        return tabular_cli.adapt(args)
     from transferops.adapt.mlm import AdaptConfig, adapt
 
     if getattr(args, "modality", "text") == "image":  # issue 15: SimCLR on unlabeled images

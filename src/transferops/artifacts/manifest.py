@@ -47,10 +47,12 @@ KNOWN_KEYS = frozenset({
     # data and evaluation
     "data", "splits", "leakage", "augmentation", "metrics", "baseline", "search", "refit", "history", "training",
     "timings", "warnings", "evaluations",
+    # tabular (issue 16)
+    "modality", "schema", "model", "stack_members", "split_comparison", "imbalance", "export", "pretrained",
     # decision rule and calibration (written by evaluate / calibrate / thresholds)
     "decision", "decision_threshold", "positive_index", "threshold_target", "thresholds", "calibration",
     "reference_profile", "learning_curve", "discipline",
-    "modality", "image",  # image models (issue 15): input modality, preprocessing and image reference stats
+    "image",  # image models (issue 15): input modality, preprocessing and image reference stats
     # lineage
     "distillation", "parent", "lineage", "corpus", "objective", "mlm_head", "masking", "steps",
     "head_warmup_steps", "tokens_seen", "heldout", "general", "carried_from_parent", "continual",

@@ -93,6 +93,10 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from transferops.tabular import cli as tabular_cli
+
+    if tabular_cli.is_tabular_folder(args.model):  # issue 16: tables
+        return tabular_cli.export(args)
     from transferops.deploy.onnx_export import export_onnx
     from transferops.vision import cli as image_cli
 

@@ -166,12 +166,8 @@ class ModelHub:
             raise
 
     def _install(self, name: str, runner: Runner, kind: str) -> dict[str, Any]:
-        warm: list[Any] = ["warm-up text"]
-        if getattr(runner.model, "modality", "text") == "image":  # issue 15: an image model warms up on an image
-            from PIL import Image
-
-            warm = [Image.new("RGB", (64, 64), (127, 127, 127))]
-        runner.infer(warm)  # first call allocates; keep it out of a user's request
+        warm = getattr(runner.model, "warmup_inputs", None)  # a non-text modality's own sample inputs
+        runner.infer(warm() if callable(warm) else ["warm-up text"])  # first call allocates; not in a request
         runner.set_review(threshold=self.settings.review_threshold,
                           target_auto_accuracy=self.settings.target_auto_accuracy)
         old: Runner | None = None

@@ -102,9 +102,9 @@ class Runner:
         texts = list(texts)
         logits, emb = self.forward(texts)
         proba = self.model.proba_from_logits(logits)
-        if getattr(self.model, "modality", "text") == "image":  # issue 15: no token features for images
-            zeros = np.zeros(len(texts))
-            feats = {"n_tokens": zeros.astype(int), "n_chars": zeros.astype(int), "unk_rate": zeros}
+        own = getattr(self.model, "serve_features", None)  # a non-text modality's logged input features
+        if callable(own):
+            feats = own(texts)
         else:
             # untruncated ids for the token count; verbose=False: long texts are expected here
             ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
@@ -124,16 +124,18 @@ class Runner:
             except (ArtifactError, FileNotFoundError) as exc:
                 raise ConfigError(f"target_auto_accuracy: model {self.name!r} has no validation split to "
                                   "derive a threshold from; pass --review-threshold instead") from exc
-            res = self.infer([str(t) for t in val["text"]])
+            inputs_of = getattr(self.model, "split_inputs", None)  # a non-text modality: (inputs, labels)
+            inputs, truth = inputs_of(val) if callable(inputs_of) else ([str(t) for t in val["text"]], val["label"])
+            res = self.infer(inputs)
             if self.multilabel:
                 from transferops.metrics import encode_labels
 
-                y = encode_labels(val["label"].tolist(), self.labels, True)
+                y = encode_labels(list(truth), self.labels, True)
                 pred = np.asarray([[lbl in row for lbl in self.labels] for row in res.labels])
                 correct = (pred == y.astype(bool)).all(axis=1)
             else:
                 correct = np.asarray([str(a) == str(b)
-                                      for a, b in zip(res.labels, val["label"], strict=True)])
+                                      for a, b in zip(res.labels, truth, strict=True)])
             self.review = derive_review_threshold(res.confidence, correct, float(target_auto_accuracy))
         return self.review
 

@@ -9,6 +9,7 @@ router                                      routes
 :mod:`transferops.deploy.routers.health`    ``/healthz``, ``/readyz``, ``/metrics``
 :mod:`transferops.deploy.routers.predict`   ``/v1/models``, ``/v1/models/{name}[/predict]``
 :mod:`transferops.deploy.routers.admin`     ``/admin/models``, ``/admin/adapters`` (``AdminDep``)
+:mod:`transferops.deploy.routers.tables`    ``/v1/models/{name}/rows`` (tabular models)
 :mod:`transferops.abtest.server_ext`        ``/v1/experiments/{experiment}/predict`` (``--ab``),
                                             ``/v1/outcomes`` (``--db``)
 :mod:`transferops.monitor.server_ext`       ``/v1/feedback``, ``/dashboard``, ``/v1/monitor/{name}``,
@@ -109,6 +110,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(images.router)
     monitoring.mount(app, settings)  # before experiments: outcomes reuse the monitor's store
     experiments.mount(app, settings)
+    from transferops.deploy.routers import tables  # tabular models (issue 16): JSON rows
+
+    app.include_router(tables.router)
     return app
 
 

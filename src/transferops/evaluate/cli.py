@@ -53,6 +53,10 @@ def register(sub: Any) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from transferops.tabular import cli as tabular_cli
+
+    if tabular_cli.is_tabular_folder(args.model):  # issue 16: tables
+        return tabular_cli.evaluate(args)
     from transferops._progress import say
     from transferops.evaluate.api import evaluate
     from transferops.evaluate.discipline import TestSetReuseWarning

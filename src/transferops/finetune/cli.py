@@ -148,6 +148,9 @@ def register(sub: Any) -> None:
                        "news.csv --checkpoint minilm-l6 --strategy lora --out runs/news")
     _add_data_args(p)
     _add_train_args(p)
+    from transferops.tabular.cli import add_train_args as add_tabular_args  # issue 16: tables
+
+    add_tabular_args(p)
     p.add_argument("--out", required=True, help="output model folder")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--keep-state", action="store_true", help="keep training_state/ (resumable checkpoints)")
@@ -212,6 +215,10 @@ def _split_cfg(args: argparse.Namespace, seed: int) -> Any:
 
 def _train(args: argparse.Namespace) -> int:
     import transferops
+    from transferops.tabular import cli as tabular_cli
+
+    if tabular_cli.wants_tabular(args):  # a table without a text column, or --modality tabular
+        return tabular_cli.train(args)
     from transferops.vision import cli as image_cli
 
     if image_cli.wants_images(args):  # an image folder or --modality image (issue 15)

@@ -10,6 +10,8 @@ A new modality is one new module or folder here that implements :class:`Modality
 
 from transferops.modality.base import Modality, available_modalities, get_modality, register_modality
 from transferops.modality.image import IMAGE, ImageModality  # noqa: F401  (registers "image")
+from transferops.modality.tabular import TABULAR, TabularModality
 from transferops.modality.text import TEXT, TextModality
 
-__all__ = ["TEXT", "Modality", "TextModality", "available_modalities", "get_modality", "register_modality"]
+__all__ = ["TABULAR", "TEXT", "Modality", "TabularModality", "TextModality", "available_modalities", "get_modality",
+           "register_modality"]

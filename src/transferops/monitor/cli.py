@@ -134,6 +134,10 @@ def register(sub: Any) -> None:
 
 # ---------------------------------------------------------------------------- handlers
 def cmd_monitor(args: argparse.Namespace) -> int:
+    from transferops.tabular import cli as tabular_cli
+
+    if tabular_cli.is_tabular_folder(args.model):  # issue 16: tables
+        return tabular_cli.monitor(args, _db(args))
     from transferops.monitor.api import monitor, resolve_model_path
     from transferops.monitor.dashboard import render_dashboard
     from transferops.monitor.drift import DriftConfig
@@ -251,6 +255,10 @@ def cmd_registry(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
+    from transferops.tabular import cli as tabular_cli
+
+    if tabular_cli.is_tabular_folder(args.model):  # issue 16: tables
+        return tabular_cli.retrain(args, _db(args, must_exist=False) if args.db else None)
     from transferops.monitor.registry import Registry
     from transferops.monitor.retrain import RetrainConfig, retrain, skipped
     from transferops.monitor.store import Store

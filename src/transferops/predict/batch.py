@@ -76,19 +76,24 @@ def _count_rows(path: Path, encoding: str) -> int | None:
 
 def score_chunk(model: Any, chunk: pd.DataFrame, *, source: str, row_offset: int = 0, text_column: str = "text",
                 id_column: str | None = None, keep_columns: list[str] | None = None,
-                batch_size: int = 64) -> pd.DataFrame:
+                batch_size: int = 64, review_threshold: float | None = None) -> pd.DataFrame:
     """Score one chunk: [id], kept columns, label, confidence, ``p_<label>`` per class (shared by the
     local engine and the Ray engine, so both write the same columns)."""
     labels = list(model.labels)
     multilabel = getattr(model, "task", "") == "multilabel"
-    if text_column not in chunk.columns:
-        raise missing_column(source, text_column, "text", chunk)
-    texts = chunk[text_column]
-    empty = texts.isna() | (texts.astype(str).str.strip() == "")
-    if empty.any():
-        j = int(np.flatnonzero(empty.to_numpy())[0])
-        raise DataError(f"{source}: row {row_offset + j + 1}, column '{text_column}': empty text "
-                        "(remove the row or fill it)")
+    own = getattr(model, "inputs_from_frame", None)  # a non-text modality (tables) reads its own columns
+    if callable(own):
+        inputs = own(chunk, source=source, row_offset=row_offset)
+    else:
+        if text_column not in chunk.columns:
+            raise missing_column(source, text_column, "text", chunk)
+        texts = chunk[text_column]
+        empty = texts.isna() | (texts.astype(str).str.strip() == "")
+        if empty.any():
+            j = int(np.flatnonzero(empty.to_numpy())[0])
+            raise DataError(f"{source}: row {row_offset + j + 1}, column '{text_column}': empty text "
+                            "(remove the row or fill it)")
+        inputs = texts.astype(str).tolist()
     res = pd.DataFrame(index=chunk.index)
     if id_column:
         if id_column not in chunk.columns:
@@ -99,22 +104,25 @@ def score_chunk(model: Any, chunk: pd.DataFrame, *, source: str, row_offset: int
             raise missing_column(source, c, "keep", chunk)
         res[c] = chunk[c].to_numpy()
     if hasattr(model, "task_frame"):  # a multi-task model: label, confidence, p_ columns per task, one pass
-        per_task = model.task_frame(texts.astype(str).tolist(), batch_size=batch_size)
+        per_task = model.task_frame(inputs, batch_size=batch_size)
         for c in per_task.columns:
             res[c] = per_task[c].to_numpy()
         return res.reset_index(drop=True)
-    proba = model.predict_proba(texts.astype(str).tolist(), batch_size=batch_size)
+    proba = model.predict_proba(inputs, batch_size=batch_size)
     decided, confidence = model.decision_rule.apply(proba)  # the server's label and confidence
     res["label"] = ["|".join(d) for d in decided] if multilabel else decided
     res["confidence"] = confidence
     for j, lbl in enumerate(labels):
         res[f"p_{lbl}"] = proba[:, j]
+    if review_threshold is not None:  # the server's review route (confidence below the threshold)
+        res["route"] = np.where(np.asarray(confidence) < review_threshold, "review", "auto")
     return res.reset_index(drop=True)
 
 
 def predict_file(model: Any, input: str | Path, output: str | Path, *, text_column: str = "text",
                  id_column: str | None = None, keep_columns: list[str] | None = None, chunk_size: int = 1000,
-                 batch_size: int = 64, resume: bool = False, encoding: str = "utf-8") -> BatchPredictResult:
+                 batch_size: int = 64, resume: bool = False, encoding: str = "utf-8",
+                 review_threshold: float | None = None) -> BatchPredictResult:
     """Score every row of ``input`` and write label, confidence and per-class probabilities.
 
     >>> m = transferops.load("runs/news")                                  # doctest: +SKIP
@@ -123,8 +131,10 @@ def predict_file(model: Any, input: str | Path, output: str | Path, *, text_colu
     inp, out = Path(input), Path(output)
     if not inp.exists():
         raise DataError(f"{inp}: file not found")
-    if out.suffix.lower() not in (".parquet", ".csv"):
-        raise ConfigError(f"output: {out} must end in .parquet or .csv")
+    if out.suffix.lower() not in (".parquet", ".csv", ".jsonl"):
+        raise ConfigError(f"output: {out} must end in .parquet, .csv or .jsonl")
+    if review_threshold is not None and not 0 <= review_threshold <= 1:
+        raise ConfigError(f"review_threshold: {review_threshold} must be in [0, 1]")
     if chunk_size < 1:
         raise ConfigError(f"chunk_size: must be >= 1, got {chunk_size}")
     parts = out.with_name(out.name + ".parts")
@@ -156,7 +166,8 @@ def predict_file(model: Any, input: str | Path, output: str | Path, *, text_colu
                 pb.update(len(chunk))
                 continue
             res = score_chunk(model, chunk, source=str(inp), row_offset=row_offset, text_column=text_column,
-                              id_column=id_column, keep_columns=keep_columns, batch_size=batch_size)
+                              id_column=id_column, keep_columns=keep_columns, batch_size=batch_size,
+                              review_threshold=review_threshold)
             tmp = part.with_suffix(".tmp")
             res.reset_index(drop=True).to_parquet(tmp, index=False)
             tmp.rename(part)  # a part exists only when complete
@@ -168,6 +179,8 @@ def predict_file(model: Any, input: str | Path, output: str | Path, *, text_colu
     full = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
     if out.suffix.lower() == ".csv":
         full.to_csv(out, index=False)
+    elif out.suffix.lower() == ".jsonl":
+        full.to_json(out, orient="records", lines=True)
     else:
         full.to_parquet(out, index=False)
     shutil.rmtree(parts)

@@ -10,7 +10,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("predict", help="score a CSV/JSONL/Parquet file in chunks (resumable)")
     p.add_argument("--model", required=True, help="model folder (trained, ensemble, or ONNX export)")
     p.add_argument("--input", required=True)
-    p.add_argument("--output", required=True, help=".parquet or .csv (--engine ray: a folder of Parquet parts)")
+    p.add_argument("--output", required=True, help=".parquet, .csv or .jsonl (--engine ray: a folder of Parquet parts)")
     p.add_argument("--text-column", default="text")
     p.add_argument("--id-column")
     p.add_argument("--keep-column", action="append", default=[], help="copy an input column to the output")
@@ -21,6 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="skip chunks finished by an interrupted run")
     p.add_argument("--threads", type=int)
     p.add_argument("--encoding", default="utf-8")
+    p.add_argument("--review-threshold", type=float, help="add a route column: review below this confidence")
     g = p.add_argument_group("Ray engine (pip install 'transferops[ray]')")
     g.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="ray: an actor pool scores the shards of a file or folder (see docs/scale.md)")
@@ -67,7 +68,7 @@ def _predict(args: argparse.Namespace) -> int:
     model = load_for_runtime(args.model, args.runtime, args.threads)
     res = predict_file(model, args.input, args.output, text_column=args.text_column, id_column=args.id_column,
                        keep_columns=args.keep_column, chunk_size=args.chunk_size, batch_size=args.batch_size,
-                       resume=args.resume, encoding=args.encoding)
+                       resume=args.resume, encoding=args.encoding, review_threshold=args.review_threshold)
     say(f"scored {res.rows} rows in {res.chunks} chunks ({res.chunks_skipped} resumed) in {res.seconds:.1f}s "
         f"— {res.rows_per_second:.1f} rows/s → {res.output}")
     return 0

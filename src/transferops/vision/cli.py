@@ -17,8 +17,7 @@ from transferops._util import dumps
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """``train`` options of images (text runs ignore them)."""
     g = p.add_argument_group("images (issue 15; --modality image, or inferred from a class-per-folder --data)")
-    g.add_argument("--modality", choices=["text", "image"], default=None,
-                   help="input modality (default: image when --data is a folder of class sub-folders)")
+    # --modality (text | tabular | image | auto) is the one flag of tabular.cli.add_modality_arg
     g.add_argument("--image-column", default="path", help="column of image paths in a CSV/Parquet --data")
     g.add_argument("--image-size", type=int, help="crop side in pixels (default: the checkpoint's, e.g. 224)")
     g.add_argument("--image-augment", choices=["standard", "geometry_preserving"],
@@ -27,7 +26,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 def wants_images(args: argparse.Namespace) -> bool:
     modality = getattr(args, "modality", None)
-    if modality is not None:
+    if modality not in (None, "auto"):
         return bool(modality == "image")
     from transferops.vision.data import is_image_folder
 

@@ -22,7 +22,7 @@ from transferops.artifacts.classifier import ClassifierBase, TorchBacked
 from transferops.artifacts.kinds import register_kind
 from transferops.constants import MODEL_DIR
 from transferops.errors import ArtifactError, CheckpointNotFoundError
-from transferops.modality.image import IMAGE
+from transferops.modality.image import IMAGE, ImageServeHooks
 from transferops.modality.image.preprocess import ImagePreprocessing, check_same
 
 TORCH_BN_MOMENTUM = 0.1
@@ -132,7 +132,7 @@ def read_preprocessing(manifest: Any, path: Path) -> ImagePreprocessing:
     return recorded
 
 
-class ImageModel(TorchBacked, ClassifierBase):
+class ImageModel(ImageServeHooks, TorchBacked, ClassifierBase):
     """A fine-tuned image classifier folder (``kind: image_model``)."""
 
     modality = "image"
@@ -168,7 +168,7 @@ class ImageModel(TorchBacked, ClassifierBase):
         return image_forward(self.feature_module, self.preprocessing, images, batch_size=batch_size)
 
 
-class ImageBaselineModel(ClassifierBase):
+class ImageBaselineModel(ImageServeHooks, ClassifierBase):
     """The pixel + colour-histogram logistic regression saved as the winner (``kind: image_baseline``)."""
 
     runtime = "sklearn"

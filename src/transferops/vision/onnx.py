@@ -27,7 +27,7 @@ from transferops.artifacts.classifier import ClassifierBase
 from transferops.artifacts.kinds import register_kind
 from transferops.constants import MANIFEST_NAME
 from transferops.errors import ArtifactError, GateFailedError
-from transferops.modality.image import IMAGE
+from transferops.modality.image import IMAGE, ImageServeHooks
 from transferops.modality.image.preprocess import ImagePreprocessing
 
 EXPORT_JSON = "image_export.json"
@@ -143,7 +143,7 @@ def export_image(run: str | Path, out: str | Path, *, int8: bool = True, calibra
     return report
 
 
-class OnnxImageModel(ClassifierBase):
+class OnnxImageModel(ImageServeHooks, ClassifierBase):
     """An exported image model (kind ``image_onnx``): ``variant`` ``int8`` (default when present) or ``fp32``."""
 
     runtime = "onnx"

@@ -204,11 +204,21 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
     if name in hub and getattr(hub.get(name).runner.model, "modality", "text") == "image":  # issue 15
         raise field_error(422, ["body", "texts"], f"model {name!r} classifies images: POST them to "
                           f"/v1/models/{name}/images (multipart) or /v1/models/{name}/images/base64")
+    check_modality(hub, name, "text")  # any other non-text model (tables: the rows route)
     timeout_s = timeout_for(request, settings)
     chunks = await _infer(request, name, req.texts, timeout_s, hub, metrics)
     if chunks is None:
         metrics.rejected.labels("client_gone").inc()
         return Response(status_code=499)
+    return await respond(request, name, chunks, t0=t0, logged=req.texts, ids=req.ids, assignment=assignment)
+
+
+async def respond(request: Request, name: str, chunks: list[tuple[Runner, InferResult]], *, t0: float,
+                  logged: list[str], ids: list[Any] | None, assignment: Assignment | None = None) -> Response:
+    """From the batcher's results to the answer, for every input route (texts, rows, ...): review route,
+    one :func:`_record` per input (``logged[i]`` is its logged ``text``), durable log, metrics, listeners."""
+    state = request.app.state
+    metrics, settings = state.metrics, get_predict_settings(request)
     latency_ms = (time.perf_counter() - t0) * 1000.0
     now = time.time()
     durable = state.durable_log
@@ -227,7 +237,7 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
             probs = {lbl: float(p) for lbl, p in zip(runner.labels, res.proba[j], strict=True)}
             pid = uuid.uuid4().hex
             label = res.labels[j]
-            client_id = req.ids[i] if req.ids is not None else None
+            client_id = ids[i] if ids is not None else None
             preds.append({"id": client_id, "prediction_id": pid, "label": label, "probabilities": probs,
                           "confidence": conf, "route": route, "model_version": runner.version})
             if per_task is not None:
@@ -235,7 +245,7 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
             for lbl in (label if isinstance(label, list) else [label]):
                 metrics.predictions.labels(name, str(lbl)).inc()
             if want_records:
-                records.append(_record(pid=pid, name=name, runner=runner, res=res, j=j, text=req.texts[i],
+                records.append(_record(pid=pid, name=name, runner=runner, res=res, j=j, text=logged[i],
                                        client_id=client_id, route=route, probs=probs, latency_ms=latency_ms,
                                        ts=now, assignment=assignment))
             i += 1
@@ -258,4 +268,18 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
     return JSONResponse(body)
 
 
-__all__ = ["Assignment", "MetricsDep", "PredictSettingsDep", "predict", "router"]
+def check_modality(hub: ModelHub, name: str, want: str) -> None:
+    """422 when model ``name`` takes another input than this route's ``want`` (the model's ``modality``;
+    its ``serve_route`` names the route that takes its input)."""
+    if name not in hub:
+        return  # the route answers 404 itself
+    model = hub.get(name).runner.model
+    have = getattr(model, "modality", "text")
+    if have != want:
+        route = getattr(model, "serve_route", "")
+        hint = f": POST /v1/models/{name}/{route}" if route else ""
+        raise field_error(422, ["path", "name"], f"model {name!r} takes {have} input, not {want}{hint}",
+                          "wrong_modality")
+
+
+__all__ = ["Assignment", "MetricsDep", "PredictSettingsDep", "check_modality", "predict", "respond", "router"]

@@ -118,5 +118,19 @@ class ImageModality:
 #: The shared instance (stateless).
 IMAGE = register_modality(ImageModality())
 
+
+class ImageServeHooks:
+    """What the shared server asks of an image model (the modality hooks of :class:`~transferops.deploy.hub.ModelHub`
+    and :class:`~transferops.deploy.runtime.Runner`): a grey image to warm up on, and no token features."""
+
+    def warmup_inputs(self) -> list[Any]:
+        from PIL import Image
+
+        return [Image.new("RGB", (64, 64), (127, 127, 127))]
+
+    def serve_features(self, inputs: Sequence[Any]) -> dict[str, np.ndarray]:
+        zeros = np.zeros(len(inputs))
+        return {"n_tokens": zeros.astype(int), "n_chars": zeros.astype(int), "unk_rate": zeros}
+
 __all__ = ["BRIGHTNESS_SLICE", "IMAGE", "IMAGE_EXTENSIONS", "MAX_PIXELS", "STAT_NAMES", "ImageModality",
-           "check_images", "decode_image", "image_stats"]
+           "ImageServeHooks", "check_images", "decode_image", "image_stats"]
