@@ -91,7 +91,10 @@ def test_two_arms_outcomes_and_analysis(tiny_run: Path, second_run: Path, bbc_sm
         assert r.status_code == 404 and "prediction_id" in r.text
 
     assert set(seen.values()) == {"control", "treatment"}
-    assert main(["abtest", "analyze", "--db", f"sqlite:///{db}", "--experiment", EXPERIMENT, "--json"]) == 0
+    # the latency guardrail is not this test's point: the two tiny models answer in ~1 ms, where a shared CI
+    # core's noise alone can raise one arm's p95 by 20 % (the guardrail itself is tested on fixed data)
+    assert main(["abtest", "analyze", "--db", f"sqlite:///{db}", "--experiment", EXPERIMENT, "--json",
+                 "--max-latency-increase", "100"]) == 0
     d = json.loads(capsys.readouterr().out)
     n_arm = {a["arm"]: a["n"] for a in d["arms"]}
     assert n_arm == {"control": sum(v == "control" for v in seen.values()),

@@ -59,6 +59,12 @@ def test_export_predict_monitor(image_run: Path, digits_folder: Path, tmp_path: 
     torch_p = transferops.load(image_run).predict_proba(files)
     fp32_p = transferops.load(exp, variant="fp32").predict_proba(files)
     np.testing.assert_allclose(torch_p, fp32_p, atol=1e-4)
+    # the int8 gate: a run that must beat fp32 by 100 points fails (exit 1), keeps fp32 and serves it
+    strict = tmp_path / "strict"
+    assert main(["export", "--model", str(image_run), "--out", str(strict), "--max-drop", "-100", "-q"]) == 1
+    failed = json.loads((strict / "image_export.json").read_text())
+    assert failed["int8_failed"]["failed"] and "int8" not in failed
+    assert not (strict / "model.int8.onnx").exists() and transferops.load(strict).variant == "fp32"
 
     preds = tmp_path / "preds.csv"
     assert main(["predict", "--model", str(exp), "--input", str(digits_folder), "--output", str(preds), "-q"]) == 0

@@ -80,6 +80,13 @@ def train(args: argparse.Namespace) -> int:
         kw["compare_random_split"] = False
     cfg = TabularConfig(**kw)
     pre = getattr(args, "checkpoint", None)
+    inferred = (getattr(args, "modality", "auto") or "auto") == "auto"
+    tc = getattr(args, "text_column", "text")
+    if pre and not (Path(pre) / "pretrained.json").exists() and inferred:
+        # the table was inferred from the missing text column, but the checkpoint is not a table's:
+        # most likely a text run whose column is named otherwise
+        raise DataError(f"{args.data}: no text column {tc!r} (it would be read as a table, but --checkpoint {pre} "
+                        "is not a tabular pretrained folder); for text, pass --text-column NAME")
     if pre and not (Path(pre) / "pretrained.json").exists():
         raise ConfigError(f"--checkpoint: {pre} is not a tabular pretrained folder (make one with transferops adapt "
                           "--modality tabular --unlabeled FILE --out DIR)")
@@ -89,10 +96,9 @@ def train(args: argparse.Namespace) -> int:
                           group_column=args.group_column, id_column=args.id_column,
                           slice_columns=list(args.slice_column or []), config=cfg, pretrained=pre)
     except DataError as exc:
-        if (getattr(args, "modality", "auto") or "auto") != "auto":
+        if not inferred:
             raise
         # the table was inferred from the missing text column: say so, the user may have meant text
-        tc = getattr(args, "text_column", "text")
         raise DataError(f"{args.data}: no text column {tc!r}, so it was read as a table (--modality tabular); "
                         f"as a table: {exc} (for text, pass --text-column NAME)") from None
     if getattr(args, "json", False):

@@ -101,7 +101,7 @@ def predict(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from transferops.vision.onnx import export_image
 
-    rep = export_image(args.model, args.out, int8=args.quantize != "none")
+    rep = export_image(args.model, args.out, int8=args.quantize != "none", max_drop=args.max_drop / 100.0)
     fp = rep["fp32"]["test"]
     print(f"exported {args.model} → {args.out}: fp32 parity max |Δlogit| {rep['parity']['max_abs_logit_diff']:.2e}, "
           f"argmax agreement {rep['parity']['argmax_agreement']:.3f}; fp32 test accuracy {fp['accuracy']:.4f} "

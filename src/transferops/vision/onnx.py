@@ -26,7 +26,7 @@ from transferops._util import read_json, write_json
 from transferops.artifacts.classifier import ClassifierBase
 from transferops.artifacts.kinds import register_kind
 from transferops.constants import MANIFEST_NAME
-from transferops.errors import ArtifactError, GateFailedError
+from transferops.errors import ArtifactError, ConfigError, GateFailedError
 from transferops.modality.image import IMAGE, ImageServeHooks
 from transferops.modality.image.preprocess import ImagePreprocessing
 
@@ -54,8 +54,15 @@ def _run(sess: Any, pixels: np.ndarray, batch_size: int = 32) -> tuple[np.ndarra
 
 
 def export_image(run: str | Path, out: str | Path, *, int8: bool = True, calibration: int = 64,
-                 atol: float = 1e-3, threads: int | None = None) -> dict[str, Any]:
-    """Export the image model in ``run`` to ``out`` (see the module docstring); returns the export report."""
+                 atol: float = 1e-3, threads: int | None = None, max_drop: float = 0.01) -> dict[str, Any]:
+    """Export the image model in ``run`` to ``out`` (see the module docstring); returns the export report.
+
+    As for text, :class:`~transferops.errors.GateFailedError` when the int8 accuracy drop exceeds ``max_drop``
+    (a fraction: 0.01 = one point); ``image_export.json`` is still written so the failure can be inspected,
+    and the failed int8 file is removed so the folder serves fp32.
+    """
+    if not -1 <= max_drop <= 1:
+        raise ConfigError(f"max_drop: {max_drop!r} must be a fraction in [-1, 1] (0.01 = one point)")
     import torch
 
     from transferops.artifacts import load
@@ -132,13 +139,23 @@ def export_image(run: str | Path, out: str | Path, *, int8: bool = True, calibra
         r8 = score(s8)
         report["int8"] = {"file": q.name, "bytes": q.stat().st_size, "method": "static QDQ", "calibration_images":
                           len(calib), "test": r8,
-                          "accuracy_drop": report["fp32"]["test"]["accuracy"] - r8["accuracy"]}
+                          "accuracy_drop": report["fp32"]["test"]["accuracy"] - r8["accuracy"],
+                          "max_drop": max_drop}
     shutil.copy(run / MANIFEST_NAME, out / MANIFEST_NAME)
     for extra in ("image_reference.json", "image_reference.safetensors"):
         if (run / extra).exists():
             shutil.copy(run / extra, out / extra)
     if (run / "data").exists():
         shutil.copytree(run / "data", out / "data", dirs_exist_ok=True)
+    drop = report.get("int8", {}).get("accuracy_drop")
+    if drop is not None and drop > max_drop + 1e-12:
+        report["int8"]["failed"] = True
+        report["int8_failed"] = report.pop("int8")  # the loader then serves fp32, never the failed variant
+        (out / VARIANTS["int8"]).unlink(missing_ok=True)
+        write_json(out / EXPORT_JSON, report)
+        raise GateFailedError(f"int8 accuracy drop {drop * 100:.2f} points > --max-drop {max_drop * 100:.2f} points "
+                              f"on the test split (fp32 is kept in {out}; export with --quantize none, or raise "
+                              "--max-drop if acceptable)")
     write_json(out / EXPORT_JSON, report)
     return report
 

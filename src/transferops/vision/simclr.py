@@ -115,7 +115,6 @@ def adapt_images(unlabeled: str | Path, *, out: str | Path, config: SimCLRConfig
     """Contrastive continued pretraining; returns the ``adapt.json`` document."""
     import torch
 
-    from transferops._util import write_json
     from transferops.checkpoints.image import resolve_image_checkpoint
     from transferops.errors import ConfigError
     from transferops.finetune.loop import LoopConfig, TrainLoop
@@ -175,8 +174,10 @@ def adapt_images(unlabeled: str | Path, *, out: str | Path, config: SimCLRConfig
            "probe": None if probe_data is None else {
                "data": str(probe_data), "metric": "probe_macro_f1 (5-fold CV, frozen features)",
                "before": before, "after": after, "gain": None if before is None or after is None else after - before}}
-    write_json(out / "adapt.json", doc)
-    return doc
+    from transferops.artifacts.manifest import write_manifest
+
+    # the one manifest writer (stamps format and library versions), as the text adapt's adapt.json
+    return dict(write_manifest(out, doc, filename="adapt.json"))
 
 
 def format_adapt(doc: dict[str, Any]) -> str:
