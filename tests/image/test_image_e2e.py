@@ -120,7 +120,7 @@ def test_serve_images_over_http(image_run: Path, digits_folder: Path, tmp_path: 
         assert c.post("/v1/models/nope/images/base64", json={"images": b64}).status_code == 404
         # the JSON text route never reads server paths for an image model
         t = c.post("/v1/models/img/predict", json={"texts": [str(files[0])]})
-        assert t.status_code == 422 and "classifies images" in t.text
+        assert t.status_code == 422 and "takes image input" in t.text and "/v1/models/img/images" in t.text
     with sqlite3.connect(db) as con:
         rows = con.execute("select text, route from predictions").fetchall()
     assert len(rows) == 6 and all(r[0].startswith("image:sha1:") for r in rows)

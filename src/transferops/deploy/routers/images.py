@@ -16,15 +16,14 @@ import base64
 import binascii
 import hashlib
 import time
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from transferops.deploy.http import field_error
-from transferops.deploy.routers.predict import _infer, _record, get_predict_settings, unknown_model
+from transferops.deploy.routers.predict import _infer, check_modality, get_predict_settings, respond, unknown_model
 from transferops.errors import DataError
 
 router = APIRouter(tags=["images"])
@@ -62,8 +61,7 @@ async def _predict_images(request: Request, name: str, blobs: list[bytes], ids: 
     request.scope["transferops.model"] = name
     if name not in hub:
         raise unknown_model(name, hub)
-    if not is_image_model(hub, name):
-        raise field_error(422, ["path", "name"], f"model {name!r} takes texts: POST /v1/models/{name}/predict")
+    check_modality(hub, name, "image")
     if not blobs:
         raise field_error(422, loc, "no images; send at least one")
     if len(blobs) > settings.max_texts_per_request:
@@ -75,36 +73,8 @@ async def _predict_images(request: Request, name: str, blobs: list[bytes], ids: 
     chunks = await _infer(request, name, images, settings.request_timeout_s, hub, metrics)
     if chunks is None:
         return Response(status_code=499)
-    latency_ms = (time.perf_counter() - t0) * 1000.0
-    now = time.time()
-    durable = state.durable_log
-    want_records = bool(state.prediction_listeners) or durable is not None
-    preds, records, n_review, i, version = [], [], 0, 0, ""
-    for runner, res in chunks:
-        version = runner.version
-        for j in range(len(res)):
-            conf = float(res.confidence[j])
-            route = runner.review.route(conf)
-            n_review += route == "review"
-            probs = {lbl: float(p) for lbl, p in zip(runner.labels, res.proba[j], strict=True)}
-            pid = uuid.uuid4().hex
-            cid = ids[i] if ids is not None else None
-            preds.append({"id": cid, "prediction_id": pid, "label": res.labels[j], "probabilities": probs,
-                          "confidence": conf, "route": route, "model_version": runner.version})
-            metrics.predictions.labels(name, str(res.labels[j])).inc()
-            if want_records:
-                records.append(_record(pid=pid, name=name, runner=runner, res=res, j=j, text=keys[i], client_id=cid,
-                                       route=route, probs=probs, latency_ms=latency_ms, ts=now, assignment=None))
-            i += 1
-    if durable is not None and records:
-        import asyncio
-
-        await asyncio.wait_for(asyncio.wrap_future(durable(records)), settings.request_timeout_s)
-    metrics.observe_routes(name, n_review, len(preds))
-    metrics.latency.labels(name).observe(latency_ms / 1000.0)
-    if records and state.prediction_listeners:
-        state.listener_dispatcher.submit(records)
-    return JSONResponse({"model": name, "model_version": version, "predictions": preds})
+    # the texts' one path from results to the answer: review route, log (503 when it is down), metrics
+    return await respond(request, name, chunks, t0=t0, logged=keys, ids=ids)
 
 
 @router.post("/v1/models/{name}/images",

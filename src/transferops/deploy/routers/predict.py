@@ -201,10 +201,7 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
     hub, metrics, settings = state.hub, state.metrics, get_predict_settings(request)
     request.scope["transferops.model"] = name
     check_texts(req, settings, metrics)
-    if name in hub and getattr(hub.get(name).runner.model, "modality", "text") == "image":  # issue 15
-        raise field_error(422, ["body", "texts"], f"model {name!r} classifies images: POST them to "
-                          f"/v1/models/{name}/images (multipart) or /v1/models/{name}/images/base64")
-    check_modality(hub, name, "text")  # any other non-text model (tables: the rows route)
+    check_modality(hub, name, "text")  # a non-text model names its own route (images, rows)
     timeout_s = timeout_for(request, settings)
     chunks = await _infer(request, name, req.texts, timeout_s, hub, metrics)
     if chunks is None:
@@ -276,7 +273,7 @@ def check_modality(hub: ModelHub, name: str, want: str) -> None:
     model = hub.get(name).runner.model
     have = getattr(model, "modality", "text")
     if have != want:
-        route = getattr(model, "serve_route", "")
+        route = getattr(model, "serve_route", "predict" if have == "text" else "")
         hint = f": POST /v1/models/{name}/{route}" if route else ""
         raise field_error(422, ["path", "name"], f"model {name!r} takes {have} input, not {want}{hint}",
                           "wrong_modality")

@@ -123,6 +123,9 @@ class ImageServeHooks:
     """What the shared server asks of an image model (the modality hooks of :class:`~transferops.deploy.hub.ModelHub`
     and :class:`~transferops.deploy.runtime.Runner`): a grey image to warm up on, and no token features."""
 
+    #: the server route that takes this model's input (``check_modality``'s hint on the other routes)
+    serve_route = "images"
+
     def warmup_inputs(self) -> list[Any]:
         from PIL import Image
 
