@@ -6,6 +6,7 @@ with), so both sides compute exactly the same numbers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,10 +30,13 @@ def text_features(tokenizer: Any, texts: Sequence[str], input_ids: Sequence[Sequ
     }
 
 
+@functools.lru_cache(maxsize=8)
 def _projection(dim: int) -> np.ndarray:
     # Fixed seed: the server and the training-time profile must project the same way.
     rng = np.random.default_rng(20240601 + dim)
-    return rng.standard_normal((dim, SKETCH_DIM)) / np.sqrt(SKETCH_DIM)
+    out = rng.standard_normal((dim, SKETCH_DIM)) / np.sqrt(SKETCH_DIM)
+    out.setflags(write=False)  # cached: shared by every call
+    return out
 
 
 def sketch(embeddings: np.ndarray) -> np.ndarray:

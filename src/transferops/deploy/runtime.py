@@ -12,6 +12,7 @@ runs in a worker thread, never on the event loop.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -94,6 +95,12 @@ class Runner:
     def labels(self) -> list[str]:
         return list(self.model.labels)
 
+    @functools.cached_property
+    def decision_rule(self) -> Any:
+        """The model's decision rule, read once: a served model's manifest does not change under it (a
+        reload builds a new runner), and parsing it on every batch and request showed in the profile."""
+        return self.model.decision_rule
+
     @property
     def multilabel(self) -> bool:
         return bool(self.model.task == "multilabel")
@@ -110,7 +117,7 @@ class Runner:
             ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
             feats = text_features(self.tokenizer, texts, input_ids=ids)
         # one decision: labels and the confidence the log, the review route and the profile share
-        decided, conf = self.model.decision_rule.apply(proba)
+        decided, conf = self.decision_rule.apply(proba)
         return InferResult(labels=decided, proba=proba, confidence=conf, sketch=sketch(emb),
                            n_tokens=feats["n_tokens"], n_chars=feats["n_chars"], unk_rate=feats["unk_rate"])
 

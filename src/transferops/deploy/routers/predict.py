@@ -226,7 +226,7 @@ async def respond(request: Request, name: str, chunks: list[tuple[Runner, InferR
     for runner, res in chunks:
         version = runner.version
         # a multi-task model (artifacts/multitask.py): each task's answer, from the same probabilities
-        per_task = getattr(runner.model.decision_rule, "per_task", None)
+        per_task = getattr(runner.decision_rule, "per_task", None)
         for j in range(len(res)):
             conf = float(res.confidence[j])
             route = runner.review.route(conf)
