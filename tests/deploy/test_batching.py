@@ -79,3 +79,48 @@ def test_runner_swap_applies_to_the_next_batch(tiny_export: Path, tiny_run: Path
             return before, after
 
     assert asyncio.run(go()) == ("onnx", "pytorch")
+
+
+class _BarrierRunner:
+    """A real ONNX runner whose ``infer`` waits for ``parties`` calls to be running at once."""
+
+    def __init__(self, runner: Runner, parties: int) -> None:
+        import threading
+
+        self._runner, self.barrier = runner, threading.Barrier(parties, timeout=2)
+
+    def infer(self, texts: list[str]) -> object:
+        self.barrier.wait()  # raises BrokenBarrierError when fewer batches run at once
+        return self._runner.infer(texts)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_concurrency_runs_batches_in_parallel(tiny_export: Path, concurrency: int) -> None:
+    import threading
+
+    runner = _BarrierRunner(open_runner("m", tiny_export), parties=2)
+    sizes: list[int] = []
+
+    async def go() -> list[object]:
+        with ThreadPoolExecutor(2) as ex:
+            b = DynamicBatcher(Slot(runner), executor=ex, max_batch_size=2, max_wait_ms=0,  # type: ignore[arg-type]
+                               concurrency=concurrency, on_batch=lambda n, _dt: sizes.append(n))
+            out = await asyncio.gather(b.submit(_texts(2)), b.submit(_texts(2)), return_exceptions=True)
+            b.close()
+            return out
+
+    if concurrency == 2:
+        out = asyncio.run(go())
+        assert all(not isinstance(r, BaseException) for r in out)
+        assert sizes == [2, 2]  # two model calls, both running at the same moment (the barrier let them through)
+    else:
+        # one batch at a time: the first call waits at the barrier alone until it breaks
+        out = asyncio.run(go())
+        assert any(isinstance(r, threading.BrokenBarrierError) for r in out)
+
+
+def test_concurrency_must_be_a_positive_integer(tiny_export: Path) -> None:
+    from transferops.errors import ConfigError
+
+    with ThreadPoolExecutor(1) as ex, pytest.raises(ConfigError, match="concurrency"):
+        DynamicBatcher(Slot(open_runner("m", tiny_export)), executor=ex, concurrency=0)

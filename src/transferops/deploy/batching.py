@@ -1,6 +1,7 @@
 """Dynamic batching: texts from many requests are coalesced into one model call.
 
-A batch closes at ``max_batch_size`` texts or ``max_wait_ms`` after its first text, whichever
+With ``concurrency`` > 1, up to that many batches run at once (the executor needs as many threads);
+the next batch forms while the last computes. A batch closes at ``max_batch_size`` texts or ``max_wait_ms`` after its first text, whichever
 comes first (with ``adaptive_wait`` the wait is skipped while traffic is one request at a time, so
 a lone client never pays it; texts arriving during a model call always form the next batch);
 requests larger than ``max_batch_size`` are split into chunks so no batch exceeds it.
@@ -84,11 +85,16 @@ class DynamicBatcher:
 
     def __init__(self, slot: HasRunner, *, executor: Executor, max_batch_size: int = 32,
                  max_wait_ms: float = 2.0, queue_size: int = 2048, adaptive_wait: bool = True,
+                 concurrency: int = 1,
                  on_batch: Callable[[int, float], None] | None = None,
                  on_depth: Callable[[int], None] | None = None,
                  on_drop: Callable[[str], None] | None = None) -> None:
         self.slot = slot
         self.executor = executor
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigError(f"concurrency: must be an integer >= 1, got {concurrency!r}")
+        self.concurrency = concurrency  # batches in flight at once (the executor's threads run them)
+        self._inflight: set[asyncio.Task[None]] = set()
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.adaptive_wait = adaptive_wait
@@ -189,6 +195,7 @@ class DynamicBatcher:
     async def _worker(self) -> None:
         assert self._wake is not None and self._loop is not None
         wake, loop = self._wake, self._loop
+        slots = asyncio.Semaphore(self.concurrency)
         while True:
             if not self._jobs:
                 if self._closed:
@@ -196,6 +203,9 @@ class DynamicBatcher:
                 wake.clear()
                 await wake.wait()
                 continue
+            # A free slot first: while every slot computes, arriving texts queue up and form the next
+            # batch (with concurrency > 1 the next batch starts while the event loop answers the last).
+            await slots.acquire()
             concurrent = len(self._jobs) > 1 or self._last_jobs > 1 or not self.adaptive_wait
             if self._queued < self.max_batch_size and self.max_wait_s > 0 and concurrent:
                 deadline = loop.time() + self.max_wait_s
@@ -210,14 +220,23 @@ class DynamicBatcher:
                         break
             batch = self._take_batch(loop.time())
             if not batch:
+                slots.release()
                 continue
             self._last_jobs = len(batch)
+            task = loop.create_task(self._run_batch(batch, slots))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+
+    async def _run_batch(self, batch: list[_Job], slots: asyncio.Semaphore) -> None:
+        """One batch on the executor; every job gets its slice (or, when the batch fails, its own run)."""
+        assert self._loop is not None
+        try:
             texts = [t for job in batch for t in job.texts]
             self._set_depth(-len(texts))
             runner = self.slot.runner
             t0 = time.perf_counter()
             try:
-                result = await loop.run_in_executor(self.executor, runner.infer, texts)
+                result = await self._loop.run_in_executor(self.executor, runner.infer, texts)
             except Exception as exc:
                 if len(batch) == 1:
                     self.isolated_failures += 1
@@ -225,7 +244,7 @@ class DynamicBatcher:
                         batch[0].future.set_exception(exc)
                 else:
                     await self._run_individually(runner, batch)
-                continue
+                return
             dt = time.perf_counter() - t0
             self._ema_batch_s = 0.8 * self._ema_batch_s + 0.2 * dt
             if self.on_batch is not None:
@@ -236,7 +255,8 @@ class DynamicBatcher:
                 if not job.future.done():
                     job.future.set_result((runner, result.slice(off, off + k)))
                 off += k
-
+        finally:
+            slots.release()
 
     async def _run_individually(self, runner: Runner, batch: list[_Job]) -> None:
         """A batch failed: run each request on its own so only the one that fails alone fails."""

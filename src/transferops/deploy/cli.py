@@ -54,7 +54,9 @@ def register(sub: Any) -> None:
                         "predictions reach this accuracy (e.g. 0.98)")
     s.add_argument("--admin-token", help="token for /admin endpoints (or env TRANSFEROPS_ADMIN_TOKEN)")
     s.add_argument("--threads", type=int, help="intra-op threads for ONNX Runtime / PyTorch")
-    s.add_argument("--workers", type=int, default=1, help="inference threads (batches run in parallel)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="inference threads (batches of one model run in parallel); default: the cores "
+                        "divided by --threads, 1 when --threads is not set")
     s.add_argument("--variant", choices=["int8", "fp32"], help="ONNX variant to serve (default int8)")
     s.add_argument("--db", "--db-url", dest="db_url", metavar="URL",
                    help="prediction log database: a file path, sqlite:///x.db or postgresql://... "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -42,14 +43,16 @@ class HubSettings:
 
     threads: int | None = field(default=None, metadata={"help": "intra-op threads for ONNX Runtime / PyTorch"})
     variant: str | None = field(default=None, metadata={"help": "ONNX variant: int8 (default) or fp32"})
-    inference_workers: int = field(default=1, metadata={"help": "inference threads (batches in parallel)"})
+    inference_workers: int | None = field(default=None, metadata={
+        "help": "inference threads = batches of one model run at once; None: the cores divided by --threads "
+                "(1 when --threads is not set: one batch then uses every core)"})
     review_threshold: float | None = None
     target_auto_accuracy: float | None = None
     batching: BatchSettings = field(default_factory=BatchSettings)
 
     def __post_init__(self) -> None:
         w = self.inference_workers
-        if not isinstance(w, int) or isinstance(w, bool) or w <= 0:
+        if w is not None and (not isinstance(w, int) or isinstance(w, bool) or w <= 0):
             raise ConfigError(f"inference_workers: must be a positive number, got {w!r}")
         if self.review_threshold is not None and self.target_auto_accuracy is not None:
             raise ConfigError("review_threshold and target_auto_accuracy: set one, not both")
@@ -61,6 +64,17 @@ class HubSettings:
             raise ConfigError(f"threads: must be positive, got {self.threads!r}")
         if self.variant not in (None, "int8", "fp32"):
             raise ConfigError(f"variant: {self.variant!r} is not one of 'int8', 'fp32'")
+
+    @property
+    def workers(self) -> int:
+        """Inference threads: ``inference_workers``, or the cores divided by ``threads``. With 1 intra-op
+        thread on 2 cores, two batches run at once (measured in ``benchmarks/serve_bench.py``: one
+        batch at a time left a core idle while the event loop answered the previous batch)."""
+        if self.inference_workers is not None:
+            return self.inference_workers
+        if not self.threads:
+            return 1
+        return max(1, (os.cpu_count() or 1) // self.threads)
 
 
 @dataclass
@@ -97,7 +111,7 @@ class ModelHub:
         # the hub owns the inference threads unless given some (close() shuts its own down)
         self._own_executor = executor is None
         self.executor: Executor = executor or ThreadPoolExecutor(
-            max_workers=settings.inference_workers, thread_name_prefix="transferops-infer")
+            max_workers=settings.workers, thread_name_prefix="transferops-infer")
         self._slots: dict[str, ModelSlot] = {}
         self._pools: dict[tuple[str, int, str, str], AdapterPool] = {}
         self._lock = threading.RLock()
@@ -177,7 +191,8 @@ class ModelHub:
                 m = self.metrics
                 slot = ModelSlot(name=name, runner=runner, batcher=None, kind=kind)  # type: ignore[arg-type]
                 slot.batcher = DynamicBatcher(
-                    slot, executor=self.executor, **asdict(self.settings.batching),
+                    slot, executor=self.executor, concurrency=self.settings.workers,
+                    **asdict(self.settings.batching),
                     on_batch=_batch_observer(m, name), on_depth=m.queue_depth.labels(name).set)
                 self._slots[name] = slot
             else:
