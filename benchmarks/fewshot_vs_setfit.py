@@ -153,7 +153,8 @@ def main() -> None:
 
                     def add(method: str, r: dict[str, Any], la: float, cell: dict[str, Any] = cell) -> None:
                         runs.append({**cell, "method": method, "load_avg_1m": la, **r})
-                        print(f"{ds} k={k} seed={seed} {method}: macro-F1 {r['macro_f1']:.4f} "
+                        print(f"{cell['dataset']} k={cell['k']} seed={cell['seed']} {method}: macro-F1 "
+                              f"{r['macro_f1']:.4f} "
                               f"{r['wall_seconds']:.1f}s (load {la})", flush=True)
 
                     la = load1()
@@ -178,7 +179,8 @@ def write(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
     summary = (df.groupby(["dataset", "k", "method"])
                .agg(macro_f1_mean=("macro_f1", "mean"), macro_f1_std=("macro_f1", "std"),
                     wall_mean=("wall_seconds", "mean"), runs=("seed", "count")).reset_index())
-    lines = ["| dataset | k/class | method | macro-F1 mean ± std | wall s (mean) | runs |", "|---|---:|---|---|---:|---:|"]
+    lines = ["| dataset | k/class | method | macro-F1 mean ± std | wall s (mean) | runs |",
+             "|---|---:|---|---|---:|---:|"]
     for r in summary.itertuples():
         std = 0.0 if np.isnan(r.macro_f1_std) else r.macro_f1_std
         lines.append(f"| {r.dataset} | {r.k} | {r.method} | {r.macro_f1_mean:.3f} ± {std:.3f} | {r.wall_mean:.1f} | "
