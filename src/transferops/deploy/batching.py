@@ -2,8 +2,9 @@
 
 With ``concurrency`` > 1, up to that many batches run at once (the executor needs as many threads);
 the next batch forms while the last computes. A batch closes at ``max_batch_size`` texts or
-``max_wait_ms`` after its first text, whichever comes first (with ``adaptive_wait`` the wait is skipped while traffic is one request at a time, so
-a lone client never pays it; texts arriving during a model call always form the next batch);
+``max_wait_ms`` after its first text, whichever comes first (with ``adaptive_wait`` the wait is
+skipped while traffic is one request at a time, so a lone client never pays it; texts arriving during
+a model call always form the next batch);
 requests larger than ``max_batch_size`` are split into chunks so no batch exceeds it.
 Inference runs in a thread pool (never on the event loop). The queue is bounded in texts: when a
 request does not fit, :class:`Overloaded` is raised at once (the server answers 503 + Retry-After)
