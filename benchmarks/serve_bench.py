@@ -134,16 +134,19 @@ async def _load(port: int, path: str, text: str, concurrency: int, duration: flo
     # warm-up: a few requests per connection
     await asyncio.gather(*[_client("127.0.0.1", port, path, body, time.perf_counter() + 0.5, [], [])
                            for _ in range(min(concurrency, 4))])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*[_client("127.0.0.1", port, path, body, t0 + duration, lat, errors)
                            for _ in range(concurrency)])
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     ms = np.asarray(lat) * 1000
     return {"requests": len(lat), "errors": len(errors), "seconds": round(elapsed, 2),
             "throughput_rps": round(len(lat) / elapsed, 1),
             "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
             "p95_ms": round(float(np.percentile(ms, 95)), 2) if len(ms) else None,
-            "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None}
+            "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
+            # the load generator shares the machine with the server: its CPU share of all cores
+            "loadgen_cpu_share": round(cpu / (elapsed * (os.cpu_count() or 1)), 3),
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 300) -> None:
@@ -190,29 +193,58 @@ def rss_mb(pid: int) -> float:
 
 # --------------------------------------------------------------------------- parts
 def bench_raw_ort(export: Path, texts: dict[str, str], duration: float, threads: int) -> dict[str, Any]:
+    """The ceiling: ONNX Runtime int8 in-process, no HTTP. Full batches of 32 from one thread, and from
+    ``cores / threads`` threads at once over one session (what the server does with its default
+    ``--workers``); the best of the two is the ceiling. Plus single-text calls (the latency floor)."""
+    import concurrent.futures
+
     from transferops.deploy.onnx_runtime import OnnxSession
     from transferops.modeling import load_tokenizer
 
     em = json.loads((export / "export.json").read_text())
     sess = OnnxSession(export / "model.int8.onnx", load_tokenizer(export), max_length=em["max_length"],
                        threads=threads)
-    out = {}
+    par = max(1, (os.cpu_count() or 1) // threads)
+
+    def loop(batch: list[str], until: float, lat: list[float]) -> int:
+        n = 0
+        while time.perf_counter() < until:
+            b0 = time.perf_counter()
+            sess.run(batch, batch_size=len(batch))
+            lat.append(time.perf_counter() - b0)
+            n += len(batch)
+        return n
+
+    out: dict[str, Any] = {}
     for kind, text in texts.items():
         batch = [text] * 32
         sess.run(batch)
-        n, lat = 0, []
+        lat: list[float] = []
         t0 = time.perf_counter()
-        while time.perf_counter() - t0 < duration:
-            b0 = time.perf_counter()
-            sess.run(batch, batch_size=32)
-            lat.append(time.perf_counter() - b0)
-            n += len(batch)
+        n = loop(batch, t0 + duration, lat)
         el = time.perf_counter() - t0
         ms = np.asarray(lat) * 1000
-        out[kind] = {"texts": n, "seconds": round(el, 2), "throughput_tps": round(n / el, 1),
-                     "batch_p50_ms": round(float(np.percentile(ms, 50)), 2),
-                     "batch_p95_ms": round(float(np.percentile(ms, 95)), 2)}
-        log(f"  raw ORT int8 {kind}: {out[kind]['throughput_tps']} texts/s")
+        r: dict[str, Any] = {"texts": n, "seconds": round(el, 2), "throughput_1thread_tps": round(n / el, 1),
+                             "batch_p50_ms": round(float(np.percentile(ms, 50)), 2),
+                             "batch_p95_ms": round(float(np.percentile(ms, 95)), 2)}
+        if par > 1:
+            with concurrent.futures.ThreadPoolExecutor(par) as ex:
+                t0 = time.perf_counter()
+                futs = [ex.submit(loop, batch, t0 + duration, []) for _ in range(par)]
+                n = sum(f.result() for f in futs)
+                el = time.perf_counter() - t0
+            r[f"throughput_{par}threads_tps"] = round(n / el, 1)
+        r["parallel_batches"] = par
+        r["throughput_tps"] = max(v for k, v in r.items() if k.startswith("throughput_") and k.endswith("_tps"))
+        one: list[float] = []
+        t0 = time.perf_counter()
+        loop([text], t0 + min(duration, 3.0), one)
+        ms1 = np.asarray(one) * 1000
+        r["single_p50_ms"] = round(float(np.percentile(ms1, 50)), 3)
+        r["single_p95_ms"] = round(float(np.percentile(ms1, 95)), 3)
+        out[kind] = r
+        log(f"  raw ORT int8 {kind}: {r['throughput_tps']} texts/s (1 thread {r['throughput_1thread_tps']}); "
+            f"one text p50 {r['single_p50_ms']} ms p95 {r['single_p95_ms']} ms")
     return out
 
 
@@ -319,8 +351,11 @@ def write_md(res: dict[str, Any], path: Path) -> None:
             lines.append(f"| {sys_name} | {kind} | {c} | {r['throughput_rps']} | {r['p50_ms']} | "
                          f"{r['p95_ms']} | {r['p99_ms']} | {r['errors']} |")
     for kind, r in res["raw_ort"].items():
-        lines.append(f"| (c) raw ORT int8, batches of 32, in-process | {kind} | – | "
-                     f"{r['throughput_tps']} texts/s | – | batch p95 {r['batch_p95_ms']} | – | 0 |")
+        lines.append(f"| (c) raw ORT int8, batches of 32, in-process (best of 1 and {r.get('parallel_batches', 1)} "
+                     f"threads) | {kind} | – | {r['throughput_tps']} texts/s | – | batch p95 {r['batch_p95_ms']} "
+                     f"| – | 0 |")
+        lines.append(f"| (c) raw ORT int8, one text per call | {kind} | 1 | – | {r.get('single_p50_ms')} | "
+                     f"{r.get('single_p95_ms')} | – | 0 |")
     q = res["int8"]
     lines += ["", "| int8 | value |", "|---|---|",
               f"| held-out BBC articles | {q['n_heldout']} |",
@@ -409,16 +444,20 @@ def main() -> None:
     cmax = max(conc)
     t: list[dict[str, Any]] = []
     for kind in texts:
-        a = res["transferops"][f"{kind}_c{cmax}"]["throughput_rps"]
+        cell = res["transferops"][f"{kind}_c{cmax}"]
+        a = cell["throughput_rps"]
         c = res["raw_ort"][kind]["throughput_tps"]
-        t.append({"target": f"(a) ≥ 80% of (c) throughput at c={cmax}, {kind}",
-                  "measured": f"{a} vs {c} ({a / c:.0%})", "met": a >= 0.8 * c})
+        t.append({"target": f"(a) ≥ 85% of (c) throughput at c={cmax}, {kind} (load generator: "
+                            f"{cell['loadgen_cpu_share']:.0%} of the CPUs)",
+                  "measured": f"{a} vs {c} ({a / c:.0%})", "met": a >= 0.85 * c})
         if res["naive"]:
             b = res["naive"][f"{kind}_c{cmax}"]["throughput_rps"]
             t.append({"target": f"(a) ≥ 3× (b) throughput at c={cmax}, {kind}",
                       "measured": f"{a} vs {b} ({a / max(b, 1e-9):.1f}×)", "met": a >= 3 * b})
     p95 = res["transferops"]["short_c1"]["p95_ms"]
-    t.append({"target": "(a) p95 at c=1, short text ≤ 15 ms", "measured": f"{p95} ms", "met": p95 <= 15})
+    raw1 = res["raw_ort"]["short"]["single_p95_ms"]
+    t.append({"target": "(a) p95 at c=1, short text ≤ 1.5× one raw ORT call's p95 (same text)",
+              "measured": f"{p95} ms vs {raw1} ms ({p95 / raw1:.2f}×)", "met": p95 <= 1.5 * raw1})
     drop = res["int8"]["drop_points"]
     t.append({"target": "int8 accuracy drop ≤ 0.5 point", "measured": f"{drop} points", "met": drop <= 0.5})
     t.append({"target": "int8 size ≤ 0.3× fp32", "measured": f"{res['sizes']['ratio']}×",
