@@ -7,8 +7,9 @@ forces it (emulated, and slow, on a CPU without native bf16).
 bf16 here is ``torch.autocast("cpu", dtype=torch.bfloat16)`` — matmuls in bf16, LayerNorm, softmax and
 the pooled embedding in fp32 — with the Linear weights cast to bf16 once after loading
 (:class:`transferops.modeling.FrozenEncoder` with ``precision="bf16"``), which gives bit-for-bit
-the values autocast's own per-call cast gives, minus the per-batch cast. On 100 BBC examples the kNN and probe scores of minilm-l6 and mpnet-base are identical
-to fp32 and LogME moves by < 0.001 (``benchmarks/select_bench.py`` measures this every run).
+the values autocast's own per-call cast gives, minus the per-batch cast. On 100 BBC examples the kNN and
+probe scores of minilm-l6 and mpnet-base are identical to fp32 and LogME moves by < 0.001
+(``benchmarks/select_bench.py`` compares the two on every run).
 
 The training loop's precision (issue 18 lever 1) reads the same two flags; this copy keeps selection
 from importing the fine-tuning stage.
