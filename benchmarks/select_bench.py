@@ -1,8 +1,18 @@
 """Benchmark for ``transferops select``.
 
-Part ``timing``: rank minilm-l6 + mpnet-base + the two baselines on 100 BBC examples, from a cold
-embedding cache and again from the warm cache, each in a fresh Python process (so model loads and
-imports are counted). Targets: ≤ 60 s cold, ≤ 10 s warm.
+Part ``timing`` (issue 18, lever 6) — the one command the integrator reruns on an idle machine::
+
+    nice -n 10 .venv/bin/python benchmarks/select_bench.py --part timing --rounds 3
+
+It runs ``transferops select --data bbc.csv --candidates minilm-l6,mpnet-base --n 100 --max-length 128
+--json`` as a user does, in a fresh process each time (imports, model loads, tokenisation, embeddings,
+scores and baselines all counted), with ``--precision fp32`` (the pre-issue-18 pass) and ``--precision
+auto`` interleaved: per round cold fp32, cold auto (this command's embedding and baseline cache entries
+removed first), warm fp32, warm auto. Per run: wall, CPU (user + sys of the child), load average
+before/after; per mode median and best; the fp32-vs-auto score differences. Default torch threads (no
+pinning). Targets: cold ≤ 30 s wall, warm ≤ 10 s. Needs mpnet-base (``TRANSFEROPS_WITH_MPNET=1 bash
+scripts/setup.sh``). Runtime: about 3 min for 3 rounds on 2 idle cores (estimate from the loaded smoke run's
+CPU seconds); ``--rounds 1`` is the smoke form.
 
 Part ``ranking``: does the cheap ranking predict the fine-tuned ranking? On two labeled sets:
 
@@ -21,7 +31,8 @@ Each candidate is then fine-tuned with ``transferops.train`` (strategy ``head``:
 pooler + classifier trained on cached features, max_length 128, early-stopping patience 10; default
 splits, seed 0, so the test split is one the selection never saw). CPU is shared by several agents; keep it small.
 
-Run: ``.venv/bin/python benchmarks/select_bench.py [--part timing|ranking|all] [--dataset bbc|bbc-headlines]``
+Run: ``.venv/bin/python benchmarks/select_bench.py [--part timing|ranking|all] [--rounds N]
+[--dataset bbc|bbc-headlines]``
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -43,21 +55,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFEROPS_QUIET", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 cores shared by several agents: no oversubscription
 
-_TIMED = r"""
-import json, sys, time
-t0 = time.perf_counter()
-from transferops.data.bundled import load_bbc
-from transferops.select import select
-df = load_bbc()
-res = select(df, ["minilm-l6", "mpnet-base"], n=100, seed=0, max_length=128)
-print(json.dumps({"select_seconds": time.perf_counter() - t0, "result": res.to_dict()}))
-"""
-
-
+CANDIDATES = ("minilm-l6", "mpnet-base")
 KEEP = ("name", "rank", "knn_accuracy", "probe_accuracy", "probe_macro_f1", "logme", "params",
-        "embed_ms_per_example", "load_seconds", "cached")
+        "embed_ms_per_example", "load_seconds", "cached", "precision")
+#: What was measured at the start of issue 18 (lever 6), before the bf16 embedding pass, with the same CLI
+#: command, cold cache, default threads, on the shared 2-core box (load average 8.9 before → 10.1 after).
+BEFORE = {"process_wall_seconds": 189.18, "process_cpu_seconds": 73.23, "load_avg_1m": "8.9-10.1",
+          "code": "main 44bd943 (fp32 only)", "measured": "2026-12-01 19:10 UTC"}
 
 
 def _load() -> str:
@@ -67,46 +72,99 @@ def _load() -> str:
         return "?"
 
 
-def timing() -> dict[str, Any]:
+def _select_cmd(csv: Path, precision: str) -> list[str]:
+    """The command a user types (``transferops select``), machine-readable output."""
+    return [PY, "-m", "transferops", "select", "--data", str(csv), "--candidates", ",".join(CANDIDATES),
+            "--n", "100", "--seed", "0", "--max-length", "128", "--precision", precision, "--json"]
+
+
+def _clear_cache(csv: Path, precision: str) -> None:
+    """Cold start: remove exactly the cache entries this command creates (nothing else of the user's)."""
     from transferops._util import sha256_texts
     from transferops.checkpoints import resolve_checkpoint
     from transferops.data import load_labeled
-    from transferops.data.bundled import load_bbc
     from transferops.select.selection import SelectConfig, embedding_cache_path, selection_split
 
-    # Cold start: remove exactly the cache entries this run will create (nothing else of the user's).
-    texts, y_names, _, _ = selection_split(load_labeled(load_bbc()), SelectConfig(n=100, seed=0))
-    for name in ("minilm-l6", "mpnet-base"):
-        p = embedding_cache_path(resolve_checkpoint(name).sha256(), texts, 128)
+    texts, y_names, _, _ = selection_split(load_labeled(str(csv)), SelectConfig(n=100, seed=0))
+    for name in CANDIDATES:
+        p = embedding_cache_path(resolve_checkpoint(name).sha256(), texts, 128, precision)
         p.unlink(missing_ok=True)
         p.with_suffix(".json").unlink(missing_ok=True)
     classes = sorted(set(y_names))
     fp = sha256_texts(texts, [classes.index(v) for v in y_names])
     for f in p.parent.glob(f"baselines-{fp}-*.json"):
         f.unlink()
-    runs = []
-    for label in ("cold", "warm"):
-        load_before = _load()
-        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        out = subprocess.run([PY, "-c", _TIMED], capture_output=True, text=True, check=True,
-                             env={**os.environ, "OMP_NUM_THREADS": "1"})
-        wall = time.perf_counter() - t0
-        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-        d = json.loads(out.stdout.strip().splitlines()[-1])
-        rows = d["result"]["rows"]
-        runs.append({"run": label, "process_wall_seconds": round(wall, 2),
-                     "process_cpu_seconds": round(cpu, 2),
-                     "select_seconds_incl_imports": round(d["select_seconds"], 2),
-                     "load_avg_1m_before": load_before,
-                     "rows": [{k: r[k] for k in KEEP} for r in rows],
-                     "recommended": d["result"]["recommended"]})
-    cold, warm = runs
-    return {"runs": runs, "targets": {"cold_seconds": 60, "warm_seconds": 10},
-            "met": {"cold": cold["process_wall_seconds"] <= 60, "warm": warm["process_wall_seconds"] <= 10},
-            "threads": 1, "cpu_count": os.cpu_count(),
-            "note": "2 cores shared with other agents; see load_avg_1m_before"}
+
+
+def _run_select(csv: Path, precision: str, label: str) -> dict[str, Any]:
+    """One ``transferops select`` in a fresh process: wall, CPU (user + sys of the child), load average."""
+    load_before = _load()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = subprocess.run(_select_cmd(csv, precision), capture_output=True, text=True, env=os.environ.copy())
+    wall = time.perf_counter() - t0
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if out.returncode != 0:
+        raise SystemExit(f"select failed ({label}, {precision}):\n{out.stderr[-3000:]}")
+    d = json.loads(out.stdout)
+    return {"run": label, "precision_flag": precision, "process_wall_seconds": round(wall, 2),
+            "process_cpu_seconds": round((ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime), 2),
+            "select_seconds": d["seconds"], "load_avg_1m_before": load_before, "load_avg_1m_after": _load(),
+            "rows": [{k: r.get(k) for k in KEEP} for r in d["rows"]], "recommended": d["recommended"],
+            "warnings": d["warnings"]}
+
+
+def _stats(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
+    v = sorted(r[key] for r in runs)
+    return {"median": round(float(statistics.median(v)), 2), "best": round(v[0], 2), "n": len(v)}
+
+
+def _equivalence(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """fp32 vs bf16: same ranking, recommendation and warnings? Largest score difference per score."""
+    ra = {r["name"]: r for r in a["rows"]}
+    rb = {r["name"]: r for r in b["rows"]}
+    diff = {s: max((abs(ra[n][s] - rb[n][s]) for n in ra if ra[n][s] is not None and rb[n][s] is not None),
+                   default=0.0) for s in ("knn_accuracy", "probe_accuracy", "probe_macro_f1", "logme")}
+    return {"same_ranking": [r["name"] for r in a["rows"]] == [r["name"] for r in b["rows"]],
+            "same_recommended": a["recommended"] == b["recommended"],
+            "same_warnings": [w.split(" (")[0] for w in a["warnings"]] == [w.split(" (")[0] for w in b["warnings"]],
+            "max_abs_score_diff": {k: round(v, 6) for k, v in diff.items()}}
+
+
+def timing(rounds: int, work: Path) -> dict[str, Any]:
+    """Cold and warm ``transferops select`` runs, fp32 (the pre-issue-18 pass) and auto interleaved."""
+    from transferops.data.bundled import load_bbc
+    from transferops.select.precision import resolve_precision
+
+    csv = work / "bbc.csv"
+    if not csv.exists():
+        load_bbc().to_csv(csv, index=False)
+    modes = ("fp32", "auto")
+    runs: list[dict[str, Any]] = []
+    for r in range(rounds):
+        for mode in modes:  # cold: fp32 then auto, interleaved round by round
+            _clear_cache(csv, mode)
+            runs.append({**_run_select(csv, mode, "cold"), "round": r})
+            print(f"round {r} cold {mode}: {runs[-1]['process_wall_seconds']} s wall, "
+                  f"{runs[-1]['process_cpu_seconds']} s CPU, load {runs[-1]['load_avg_1m_before']}", flush=True)
+        for mode in modes:
+            runs.append({**_run_select(csv, mode, "warm"), "round": r})
+            print(f"round {r} warm {mode}: {runs[-1]['process_wall_seconds']} s wall", flush=True)
+    summary = {f"{lab}_{m}": {"wall": _stats(sel, "process_wall_seconds"), "cpu": _stats(sel, "process_cpu_seconds")}
+               for lab in ("cold", "warm") for m in modes
+               if (sel := [x for x in runs if x["run"] == lab and x["precision_flag"] == m])}
+    cold = [x for x in runs if x["run"] == "cold"]
+    eq = _equivalence(next(x for x in cold if x["precision_flag"] == "fp32"),
+                      next(x for x in cold if x["precision_flag"] == "auto"))
+    auto_is = resolve_precision("auto")
+    return {"command": "transferops " + " ".join(_select_cmd(Path("bbc.csv"), "auto")[3:]), "rounds": rounds,
+            "runs": runs,
+            "summary": summary, "auto_resolves_to": auto_is, "fp32_vs_auto": eq,
+            "targets": {"cold_seconds": 30, "warm_seconds": 10},
+            "met": {"cold": summary["cold_auto"]["wall"]["median"] <= 30,
+                    "warm": summary["warm_auto"]["wall"]["median"] <= 10},
+            "before": BEFORE, "threads": os.environ.get("OMP_NUM_THREADS", "torch default"),
+            "cpu_count": os.cpu_count(), "note": "2 cores shared with other agents; see the load averages"}
 
 
 # --------------------------------------------------------------------------- ranking vs fine-tuning
@@ -236,20 +294,41 @@ def write_md(res: dict[str, Any], path: Path) -> None:
              "select_bench_bbc.png, select_bench_bbc-headlines.png.", ""]
     if "timing" in res:
         t = res["timing"]
-        lines += ["## Ranking 2 checkpoints + 2 baselines on 100 BBC examples (OMP_NUM_THREADS=1)", "",
-                  "| run | process wall s | process CPU s (1 thread) | target | met (wall) | load avg |",
-                  "|---|---|---|---|---|---|"]
-        for r, (k, tgt) in zip(t["runs"], (("cold", 60), ("warm", 10)), strict=True):
-            lines.append(f"| {r['run']} | {r['process_wall_seconds']} | {r['process_cpu_seconds']} | "
-                         f"≤ {tgt} | {t['met'][k]} | {r['load_avg_1m_before']} |")
-        lines += ["", "Wall time is on 2 cores shared with other agents (load average above); the CPU "
-                  "seconds of the single-threaded process are what an idle machine would roughly need."]
-        lines += ["", "| rank | candidate | kNN | probe acc | probe F1 | LogME | ms/ex | load s |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for r in t["runs"][0]["rows"]:
-            lines.append("| " + " | ".join(str(x) if not isinstance(x, float) else f"{x:.3f}" for x in (
-                r["rank"], r["name"], r["knn_accuracy"], r["probe_accuracy"], r["probe_macro_f1"], r["logme"],
-                r["embed_ms_per_example"], r["load_seconds"])) + " |")
+        lines += ["## Cold and warm `transferops select`: 2 checkpoints + 2 baselines on 100 BBC examples", "",
+                  f"`{t['command']}` in a fresh process per run (imports, model loads and embeddings counted; "
+                  f"cold = this command's cache entries removed first), {t['rounds']} round(s), fp32 and auto "
+                  f"interleaved; auto resolves to **{t['auto_resolves_to']}** here; threads: {t['threads']}, "
+                  f"{t['cpu_count']} cores.", "",
+                  "| run | precision | wall s median | wall s best | CPU s median | target | met (median wall) |",
+                  "|---|---|---|---|---|---|---|"]
+        for key, v in t["summary"].items():
+            lab, mode = key.split("_")
+            tgt = t["targets"][f"{lab}_seconds"]
+            lines.append(f"| {lab} | {mode} | {v['wall']['median']} | {v['wall']['best']} | {v['cpu']['median']} | "
+                         f"≤ {tgt} | {v['wall']['median'] <= tgt} |")
+        b = t.get("before", {})
+        if b:
+            lines += ["", f"Before (measured at the start of lever 6, {b['code']}, same command without "
+                      f"`--precision`, cold): {b['process_wall_seconds']} s wall, {b['process_cpu_seconds']} s CPU, "
+                      f"load average {b['load_avg_1m']}."]
+        eq = t["fp32_vs_auto"]
+        lines += ["", f"fp32 vs auto (cold runs of round 0): same ranking {eq['same_ranking']}, same "
+                  f"recommendation {eq['same_recommended']}, same warnings {eq['same_warnings']}; largest score "
+                  "difference: " + ", ".join(f"{k} {v:g}" for k, v in eq["max_abs_score_diff"].items()) + ".", "",
+                  "| round | run | precision | wall s | CPU s | load avg before → after |", "|---|---|---|---|---|---|"]
+        for r in t["runs"]:
+            lines.append(f"| {r['round']} | {r['run']} | {r['precision_flag']} | {r['process_wall_seconds']} | "
+                         f"{r['process_cpu_seconds']} | {r['load_avg_1m_before']} → {r['load_avg_1m_after']} |")
+        lines += ["", "Wall time is on cores shared with other agents when the load average is above the core "
+                  "count; read CPU seconds and the fp32/auto ratio, not the absolute wall time.", "",
+                  "| rank | candidate | precision | kNN | probe acc | probe F1 | LogME | ms/ex | load s |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        first = next(r for r in t["runs"] if r["run"] == "cold" and r["precision_flag"] == "auto")
+        for r in first["rows"]:
+            lines.append("| " + " | ".join("-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+                                           for x in (r["rank"], r["name"], r.get("precision"), r["knn_accuracy"],
+                                                     r["probe_accuracy"], r["probe_macro_f1"], r["logme"],
+                                                     r["embed_ms_per_example"], r["load_seconds"])) + " |")
         lines.append("")
     for ds, d in res.get("ranking", {}).items():
         lines += [f"## Selection vs fine-tuned ranking: {ds} ({d['n_rows']} rows, head strategy)", "",
@@ -279,6 +358,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", choices=["timing", "ranking", "plots", "all"], default="all")
     ap.add_argument("--dataset", choices=["bbc", "bbc-headlines"], help="ranking: only this data set")
+    ap.add_argument("--rounds", type=int, default=3, help="timing: rounds of (cold fp32, cold auto, warm x2)")
     args = ap.parse_args()
     from transferops._util import cache_dir
 
@@ -288,8 +368,8 @@ def main() -> None:
     out_json = RESULTS / "select_bench.json"
     res: dict[str, Any] = json.loads(out_json.read_text()) if out_json.exists() else {}
     if args.part in ("timing", "all"):
-        res["timing"] = timing()
-        print(json.dumps(res["timing"]["met"]), [r["process_wall_seconds"] for r in res["timing"]["runs"]])
+        res["timing"] = timing(args.rounds, work)
+        print(json.dumps(res["timing"]["met"]), json.dumps(res["timing"]["summary"]))
     if args.part == "plots":  # re-draw the selection plots from the warm cache, no fine-tuning
         ranking(work, args.dataset, plots_only=True)
         return

@@ -72,10 +72,16 @@ class FrozenEncoder:
     (1, 384)
     """
 
-    def __init__(self, checkpoint: str | Path, *, max_length: int = 128, batch_size: int = 32) -> None:
+    def __init__(self, checkpoint: str | Path, *, max_length: int = 128, batch_size: int = 32,
+                 precision: str = "fp32") -> None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision: {precision!r} is not one of 'fp32', 'bf16'")
         self.checkpoint = str(checkpoint)
         self.max_length = max_length
         self.batch_size = batch_size
+        #: ``bf16``: Linear weights cast to bf16 once at load, the pass under CPU bf16 autocast (LayerNorm,
+        #: softmax and the pooled embedding stay fp32); frozen-engine checkpoints ignore it
+        self.precision = precision
         self._model: Any = None
         self._tok: Any = None
         self._frozen: Any = None
@@ -92,6 +98,12 @@ class FrozenEncoder:
         with quiet_transformers():
             self._tok = load_tokenizer(ck.path)
             self._model = load_encoder(ck.path)
+        if self.precision == "bf16":  # what autocast would cast on every call, cast once (same values)
+            for mod in self._model.modules():
+                if isinstance(mod, torch.nn.Linear):
+                    mod.weight.data = mod.weight.data.to(torch.bfloat16)
+                    if mod.bias is not None:
+                        mod.bias.data = mod.bias.data.to(torch.bfloat16)
 
     def load(self) -> FrozenEncoder:
         """Load the backbone now rather than on the first ``embed`` (to time loading on its own)."""
@@ -104,6 +116,10 @@ class FrozenEncoder:
             self._load()
         if self._frozen is not None:
             return np.asarray(self._frozen.embed(list(texts)), dtype=np.float32)
+        if self.precision == "bf16":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return batched_forward(self._model, self._tok, texts, max_length=self.max_length,
+                                       batch_size=self.batch_size, desc=desc, output="embedding")
         return batched_forward(self._model, self._tok, texts, max_length=self.max_length,
                                batch_size=self.batch_size, desc=desc, output="embedding")
 

@@ -60,6 +60,8 @@ def register(sub: Any) -> None:
     s.add_argument("--merge-rare-classes", action="store_true",
                    help="merge classes with < 2 examples in the split into one class (default: error)")
     s.add_argument("--no-cache", action="store_true", help="recompute embeddings")
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="embedding pass: auto = bf16 on a CPU with native bf16 (avx512_bf16/amx_bf16), else fp32")
     s.add_argument("--plot", help="write a bar plot of the scores to this PNG")
     s.add_argument("--output", help="also write the JSON result to this file")
     f = s.add_argument_group("fine-tune the top K (the expensive check of the cheap scores)")
@@ -109,7 +111,7 @@ def _select(args: argparse.Namespace) -> int:
     cfg = SelectConfig(n=args.n, seed=args.seed, max_length=args.max_length, knn_k=args.knn_k,
                        folds=args.folds, rank_by=args.rank_by, top=args.top,
                        rare_classes="merge" if args.merge_rare_classes else "error",
-                       use_cache=not args.no_cache)
+                       use_cache=not args.no_cache, precision=args.precision)
     cm = _columns(args)
     res = select(args.data, args.candidates.split(","), columns=cm, config=cfg)
     if args.finetune_top:

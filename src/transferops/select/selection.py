@@ -25,6 +25,7 @@ from transferops.checkpoints import ResolvedCheckpoint, resolve_checkpoint
 from transferops.constants import LABEL_COL, TEXT_COL
 from transferops.data import ColumnMap, LabeledData, SplitConfig, load_labeled, make_splits
 from transferops.errors import CheckpointNotFoundError, ConfigError, DataError
+from transferops.select.precision import PRECISIONS, Precision, resolve_precision
 from transferops.select.scores import (
     cv_folds,
     knn_loo_accuracy,
@@ -56,6 +57,8 @@ class SelectConfig:
     rare_classes: Literal["error", "merge"] = "error"
     batch_size: int = 32
     use_cache: bool = True
+    #: the embedding pass: ``auto`` = bf16 on a CPU with native bf16, else fp32 (``select/precision.py``)
+    precision: Precision = "auto"
 
     _parameter_constraints: ClassVar[Constraints] = {
         "n": Interval(Integral, 4, None),
@@ -65,6 +68,7 @@ class SelectConfig:
         "folds": Interval(Integral, 2, 20),
         "top": Interval(Integral, 1, 10),
         "max_length": Interval(Integral, 8, 8192),
+        "precision": Options(PRECISIONS),
     }
 
     def __post_init__(self) -> None:
@@ -89,6 +93,8 @@ class CandidateScore:
     cached: bool = False
     path: str | None = None
     rank: int | None = None
+    #: precision of the embedding pass (``fp32``/``bf16``); None for baselines
+    precision: str | None = None
 
     def score(self, key: str) -> float | None:
         return getattr(self, key)  # type: ignore[no-any-return]
@@ -156,7 +162,8 @@ class SelectionResult:
             return "-" if v is None else format(v, fmt)
 
         lines = [f"selection split: {self.n} examples ({self.folds}-fold probe), drawn from train+validation "
-                 f"({self.n_pool} rows; the test split is never used) · ranked by {self.rank_by}",
+                 f"({self.n_pool} rows; the test split is never used) · ranked by {self.rank_by}"
+                 + "".join(f" · embeddings {p}" for p in sorted({r.precision for r in self.rows if r.precision})),
                  f"{'rank':>4} {'candidate':<26} {'kNN-LOO':>7} {'probe acc':>9} {'probe F1':>8} "
                  f"{'LogME':>7} {'params':>8} {'size':>9} {'ms/ex':>7}"]
         for r in self.rows:
@@ -286,9 +293,11 @@ def weights_size(ckpt: ResolvedCheckpoint) -> int:
     return wf.stat().st_size
 
 
-def embedding_cache_path(ckpt_sha: str, texts: list[str], max_length: int) -> Path:
-    """``cache_dir()/embeddings/<checkpoint sha256>-<data fingerprint>-<max_length>.npy``."""
-    return cache_dir() / "embeddings" / f"{ckpt_sha}-{sha256_texts(texts)}-{max_length}.npy"
+def embedding_cache_path(ckpt_sha: str, texts: list[str], max_length: int, precision: str = "auto") -> Path:
+    """``cache_dir()/embeddings/<checkpoint sha256>-<data fingerprint>-<max_length>[-bf16].npy``
+    (``precision`` as :class:`SelectConfig` takes it; fp32 entries keep their pre-issue-18 names)."""
+    tail = "-bf16" if resolve_precision(precision) == "bf16" else ""
+    return cache_dir() / "embeddings" / f"{ckpt_sha}-{sha256_texts(texts)}-{max_length}{tail}.npy"
 
 
 @dataclass
@@ -297,19 +306,24 @@ class Embedded:
     ms_per_example: float
     load_seconds: float | None
     cached: bool
+    precision: str = "fp32"
 
 
 def embed_candidate(ckpt: ResolvedCheckpoint, texts: list[str], cfg: SelectConfig) -> Embedded:
     """Frozen mean-pooled embeddings, from the on-disk cache when this checkpoint already embedded these
-    exact texts at this length; latency is measured once and stored beside the array."""
-    path = embedding_cache_path(ckpt.sha256(), texts, cfg.max_length)
+    exact texts at this length and precision; latency is measured once and stored beside the array.
+
+    One load and one pass per checkpoint: every score of the candidate is computed from these features.
+    A frozen-engine checkpoint (not torch) always embeds in fp32."""
+    precision = "fp32" if ckpt.frozen is not None else resolve_precision(cfg.precision)
+    path = embedding_cache_path(ckpt.sha256(), texts, cfg.max_length, precision)
     meta_path = path.with_suffix(".json")
     if cfg.use_cache and path.exists() and meta_path.exists():
         try:
             meta = read_json(meta_path)
             feats = np.load(path)
             if feats.shape[0] == len(texts):
-                return Embedded(feats, float(meta["ms_per_example"]), meta.get("load_seconds"), True)
+                return Embedded(feats, float(meta["ms_per_example"]), meta.get("load_seconds"), True, precision)
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache entry is recomputed
     # Imported here: a warm cache never needs torch, which halves a cached run's wall time. transformers
@@ -319,7 +333,7 @@ def embed_candidate(ckpt: ResolvedCheckpoint, texts: list[str], cfg: SelectConfi
 
     from transferops.modeling import FrozenEncoder
 
-    enc = FrozenEncoder(str(ckpt.path), max_length=cfg.max_length, batch_size=cfg.batch_size)
+    enc = FrozenEncoder(str(ckpt.path), max_length=cfg.max_length, batch_size=cfg.batch_size, precision=precision)
     t0 = time.perf_counter()
     enc.load()  # timed apart from embedding: load cost and per-example latency are different budgets
     load_s = time.perf_counter() - t0
@@ -333,11 +347,11 @@ def embed_candidate(ckpt: ResolvedCheckpoint, texts: list[str], cfg: SelectConfi
             np.save(tmp, feats)
             os.replace(tmp, path)
             write_json(meta_path, {"checkpoint": ckpt.name, "n": len(texts), "max_length": cfg.max_length,
-                                   "ms_per_example": ms, "load_seconds": load_s,
+                                   "ms_per_example": ms, "load_seconds": load_s, "precision": precision,
                                    "threads": torch.get_num_threads(), "created": utcnow()})
         except OSError:
             pass  # a read-only cache must not stop selection
-    return Embedded(feats, ms, load_s, False)
+    return Embedded(feats, ms, load_s, False, precision)
 
 
 # --------------------------------------------------------------------------- select
@@ -466,7 +480,7 @@ def select(
             ck.name, "checkpoint", params=count_params(ck), size_bytes=weights_size(ck),
             dim=int(emb.features.shape[1]), embed_ms_per_example=round(emb.ms_per_example, 3),
             load_seconds=None if emb.load_seconds is None else round(emb.load_seconds, 3),
-            cached=emb.cached, path=str(ck.path), knn_accuracy=s["knn_accuracy"],
+            cached=emb.cached, path=str(ck.path), precision=emb.precision, knn_accuracy=s["knn_accuracy"],
             probe_accuracy=s["probe_accuracy"], probe_macro_f1=s["probe_macro_f1"], logme=s["logme"]))
 
     rows = rank_rows(rows, cfg.rank_by)
