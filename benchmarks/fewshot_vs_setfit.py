@@ -141,13 +141,18 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for k in args.shots:  # every 8/class cell first: the cheap half of the design lands first
-            for ds in args.datasets:
-                tr, te = load_dataset(ds)
-                if args.test_size and args.test_size < len(te):
-                    te = te.groupby("label", group_keys=False).sample(
-                        frac=args.test_size / len(te), random_state=0).reset_index(drop=True)
-                for seed in args.seeds:
+        data = {}
+        for ds in args.datasets:
+            tr, te = load_dataset(ds)
+            if args.test_size and args.test_size < len(te):
+                te = te.groupby("label", group_keys=False).sample(
+                    frac=args.test_size / len(te), random_state=0).reset_index(drop=True)
+            data[ds] = (tr, te)
+        # every 8/class cell first, seed by seed over the datasets: an interrupted run keeps a balanced part
+        for k in args.shots:
+            for seed in args.seeds:
+                for ds in args.datasets:
+                    tr, te = data[ds]
                     few = sample(tr, k, seed)
                     cell = {"dataset": ds, "k": k, "seed": seed, "test_rows": len(te)}
 
