@@ -125,7 +125,7 @@ def test_plan_records_why_the_cache_is_skipped(tiny_bert: Path) -> None:
     assert not other.used and "distilbert" in other.reason
 
 
-def test_train_records_the_cache_and_covers_augmented_rows(tiny_bert: Path, bbc_small: pd.DataFrame,
+def test_train_records_the_cache_and_truncation_and_reloads_them(tiny_bert: Path, bbc_small: pd.DataFrame,
                                                           tmp_path: Path) -> None:
     import transferops
     from transferops.artifacts.manifest import read_manifest
@@ -133,7 +133,7 @@ def test_train_records_the_cache_and_covers_augmented_rows(tiny_bert: Path, bbc_
     out = tmp_path / "run"
     transferops.train(bbc_small, out=out, checkpoint=str(tiny_bert), strategy="freeze", epochs=2, lr=5e-3,
                       max_length=32, batch_size=16, check_near_duplicates=False, baseline=False, seed=0,
-                      augment=0.5, search=False)
+                      augment=0.5, search=False, truncation="head_tail")
     m = read_manifest(out)
     fc = m["training"]["frozen_cache"]
     # augmentation makes its copies once, before training: the texts are fixed, so the cache stays on
@@ -146,4 +146,17 @@ def test_train_records_the_cache_and_covers_augmented_rows(tiny_bert: Path, bbc_
                       search=False)
     fc1 = read_manifest(off)["training"]["frozen_cache"]
     assert not fc1["used"] and "one epoch" in fc1["reason"]
-    assert transferops.load(out).predict(["a short text"])  # the saved model is the full model
+    # head_tail: recorded, and the reloaded model (what serve / batch scoring / evaluate load) cuts the same way
+    from transferops.finetune.batching import tokenize
+    from transferops.inference import encode
+    from transferops.truncation import truncation_of
+
+    assert m["config"]["truncation"] == "head_tail"
+    loaded = transferops.load(out)
+    assert truncation_of(loaded.tokenizer) == "head_tail"
+    long_text = " ".join(bbc_small["text"].tolist()[:3])
+    trained = tokenize(loaded.tokenizer, [long_text], 32)["input_ids"][0]
+    assert encode(loaded.tokenizer, [long_text], loaded.max_length)["input_ids"][0].tolist() == trained
+    assert trained[-2] == loaded.tokenizer(long_text, add_special_tokens=False)["input_ids"][-1]
+    assert loaded.predict([long_text])  # the saved model is the full model
+    assert truncation_of(transferops.load(off).tokenizer) == "head"
