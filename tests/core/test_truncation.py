@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 
 from transferops.errors import ConfigError
-from transferops.truncation import (TRUNCATION_KEY, encode_texts, head_tail_split, keep_head_tail,
-                                    set_truncation, truncation_of)
+from transferops.truncation import (
+    TRUNCATION_KEY,
+    encode_texts,
+    head_tail_split,
+    keep_head_tail,
+    set_truncation,
+    truncation_of,
+)
 
 LONG = " ".join(f"word{i}" for i in range(300))  # one word piece per number group: > 128 tokens
 

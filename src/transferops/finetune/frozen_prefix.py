@@ -64,7 +64,7 @@ class CachePlan:
 
 
 def layers_of(model: torch.nn.Module) -> torch.nn.ModuleList | None:
-    encoder = getattr(model.base_model, "encoder", None)
+    encoder = getattr(getattr(model, "base_model", None), "encoder", None)
     layers = getattr(encoder, "layer", None)
     return layers if isinstance(layers, torch.nn.ModuleList) else None
 
@@ -110,7 +110,7 @@ def _with_base(model: torch.nn.Module, *, layers: Sequence[torch.nn.Module], emb
                pooler: bool = True, base_only: bool = False) -> Any:
     """``model`` with its encoder's layers replaced by ``layers`` (and optionally its embeddings / pooler),
     sharing every module: the parameters are the model's own."""
-    base = model.base_model
+    base: Any = model.base_model
     sb = _share(base)
     enc = _share(base.encoder)
     enc._modules["layer"] = torch.nn.ModuleList(list(layers))
@@ -135,7 +135,7 @@ class _PassEmbeddings(torch.nn.Module):
 
 
 def prefix_modules(model: torch.nn.Module, k: int) -> list[torch.nn.Module]:
-    base = model.base_model
+    base: Any = model.base_model
     layers = layers_of(model)
     return [base.embeddings, *(list(layers)[:k] if layers is not None else [])]
 
@@ -209,7 +209,7 @@ def encode_prefix(model: torch.nn.Module, enc: dict[str, list[list[int]]], k: in
                 for j, i in enumerate(idx):
                     out[i] = hidden[j, :lengths[i]].float().cpu().clone()
     finally:
-        for m, w in zip(prefix_modules(model, k), was):
+        for m, w in zip(prefix_modules(model, k), was, strict=True):
             m.train(w)
     return out  # type: ignore[return-value]
 
