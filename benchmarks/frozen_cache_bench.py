@@ -18,12 +18,12 @@ else), ``--seeds`` seeds each: test macro-F1 with a 95 % bootstrap CI over the 4
 bootstrap CI of the difference (head_tail − head); seed 0's ``head`` run is part A's round-0 cache-on run
 (identical config). The load average is recorded per run.
 
-Full size (one command; 8 fits, about 8–10 minutes on 2 idle cores):
+Full size (one command; 8 fits, about 8 minutes on 2 idle cores, 11 at most by the smoke run's CPU time):
 
     nice -n 10 .venv/bin/python benchmarks/frozen_cache_bench.py
 
 Smoke (``--quick``: 8 train + 2 validation articles per class, 60 test rows, 2 epochs, 1 round, 1 seed,
-max_length 128 kept; about 2 minutes idle, ~8 under load 9):
+max_length 128 kept; about 2 minutes idle, 11 under load 12):
 
     nice -n 10 .venv/bin/python benchmarks/frozen_cache_bench.py --quick
 
