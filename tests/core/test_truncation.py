@@ -86,3 +86,28 @@ def test_config_rejects_an_unknown_mode() -> None:
         TrainConfig(truncation="middle")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="cache_frozen"):
         TrainConfig(cache_frozen="maybe")  # type: ignore[arg-type]
+
+
+def test_onnx_export_of_a_head_tail_model_cuts_the_same_way(tiny_run: Path, tmp_path: Path) -> None:
+    """The export copies the tokenizer files, which carry the mode: ONNX and PyTorch agree on a long text, and
+    that text's probabilities differ from the head cut (so the agreement is not trivial)."""
+    import shutil
+
+    import transferops
+    from transferops.deploy.onnx_export import export_onnx
+    from transferops.modeling import load_tokenizer
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for p in run.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    long_text = " ".join(transferops.load(run).split("test")["text"].tolist()[:4])
+    head_p = transferops.load(run).predict_proba([long_text])
+    set_truncation(load_tokenizer(run / "model"), "head_tail").save_pretrained(str(run / "model"))
+    pt = transferops.load(run)
+    assert truncation_of(pt.tokenizer) == "head_tail"
+    ht_p = pt.predict_proba([long_text])
+    assert np.abs(ht_p - head_p).max() > 1e-6
+    export_onnx(run, tmp_path / "onnx", quantize=None)
+    assert truncation_of(load_tokenizer(tmp_path / "onnx")) == "head_tail"
+    np.testing.assert_allclose(transferops.load(tmp_path / "onnx").predict_proba([long_text]), ht_p, atol=1e-4)
