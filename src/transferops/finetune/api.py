@@ -482,6 +482,8 @@ def train(
     if ft is not None:
         strategy_entry = ft.strategy_info.to_dict()
         history, training = ft.result_.history, ft.result_.to_dict()
+        if getattr(ft, "frozen_cache_", None):  # strategy freeze: was the frozen prefix cached, its size, why
+            training["frozen_cache"] = ft.frozen_cache_
         timings = {"train_seconds": round(ft.result_.train_seconds, 2),
                    "examples_per_second": round(ft.result_.examples_per_second, 2)}
         params = ft.strategy_info.total_params

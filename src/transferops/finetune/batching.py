@@ -30,7 +30,9 @@ class TokenizedDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> dict[str, list[list[int]]]:
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+    from transferops.truncation import encode_texts  # the same cut as inference (head or head+tail)
+
+    enc = encode_texts(tokenizer, texts, max_length, padding=False)
     return {k: list(v) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
 

@@ -72,6 +72,13 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--augment-slice", action="append", default=None, metavar="COL=VALUE",
                    help="oversample this slice by augmentation (COL must be a --slice-column; repeatable)")
     g.add_argument("--augment-slice-copies", type=int, help="copies per row of each --augment-slice (default 2)")
+    # less work per step (issue 18): docs/finetune.md "Less work per step"
+    g.add_argument("--truncation", choices=("head", "head_tail"),
+                   help="cut long texts at the head (default) or keep the first 1/4 + last 3/4 of max_length")
+    g.add_argument("--cache-frozen", choices=("auto", "on", "off"),
+                   help="strategy freeze: compute the frozen layers once and train the rest on cached states "
+                        "(auto: when it fits --cache-frozen-max-mb and there are >= 2 epochs)")
+    g.add_argument("--cache-frozen-max-mb", type=int, help="memory budget of the frozen-prefix cache (default 2048)")
 
 
 _CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", "batch_size", "grad_accum",
@@ -79,6 +86,7 @@ _CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", 
                  "early_stopping_patience", "metric", "seed", "freeze_layers", "freeze_fraction", "dedupe",
                  "check_near_duplicates", "calibrate", "threads", "augment", "augment_strength",
                  "augment_slice", "augment_slice_copies")
+_CONFIG_FLAGS += ("truncation", "cache_frozen", "cache_frozen_max_mb")  # type: ignore[assignment]  # issue 18
 
 
 def explicit_keys(args: argparse.Namespace) -> set[str]:

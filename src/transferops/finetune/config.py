@@ -165,6 +165,13 @@ class TrainConfig:
     augment_slice: list[str] | None = None
     #: Augmented copies added per training row of each ``augment_slice``.
     augment_slice_copies: int = 2
+    #: Texts over ``max_length`` tokens: ``head`` keeps the first tokens, ``head_tail`` the first 1/4 and the
+    #: last 3/4 (``transferops.truncation``; saved with the tokenizer, so serving cuts the same way).
+    truncation: Literal["head", "head_tail"] = "head"
+    #: Strategy ``freeze``: train the unfrozen layers on cached outputs of the frozen prefix (``auto``: when
+    #: the cache fits ``cache_frozen_max_mb`` and there are >= 2 epochs; see ``finetune/frozen_prefix.py``).
+    cache_frozen: Literal["auto", "on", "off"] = "auto"
+    cache_frozen_max_mb: int = 2048
 
     _parameter_constraints: ClassVar[Constraints] = {
         "strategy": Options(lambda: _strategies().strategy_names()),
@@ -188,6 +195,9 @@ class TrainConfig:
         "augment": Interval(Real, 0.0, 20.0),
         "augment_strength": Interval(Real, 0.0, 1.0, closed="right"),
         "augment_slice_copies": Interval(Integral, 1, 100),
+        "truncation": Options("head", "head_tail"),
+        "cache_frozen": Options("auto", "on", "off"),
+        "cache_frozen_max_mb": Interval(Integral, 1, None),
     }
 
     def __post_init__(self) -> None:

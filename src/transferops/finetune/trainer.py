@@ -101,6 +101,9 @@ class FineTuner:
         from transferops.modeling import load_tokenizer
 
         self.tokenizer_ = load_tokenizer(checkpoint_path)
+        from transferops.truncation import set_truncation
+
+        set_truncation(self.tokenizer_, cfg.truncation)  # saved with the tokenizer: serving cuts the same way
         if self.init_from is not None:
             from transferops.finetune.continual import extend_classifier
 
@@ -131,6 +134,25 @@ class FineTuner:
             weight = balanced_weights(torch.as_tensor(y_train), len(labels), multilabel)
         loss_fn = build_loss(cfg.loss, multilabel=multilabel, gamma=cfg.focal_gamma, weight=weight).to(loop.device)
 
+        enc = enc_va = None
+        prefix_cache = False
+        self.frozen_cache_: dict[str, Any] | None = None
+        if self.strategy == "freeze":
+            from transferops.finetune import frozen_prefix as fp
+
+            k = self.strategy_info_.frozen_layers
+            enc = tokenize(self.tokenizer_, train_texts, cfg.max_length)
+            enc_va = tokenize(self.tokenizer_, val_texts, cfg.max_length)
+            n_tokens = sum(map(len, enc["input_ids"])) + sum(map(len, enc_va["input_ids"]))
+            plan = fp.plan_cache(model, mode=cfg.cache_frozen, frozen_layers=k, n_tokens=n_tokens,
+                                 epochs=cfg.resolved_epochs(self.strategy), budget_mb=cfg.cache_frozen_max_mb)
+            prefix_cache = plan.used
+            if prefix_cache:
+                (states_tr, states_va), plan.encode_seconds = fp.timed_encode(
+                    model, [enc, enc_va], k, batch_size=cfg.eval_batch_size, pad_id=self.tokenizer_.pad_token_id or 0)
+                suffix_module: Any = fp.CachedSuffix(model, k)
+            say(f"frozen-prefix cache: {'on' if plan.used else 'off'} ({plan.reason})")
+            self.frozen_cache_ = plan.to_dict()
         if use_cache:
             # The backbone is frozen: compute its output once, train the head on it for many epochs.
             feats_tr = _cls_features(model, self.tokenizer_, train_texts, cfg)
@@ -142,19 +164,24 @@ class FineTuner:
                                          num_shards=world, shard=rank)
             loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler)
         else:
-            enc = tokenize(self.tokenizer_, train_texts, cfg.max_length)
+            enc = enc if enc is not None else tokenize(self.tokenizer_, train_texts, cfg.max_length)
             dataset = TokenizedDataset(enc, np.asarray(y_train))
             sampler = BucketBatchSampler(dataset.lengths, cfg.batch_size, seed=cfg.seed,
                                          bucket=cfg.bucket_by_length,
                                          weights=_oversample_weights(y_train, cfg, multilabel),
                                          num_shards=world, shard=rank)
-            loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler,
-                                                 collate_fn=make_collate(self.tokenizer_, multilabel))
+            collate = make_collate(self.tokenizer_, multilabel)
+            if prefix_cache:  # same sampler over the same lengths: the batches of the uncached run
+                dataset = fp.CachedStates(states_tr, np.asarray(y_train), multilabel=multilabel)
+                collate = fp.CachedStates.collate
+            loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate)
         y_val_t = torch.as_tensor(y_val, dtype=torch.float32 if multilabel else torch.long).to(loop.device)
 
         def evaluate(m: torch.nn.Module) -> dict[str, float]:
             if use_cache:
                 val_logits = _head_logits(m, feats_va)
+            elif prefix_cache:
+                val_logits = fp.suffix_logits(suffix_module, states_va, cfg.eval_batch_size)
             else:
                 val_logits = batched_forward(m, self.tokenizer_, val_texts, max_length=cfg.max_length,
                                              batch_size=cfg.eval_batch_size, desc="validate")
@@ -164,13 +191,17 @@ class FineTuner:
 
         # A cached-feature head trains through a small module so DDP sees (and syncs) its forward pass.
         objective: Any = ClassificationLoss(loss_fn, cached=use_cache)
+        train_module: torch.nn.Module | None = _HeadOnly(model) if use_cache else None
+        if self.strategy == "freeze":  # frozen layers in eval mode; with the cache, only layers k.. run
+            objective = fp.PrefixCacheLoss(loss_fn) if prefix_cache else objective
+            train_module = suffix_module if prefix_cache else fp.FrozenPrefixEval(model, k)
         if self.init_from is not None and self.l2_to_old > 0:
             from transferops.finetune.continual import wrap_l2
 
             n_old = len(_old_labels(self.init_from))
             objective = wrap_l2(objective, model, self.l2_to_old, n_old)
         self.result_ = loop.run(model, objective, SamplerSource(loader, sampler),
-                                evaluate=evaluate, train_module=_HeadOnly(model) if use_cache else None,
+                                evaluate=evaluate, train_module=train_module,
                                 state_dir=state_dir, resume=resume)
         self.model_ = model
         return self

@@ -95,7 +95,9 @@ class TextModality:
 
     def encode(self, preprocessor: Any, items: Sequence[Any], *, max_length: int,
                return_tensors: str = "pt") -> Mapping[str, Any]:
-        return preprocessor(list(items), truncation=True, max_length=max_length, padding=True,
+        from transferops.truncation import encode_texts  # head or head+tail, as the tokenizer says
+
+        return encode_texts(preprocessor, items, max_length, padding=True,  # type: ignore[no-any-return]
                             return_tensors=return_tensors)
 
     def check_baseline_fits(self, items: Sequence[Any], n_classes: int) -> None:
