@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import save  # noqa: E402
+from _common import save
 
 os.environ.setdefault("TRANSFEROPS_QUIET", "1")
 SHORT = "Shares in the carmaker rose after strong quarterly sales"
@@ -75,8 +75,8 @@ def get_exports(run: Path, work: Path) -> dict[str, dict[str, Any]]:
     from transferops._util import read_json
     from transferops.constants import EXPORT_MANIFEST, ONNX_INT8_MODEL, ONNX_MODEL
     from transferops.deploy.onnx_export import export_onnx
-    from transferops.deploy.quantize import quantize_static_file
     from transferops.deploy.onnx_runtime import OnnxSession
+    from transferops.deploy.quantize import quantize_static_file
     from transferops.modeling import load_tokenizer
 
     out: dict[str, dict[str, Any]] = {}

@@ -17,7 +17,6 @@ The exported folder is self-sufficient for serving::
 from __future__ import annotations
 
 import contextlib
-import logging
 import shutil
 import time
 import warnings
