@@ -1,14 +1,15 @@
 """int8 accuracy with enough data (issue 18, lever 5): dynamic vs static QDQ int8 of a BBC MiniLM-L6 model.
 
-    nice -n 10 .venv/bin/python benchmarks/int8_accuracy_bench.py            # full: ≈ 6 min on 2 idle cores
+    nice -n 10 .venv/bin/python benchmarks/int8_accuracy_bench.py            # full: ≈ 8 min on 2 idle cores
     nice -n 10 .venv/bin/python benchmarks/int8_accuracy_bench.py --quick    # smoke: 400 rows, 1 latency round
 
 The model is the serving benchmark's recipe (MiniLM-L6, strategy freeze, 2 epochs, lr 4e-4, 600-article
-stratified BBC subset, max_length 128; trained once and cached under the transferops cache dir, ≈ 2 min).
+stratified BBC subset, max_length 128; trained once and cached under the transferops cache dir, ≈ 3 min
+of the 8).
 It is exported with ``transferops.deploy.export_onnx`` twice (``quantize="dynamic"`` and ``"static"``), and
 a third static variant with the head quantised too shows what keeping the head in fp32 buys. Then every
 variant scores the 1,625 BBC articles the model never saw (all of them, ≥ 1,000 rows): accuracy, the paired
-drop vs fp32 ONNX with its exact 95 % interval, agreement with fp32, file size, and ORT latency (one short
+drop vs fp32 ONNX with its paired 95 % interval, agreement with fp32, file size, and ORT latency (one short
 text, p50 over calls) and throughput (batches of 32 long texts = 128 tokens), the variants interleaved
 round by round with the load average recorded per round. ORT sessions use the defaults of
 ``deploy/onnx_runtime.py``; torch threads are left at their default.
@@ -198,7 +199,7 @@ def main() -> None:
                "load_avg_end": load(), "wall_s": round(time.perf_counter() - t_start, 1)}
     md = [f"# int8 accuracy with enough data (issue 18){' — SMOKE (--quick)' if args.quick else ''}", "",
           f"{len(texts)} BBC articles the model never saw; drop = fp32 ONNX accuracy − int8 accuracy on the same "
-          "rows, exact paired 95% CI (Clopper–Pearson on the discordant rows). Speed: ORT defaults of "
+          "rows, paired 95% CI (Newcombe hybrid score, as the export gate). Speed: ORT defaults of "
           f"onnx_runtime.py, best of {rounds} interleaved round(s); load average per round "
           f"{[rr['load_avg'][0] for rr in per_round]}.", "",
           "| variant | accuracy | drop (points) | 95% CI | agreement with fp32 | size MB | 1 short text p50 ms "
