@@ -74,7 +74,7 @@ def fused(fp32: Path, work: Path) -> dict[str, Path]:
     try:  # contrib ops (Attention, SkipLayerNorm) defeat shape inference: name the default type
         quantize_dynamic(str(out), str(q), weight_type=QuantType.QInt8, per_channel=True,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    except Exception as exc:  # noqa: BLE001 - optional variant: report and go on
+    except Exception as exc:
         log(f"dynamic int8 of the fused graph failed ({type(exc).__name__}: {exc}): skipped")
         return {"fused_fp32": out}
     return {"fused_fp32": out, "fused_int8_dynamic": q}
