@@ -17,11 +17,18 @@ def register(sub: Any) -> None:
     p.add_argument("--model", required=True, help="trained artifact folder (transferops train --out)")
     p.add_argument("--out", required=True, help="export folder to create")
     p.add_argument("--format", default="onnx", choices=["onnx"], help="export format (only onnx)")
-    p.add_argument("--quantize", default="int8", choices=["int8", "none"],
-                   help="dynamic int8 quantization (default int8; 'none' exports fp32 only)")
+    p.add_argument("--quantize", default="int8", choices=["int8", "dynamic", "static", "auto", "none"],
+                   help="int8 mode: dynamic, static (QDQ calibrated on training texts, head and LayerNorm "
+                        "in fp32), auto (both, keeps the smaller measured drop); int8 (default) = dynamic; "
+                        "'none' exports fp32 only")
     p.add_argument("--max-drop", type=float, default=1.0,
-                   help="largest int8 accuracy drop vs PyTorch on the validation split, in points "
-                        "(default 1)")
+                   help="largest int8 accuracy drop vs fp32, in points (default 1): fails when the lower "
+                        "bound of the drop's 95%% CI on validation+test+train rows is above it")
+    p.add_argument("--accuracy-rows", type=int, default=2000,
+                   help="rows the int8 drop is measured on: all validation and test rows, topped up with "
+                        "training rows (default 2000)")
+    p.add_argument("--calibration-rows", type=int, default=256,
+                   help="training texts that calibrate static int8 activations (default 256)")
     p.add_argument("--per-tensor", action="store_true",
                    help="one int8 scale per weight matrix instead of per output channel")
     p.add_argument("--sample-size", type=int, default=1000, help="validation texts used for the checks")
@@ -104,9 +111,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if image_cli.is_image_model(args.model):  # issue 15: static QDQ int8 with a calibration set
         return image_cli.export(args)
-    res = export_onnx(args.model, args.out, quantize=None if args.quantize == "none" else "int8",
+    res = export_onnx(args.model, args.out, quantize=None if args.quantize == "none" else args.quantize,
                       max_drop=args.max_drop / 100.0, sample_size=args.sample_size, overwrite=args.overwrite,
-                      per_channel=not args.per_tensor)
+                      per_channel=not args.per_tensor, accuracy_rows=args.accuracy_rows,
+                      calibration_rows=args.calibration_rows)
     print(res.summary())
     return 0
 

@@ -24,18 +24,57 @@ from transferops.modality.text import check_texts
 Variant = Literal["int8", "fp32"]
 
 
+#: Session options chosen by measurement (issue 18; benchmarks/results/ort_options_bench.md, docs/deploy.md).
+#: ``intra_op_num_threads`` 0 = ONNX Runtime's default (one per physical core) unless ``threads`` is given.
+SESSION_DEFAULTS: dict[str, Any] = {
+    "graph_optimization_level": "all",
+    "intra_op_num_threads": 0,
+    "inter_op_num_threads": 1,
+    "enable_cpu_mem_arena": True,
+    "execution_mode": "sequential",
+}
+_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+           "all": "ORT_ENABLE_ALL"}
+_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
+
+
+def session_options(threads: int | None = None, **overrides: Any) -> Any:
+    """``onnxruntime.SessionOptions`` from :data:`SESSION_DEFAULTS`, ``threads`` (intra-op) and ``overrides``
+    (same keys; a bad key or value is a one-line :class:`ConfigError`)."""
+    ort = require("onnxruntime", "onnx")
+    unknown = sorted(set(overrides) - set(SESSION_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"session option: {', '.join(unknown)} is not one of {', '.join(SESSION_DEFAULTS)}")
+    o = {**SESSION_DEFAULTS, **({"intra_op_num_threads": threads} if threads else {}), **overrides}
+    if o["graph_optimization_level"] not in _LEVELS:
+        raise ConfigError(f"graph_optimization_level: {o['graph_optimization_level']!r} is not one of "
+                          f"{', '.join(_LEVELS)}")
+    if o["execution_mode"] not in _MODES:
+        raise ConfigError(f"execution_mode: {o['execution_mode']!r} is not one of {', '.join(_MODES)}")
+    for k in ("intra_op_num_threads", "inter_op_num_threads"):
+        if isinstance(o[k], bool) or not isinstance(o[k], int) or o[k] < 0:
+            raise ConfigError(f"{k}: {o[k]!r} must be an integer ≥ 0 (0 = ONNX Runtime's default)")
+    if not isinstance(o["enable_cpu_mem_arena"], bool):
+        raise ConfigError(f"enable_cpu_mem_arena: {o['enable_cpu_mem_arena']!r} must be true or false")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[o["graph_optimization_level"]])
+    opts.execution_mode = getattr(ort.ExecutionMode, _MODES[o["execution_mode"]])
+    opts.intra_op_num_threads = int(o["intra_op_num_threads"])
+    opts.inter_op_num_threads = int(o["inter_op_num_threads"])
+    opts.enable_cpu_mem_arena = o["enable_cpu_mem_arena"]
+    opts.log_severity_level = 3
+    return opts
+
+
 class OnnxSession:
-    """One ``onnxruntime.InferenceSession`` plus its tokenizer: texts in, (logits, embeddings) out."""
+    """One ``onnxruntime.InferenceSession`` plus its tokenizer: texts in, (logits, embeddings) out.
+
+    ``options`` overrides :data:`SESSION_DEFAULTS` (benchmarks; the defaults are the measured best)."""
 
     def __init__(self, path: str | Path, tokenizer: Any, *, max_length: int,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, options: dict[str, Any] | None = None) -> None:
         ort = require("onnxruntime", "onnx")
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
+        opts = session_options(threads, **(options or {}))
         self.path = Path(path)
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -142,4 +181,4 @@ def _is_export(path: Path) -> bool:
 
 register_kind("onnx", OnnxModel, detect=_is_export)
 
-__all__ = ["OnnxModel", "OnnxSession", "Variant"]
+__all__ = ["SESSION_DEFAULTS", "OnnxModel", "OnnxSession", "Variant", "session_options"]
