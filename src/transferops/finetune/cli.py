@@ -72,13 +72,16 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--augment-slice", action="append", default=None, metavar="COL=VALUE",
                    help="oversample this slice by augmentation (COL must be a --slice-column; repeatable)")
     g.add_argument("--augment-slice-copies", type=int, help="copies per row of each --augment-slice (default 2)")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="training precision: auto (default: bf16 where the CPU/GPU has native bf16, else fp32), "
+                   "fp32, bf16, fp16 (CUDA only); saved weights are fp32")
 
 
 _CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", "batch_size", "grad_accum",
                  "max_length", "warmup_ratio", "loss", "focal_gamma", "class_weight", "oversample",
                  "early_stopping_patience", "metric", "seed", "freeze_layers", "freeze_fraction", "dedupe",
                  "check_near_duplicates", "calibrate", "threads", "augment", "augment_strength",
-                 "augment_slice", "augment_slice_copies")
+                 "augment_slice", "augment_slice_copies", "precision")
 
 
 def explicit_keys(args: argparse.Namespace) -> set[str]:

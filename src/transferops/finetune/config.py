@@ -22,6 +22,7 @@ from transferops.errors import ConfigError
 Strategy = Literal["auto", "head", "freeze", "full", "lora"]
 Task = Literal["auto", "binary", "multiclass", "multilabel"]
 Loss = Literal["ce", "focal"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 def _strategies() -> Any:
@@ -165,6 +166,8 @@ class TrainConfig:
     augment_slice: list[str] | None = None
     #: Augmented copies added per training row of each ``augment_slice``.
     augment_slice_copies: int = 2
+    #: Training precision (issue 18): auto (bf16 where native, else fp32), fp32, bf16, fp16 (CUDA only).
+    precision: Precision = "auto"
 
     _parameter_constraints: ClassVar[Constraints] = {
         "strategy": Options(lambda: _strategies().strategy_names()),
@@ -188,6 +191,7 @@ class TrainConfig:
         "augment": Interval(Real, 0.0, 20.0),
         "augment_strength": Interval(Real, 0.0, 1.0, closed="right"),
         "augment_slice_copies": Interval(Integral, 1, 100),
+        "precision": Options("auto", "fp32", "bf16", "fp16"),
     }
 
     def __post_init__(self) -> None:
@@ -197,6 +201,9 @@ class TrainConfig:
         validate_params(self, self._parameter_constraints)
         if self.freeze_layers is not None and self.freeze_fraction is not None:
             raise ConfigError("freeze_layers and freeze_fraction: give one, not both")
+        from transferops.finetune.precision import check_fp16_available  # torch only for fp16
+
+        check_fp16_available(self.precision)
         if self.augment_perturbations is not None or self.augment_slice:
             from transferops.modality.augment import check_perturbations, parse_slice  # pure Python
 
