@@ -217,7 +217,6 @@ def main() -> None:
     if args.quick:
         args.n_train, args.n_val, args.n_test, args.max_length = 100, 40, 100, 64
         args.throughput_rows, args.rounds, args.eval_every = 48, 1, 10
-    import pandas as pd
 
     tr_all, te = bbc_split()
     pool = tr_all.sample(frac=1.0, random_state=0)
@@ -226,7 +225,8 @@ def main() -> None:
     tr = rest.groupby("label", group_keys=False).head(-(-args.n_train // 5)).head(args.n_train)
     if args.n_test:
         te = te.groupby("label", group_keys=False).head(args.n_test // 5)
-    payload: dict[str, Any] = {"load_avg_start": _load(), "args": vars(args), "rows": {"train": len(tr), "validation": len(va), "test": len(te),
+    payload: dict[str, Any] = {"load_avg_start": _load(), "args": vars(args),
+                               "rows": {"train": len(tr), "validation": len(va), "test": len(te),
                                                             "train_available": len(tr_all)}}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -285,9 +285,11 @@ def main() -> None:
     sp = tq["speedup"]
     lines = [f"{'SMOKE RUN (--quick): sizes too small to mean anything. ' if args.quick else ''}"
              f"BBC, MiniLM-L6, {len(tr)} training rows (of {len(tr_all)}), {len(va)} validation, {len(te)} test, "
-             f"max length {args.max_length}; load average {payload['load_avg_start']} at start, {payload['load_avg_end']} at end",
+             f"max length {args.max_length}; load average {payload['load_avg_start']} at start, "
+             f"{payload['load_avg_end']} at end",
              "", "| time to quality | strategy / recipe | precision | epochs | final val macro-F1 | "
-             f"train s to {target:.4f} | train s total | wall s | test macro-F1 |", "|---|---|---|---|---|---|---|---|---|",
+             f"train s to {target:.4f} | train s total | wall s | test macro-F1 |",
+             "|---|---|---|---|---|---|---|---|---|",
              f"| transferops defaults | {ours['strategy']}, lr {ours['config']['lr']:g}, batch "
              f"{ours['config']['batch_size']} | {(ours['precision'] or {}).get('used')} | {ours['epochs_run']} | "
              f"{final_ours:.4f} | {fmt(t_ours)} | {ours['train_seconds']:.0f} | {ours['wall_seconds']:.0f} | "

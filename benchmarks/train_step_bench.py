@@ -151,7 +151,8 @@ def main() -> None:
                       f"| eager | {c['eager']['min_s']:.3f} | {c['eager']['median_s']:.3f} |",
                       f"| compiled (steady) | {c['compiled']['min_s']:.3f} | {c['compiled']['median_s']:.3f} |",
                       f"| compile (first step) | {c['compile_first_step_s']:.1f} | |"]
-            lines += [f"| first compiled step at length {k} | {v:.2f} | |" for k, v in c["first_step_at_new_length_s"].items()]
+            lines += [f"| first compiled step at length {k} | {v:.2f} | |"
+                      for k, v in c["first_step_at_new_length_s"].items()]
     save(args.name, out, "\n".join(lines))
 
 
