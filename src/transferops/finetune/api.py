@@ -123,7 +123,8 @@ class TrainResult:
                          + (f", L2-to-old {c['l2_to_old']:g}" if c.get("l2_to_old") else "") + "); test split:")
             lines += ["    " + ln for ln in format_report(c["report"]).splitlines()]
         tm = m["timings"]
-        lines.append(f"  training {tm['train_seconds']:.1f}s · {tm['examples_per_second']:.1f} examples/s")
+        lines.append(f"  training {tm['train_seconds']:.1f}s · {tm['examples_per_second']:.1f} examples/s"
+                     + (f" · {tm['precision']}" if tm.get("precision") else ""))
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -485,7 +486,8 @@ def train(
         if getattr(ft, "frozen_cache_", None):  # strategy freeze: was the frozen prefix cached, its size, why
             training["frozen_cache"] = ft.frozen_cache_
         timings = {"train_seconds": round(ft.result_.train_seconds, 2),
-                   "examples_per_second": round(ft.result_.examples_per_second, 2)}
+                   "examples_per_second": round(ft.result_.examples_per_second, 2),
+                   "precision": ft.result_.precision.get("used", "fp32")}  # why: training.precision.reason
         params = ft.strategy_info.total_params
     else:
         row = next(c for c in search_res.leaderboard if c.name == strategy)  # type: ignore[union-attr]

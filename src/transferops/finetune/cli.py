@@ -79,14 +79,17 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="strategy freeze: compute the frozen layers once and train the rest on cached states "
                         "(auto: when it fits --cache-frozen-max-mb and there are >= 2 epochs)")
     g.add_argument("--cache-frozen-max-mb", type=int, help="memory budget of the frozen-prefix cache (default 2048)")
+    g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="training precision: auto (default: bf16 where the CPU/GPU has native bf16, else fp32), "
+                   "fp32, bf16, fp16 (CUDA only); saved weights are fp32")
 
 
 _CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", "batch_size", "grad_accum",
                  "max_length", "warmup_ratio", "loss", "focal_gamma", "class_weight", "oversample",
                  "early_stopping_patience", "metric", "seed", "freeze_layers", "freeze_fraction", "dedupe",
                  "check_near_duplicates", "calibrate", "threads", "augment", "augment_strength",
-                 "augment_slice", "augment_slice_copies")
-_CONFIG_FLAGS += ("truncation", "cache_frozen", "cache_frozen_max_mb")  # type: ignore[assignment]  # issue 18
+                 "augment_slice", "augment_slice_copies", "precision", "truncation", "cache_frozen",
+                 "cache_frozen_max_mb")
 
 
 def explicit_keys(args: argparse.Namespace) -> set[str]:

@@ -22,6 +22,7 @@ from transferops.errors import ConfigError
 Strategy = Literal["auto", "head", "freeze", "full", "lora"]
 Task = Literal["auto", "binary", "multiclass", "multilabel"]
 Loss = Literal["ce", "focal"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 
 def _strategies() -> Any:
@@ -172,6 +173,8 @@ class TrainConfig:
     #: the cache fits ``cache_frozen_max_mb`` and there are >= 2 epochs; see ``finetune/frozen_prefix.py``).
     cache_frozen: Literal["auto", "on", "off"] = "auto"
     cache_frozen_max_mb: int = 2048
+    #: Training precision (issue 18): auto (bf16 where native, else fp32), fp32, bf16, fp16 (CUDA only).
+    precision: Precision = "auto"
 
     _parameter_constraints: ClassVar[Constraints] = {
         "strategy": Options(lambda: _strategies().strategy_names()),
@@ -198,6 +201,7 @@ class TrainConfig:
         "truncation": Options("head", "head_tail"),
         "cache_frozen": Options("auto", "on", "off"),
         "cache_frozen_max_mb": Interval(Integral, 1, None),
+        "precision": Options("auto", "fp32", "bf16", "fp16"),
     }
 
     def __post_init__(self) -> None:
@@ -207,6 +211,9 @@ class TrainConfig:
         validate_params(self, self._parameter_constraints)
         if self.freeze_layers is not None and self.freeze_fraction is not None:
             raise ConfigError("freeze_layers and freeze_fraction: give one, not both")
+        from transferops.finetune.precision import check_fp16_available  # torch only for fp16
+
+        check_fp16_available(self.precision)
         if self.augment_perturbations is not None or self.augment_slice:
             from transferops.modality.augment import check_perturbations, parse_slice  # pure Python
 

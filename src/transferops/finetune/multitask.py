@@ -332,7 +332,7 @@ class MultiTaskLoss:
             targets = []
             for i in range(len(self.blocks)):
                 targets += [batch.pop(f"y{i}"), batch.pop(f"m{i}")]
-            logits = module(**batch).logits
+            logits = module(**batch).logits.float()  # fp32 loss under bf16 autocast
         total = logits.sum() * 0.0
         for i, (sl, multilabel, weight) in enumerate(self.blocks):
             y, m = targets[2 * i], targets[2 * i + 1].bool()
@@ -558,7 +558,8 @@ def train_multitask(
                                 max_steps=cfg.max_steps, grad_accum=cfg.grad_accum, warmup_ratio=cfg.warmup_ratio,
                                 weight_decay=cfg.weight_decay, metric=cfg.metric, higher_is_better=cfg.metric != "loss",
                                 patience=(cfg.early_stopping_patience * (4 if cached else 1))
-                                if cfg.early_stopping_patience else None, select_best=cfg.select_best))
+                                if cfg.early_stopping_patience else None, select_best=cfg.select_best,
+                                precision="fp32" if cached else cfg.precision))
     if loop.world_size > 1:
         raise ConfigError("--tasks: multi-task training runs in one process; launch it without accelerate/torchrun")
     from transferops.finetune.batching import BucketBatchSampler, make_collate, tokenize

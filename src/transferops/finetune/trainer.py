@@ -45,7 +45,8 @@ class ClassificationLoss:
         else:
             target = batch.pop("labels")
             logits = module(**batch).logits
-        return self.loss_fn(logits, target), int(target.shape[0])
+        # under bf16/fp16 autocast the loss is still computed in fp32
+        return self.loss_fn(logits.float(), target), int(target.shape[0])
 
 
 class SamplerSource:
@@ -124,7 +125,10 @@ class FineTuner:
             lr=cfg.resolved_lr(self.strategy), epochs=cfg.resolved_epochs(self.strategy), max_steps=cfg.max_steps,
             grad_accum=cfg.grad_accum, warmup_ratio=cfg.warmup_ratio, weight_decay=cfg.weight_decay,
             metric=cfg.metric, higher_is_better=cfg.metric != "loss", patience=patience,
-            select_best=cfg.select_best))
+            select_best=cfg.select_best, precision="fp32" if use_cache else cfg.precision,
+            precision_reason=f"strategy head trains a small head on cached fp32 features: no autocast "
+            f"(requested {cfg.precision})"
+            if use_cache and cfg.precision != "fp32" else ""))
         world, rank = loop.world_size, loop.rank
         if cfg.batch_size < world:
             raise ConfigError(f"batch_size: {cfg.batch_size} is the global batch and must be at least the number "

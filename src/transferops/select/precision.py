@@ -11,43 +11,18 @@ the values autocast's own per-call cast gives, minus the per-batch cast. On 100 
 probe scores of minilm-l6 and mpnet-base are identical to fp32 and LogME moves by < 0.001
 (``benchmarks/select_bench.py`` compares the two on every run).
 
-The training loop's precision (issue 18 lever 1) reads the same two flags; this copy keeps selection
-from importing the fine-tuning stage.
+The training loop's precision (issue 18 lever 1) reads the same flags, through the same
+:mod:`transferops.hardware`.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
+
+from transferops.hardware import BF16_CPU_FLAGS, cpu_has_native_bf16, read_cpuinfo
 
 Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
-#: /proc/cpuinfo flags of a CPU with native bf16 arithmetic.
-BF16_CPU_FLAGS: tuple[str, ...] = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_has_native_bf16(cpuinfo: str) -> bool:
-    """Whether a ``/proc/cpuinfo`` text lists a native bf16 flag.
-
-    >>> cpu_has_native_bf16("flags : fpu avx512f avx512_bf16"), cpu_has_native_bf16("flags : avx2")
-    (True, False)
-    """
-    flags: set[str] = set()
-    for line in cpuinfo.splitlines():
-        if line.split(":")[0].strip() in ("flags", "Features"):
-            flags.update(line.split(":", 1)[1].split())
-    return any(f in flags for f in BF16_CPU_FLAGS)
-
-
-@lru_cache(maxsize=1)
-def _cpuinfo() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except OSError:  # not Linux: no flags to read, so auto stays fp32
-        return ""
-
-
 def resolve_precision(requested: str, *, cpuinfo: str | None = None) -> str:
     """``auto`` → ``bf16`` on a CPU with native bf16, else ``fp32``; ``fp32``/``bf16`` as given.
 
@@ -58,7 +33,7 @@ def resolve_precision(requested: str, *, cpuinfo: str | None = None) -> str:
         raise ValueError(f"precision: {requested!r} is not one of {', '.join(PRECISIONS)}")
     if requested != "auto":
         return requested
-    return "bf16" if cpu_has_native_bf16(_cpuinfo() if cpuinfo is None else cpuinfo) else "fp32"
+    return "bf16" if cpu_has_native_bf16(read_cpuinfo() if cpuinfo is None else cpuinfo) else "fp32"
 
 
 __all__ = ["BF16_CPU_FLAGS", "PRECISIONS", "Precision", "cpu_has_native_bf16", "resolve_precision"]

@@ -1,0 +1,336 @@
+"""Time-to-quality on BBC (issue 18, levers 1 and 3): transferops' default recipe vs a plain
+``transformers.Trainer`` full fine-tune with its defaults, same checkpoint (MiniLM-L6) and rows.
+
+Three parts, one run (both sides of each comparison in the same process run, interleaved):
+
+1. **Time to quality** — validation macro-F1 against training wall time. (a) ``transferops.train(csv,
+   checkpoint="minilm-l6", validation_data=..., test_data=...)`` with its defaults (recipe: strategy,
+   lr, epochs, early stopping, ``precision=auto``); its curve is the per-epoch validation in the manifest's
+   history (``train_seconds`` excludes validation). (b) ``Trainer`` with its defaults (lr 5e-5, 3 epochs,
+   batch 8, fp32, fused AdamW), evaluated every ``--eval-every`` steps by a callback on the *same*
+   validation rows (evaluation time excluded). Headline: the training seconds each needs to reach the same
+   macro-F1 = the lower of the two final (best) validation macro-F1s. Target: transferops >= 2x faster.
+   Both sides truncate at ``--max-length`` (128, the issue's setting; our recipe would pick 256 on BBC).
+2. **Raw throughput** — identical full fine-tuning (same rows, batch 16, lr 5e-5, 1 epoch, max length)
+   in the same precision: fp32 vs fp32 and bf16 autocast vs ``Trainer(bf16=True)``, interleaved over
+   ``--rounds`` rounds; examples/s = the loop's own figure on each side. Target >= 1.2x.
+3. **bf16 vs fp32 accuracy parity** — the default recipe of part 1 trained again with ``precision="fp32"``;
+   test macro-F1 on the fixed BBC test split (``_common.bbc_split``: 445 rows) with a paired bootstrap 95 %
+   CI of the difference. Target: within 0.5 pt. ``auto`` picks bf16 only if this holds.
+
+Full size (the integrator's run, ~11-12 min on 2 idle cores; training rows subsampled to 1,050 of the
+1,780 — stratified — so it fits; the 445 test rows are all used):
+
+    nice -n 10 .venv/bin/python benchmarks/time_to_quality.py
+
+Smoke (``--quick``: 100 training rows, 40 validation, 100 test rows, max length 64, no model search —
+the default search would run for ≤ 1,000 training rows — 1 round; figures say nothing):
+
+    nice -n 10 .venv/bin/python benchmarks/time_to_quality.py --quick
+
+Writes ``benchmarks/results/time_to_quality.json`` and ``.md`` (load average per part and round).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import bbc_split, save
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, pred, average="macro"))
+
+
+def paired_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, n: int = 1000, seed: int = 0) -> list[float]:
+    """95 % CI of macro-F1(a) - macro-F1(b) over resampled test rows."""
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n):
+        idx = rng.integers(0, len(y), len(y))
+        diffs.append(_macro_f1(y[idx], a[idx]) - _macro_f1(y[idx], b[idx]))
+    return [float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))]
+
+
+def _reset_accelerate() -> None:
+    """Each side starts from a clean accelerate state: ``Trainer(bf16=True)`` sets the process-wide
+    ``AcceleratorState`` (and ``ACCELERATE_MIXED_PRECISION``), which would otherwise leak into the next run."""
+    from accelerate.state import AcceleratorState
+
+    os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+# --------------------------------------------------------------------------- transferops
+
+
+def run_ours(files: dict[str, Path], out: Path, **kw: Any) -> dict[str, Any]:
+    import pandas as pd
+
+    import transferops
+
+    _reset_accelerate()
+    t0 = time.perf_counter()
+    load0 = _load()
+    res = transferops.train(files["train"], out=out, checkpoint="minilm-l6", validation_data=files["validation"],
+                            test_data=files["test"], **kw)
+    wall = time.perf_counter() - t0
+    m = res.manifest
+    from transferops.finetune.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(m["config"])
+    te = pd.read_csv(files["test"])
+    pred = np.asarray(transferops.load(out).predict(te["text"].tolist()))
+    curve = [(float(h["train_seconds"]), float(h["val_macro_f1"])) for h in m["history"] if "epoch" in h]
+    return {"curve": curve, "wall_seconds": round(wall, 1), "train_seconds": m["timings"]["train_seconds"],
+            "examples_per_second": m["timings"]["examples_per_second"], "strategy": m["strategy"]["name"],
+            "precision": m["training"].get("precision"), "optimizer": m["training"].get("optimizer"),
+            "epochs_run": len(curve), "config": {**{k: m["config"][k] for k in ("batch_size", "max_length",
+                                                                                 "precision")},
+                                                 # None in the config = the strategy's default: resolve it
+                                                 "lr": cfg.resolved_lr(m["strategy"]["name"]),
+                                                 "epochs": cfg.resolved_epochs(m["strategy"]["name"])},
+            "test_pred": pred.tolist(), "test_macro_f1": _macro_f1(te["label"].to_numpy(), pred),
+            "load_avg": [load0, _load()]}
+
+
+# --------------------------------------------------------------------------- transformers.Trainer
+
+
+def run_trainer(files: dict[str, Path], out: Path, *, max_length: int, eval_every: int | None,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a user writes from the transformers docs: tokenize, DataCollatorWithPadding, Trainer defaults."""
+    import pandas as pd
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+    from transformers.utils import logging as hf_logging
+
+    from transferops.checkpoints import resolve_checkpoint
+
+    hf_logging.set_verbosity_error()
+    path = str(resolve_checkpoint("minilm-l6").path)
+    tr, va, te = (pd.read_csv(files[k]) for k in ("train", "validation", "test"))
+    labels = sorted(tr["label"].unique())
+    l2i = {lbl: i for i, lbl in enumerate(labels)}
+    tok = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(labels))
+
+    class DS(torch.utils.data.Dataset):
+        def __init__(self, df: Any) -> None:
+            self.enc = tok(df["text"].tolist(), truncation=True, max_length=max_length)
+            self.y = [l2i[v] for v in df["label"]]
+
+        def __len__(self) -> int:
+            return len(self.y)
+
+        def __getitem__(self, i: int) -> dict[str, Any]:
+            return {**{k: v[i] for k, v in self.enc.items()}, "labels": self.y[i]}
+
+    va_enc = tok(va["text"].tolist(), truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    y_va = np.asarray([l2i[v] for v in va["label"]])
+
+    class Curve(TrainerCallback):
+        """Validation macro-F1 every N steps; the time spent evaluating is not counted as training."""
+
+        def __init__(self) -> None:
+            self.points: list[tuple[float, float]] = []
+            self.t0 = 0.0
+            self.excluded = 0.0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.t0 = time.perf_counter()
+
+        def _eval(self, state: Any, model: Any) -> None:
+            e0 = time.perf_counter()
+            model.eval()
+            with torch.inference_mode():
+                logits = torch.cat([model(**{k: v[i:i + 64] for k, v in va_enc.items()}).logits.float()
+                                    for i in range(0, len(y_va), 64)])
+            model.train()
+            f1 = _macro_f1(y_va, logits.argmax(1).numpy())
+            self.points.append((round(e0 - self.t0 - self.excluded, 3), f1))
+            self.excluded += time.perf_counter() - e0
+
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            if eval_every and state.global_step % eval_every == 0:
+                self._eval(state, model)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any) -> None:
+            if eval_every and (not self.points or state.global_step % eval_every):
+                self._eval(state, model)
+
+    _reset_accelerate()
+    targs = TrainingArguments(output_dir=str(out), save_strategy="no", eval_strategy="no", report_to=[],
+                              logging_strategy="no", use_cpu=True, seed=0, disable_tqdm=True, **(overrides or {}))
+    curve = Curve()
+    trainer = Trainer(model=model, args=targs, train_dataset=DS(tr), data_collator=DataCollatorWithPadding(tok),
+                      callbacks=[curve])
+    load0 = _load()
+    t0 = time.perf_counter()
+    res = trainer.train()
+    wall = time.perf_counter() - t0
+    pred = trainer.predict(DS(te)).predictions.argmax(1)
+    y_te = np.asarray([l2i[v] for v in te["label"]])
+    return {"curve": curve.points, "wall_seconds": round(wall, 1),
+            "train_seconds": round(wall - curve.excluded, 2),
+            "examples_per_second": res.metrics["train_samples_per_second"], "optim": str(targs.optim),
+            "test_macro_f1": _macro_f1(y_te, pred), "load_avg": [load0, _load()]}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
+    for secs, f1 in curve:
+        if f1 >= target - 1e-9:
+            return secs
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run (tiny sizes; figures say nothing)")
+    ap.add_argument("--n-train", type=int, default=1050, help="training rows (stratified sample of BBC train)")
+    ap.add_argument("--n-val", type=int, default=200, help="validation rows shared by both sides")
+    ap.add_argument("--n-test", type=int, default=0, help="test rows (0: all 445)")
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--throughput-rows", type=int, default=320)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--eval-every", type=int, default=50, help="Trainer steps between validation points")
+    ap.add_argument("--name", default="time_to_quality")
+    args = ap.parse_args()
+    if args.quick:
+        args.n_train, args.n_val, args.n_test, args.max_length = 100, 40, 100, 64
+        args.throughput_rows, args.rounds, args.eval_every = 48, 1, 10
+
+    tr_all, te = bbc_split()
+    pool = tr_all.sample(frac=1.0, random_state=0)
+    va = pool.groupby("label", group_keys=False).head(args.n_val // 5)
+    rest = pool.drop(va.index)
+    tr = rest.groupby("label", group_keys=False).head(-(-args.n_train // 5)).head(args.n_train)
+    if args.n_test:
+        te = te.groupby("label", group_keys=False).head(args.n_test // 5)
+    payload: dict[str, Any] = {"load_avg_start": _load(), "args": vars(args),
+                               "rows": {"train": len(tr), "validation": len(va), "test": len(te),
+                                                            "train_available": len(tr_all)}}
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        files = {"train": tmp / "train.csv", "validation": tmp / "val.csv", "test": tmp / "test.csv"}
+        for k, df in (("train", tr), ("validation", va), ("test", te)):
+            df[["text", "label"]].to_csv(files[k], index=False)
+        extra = {"search": False} if args.quick else {}
+
+        # 1. time to quality: defaults vs defaults (ours first, then the Trainer)
+        ours = run_ours(files, tmp / "ours", max_length=args.max_length, **extra)
+        hf = run_trainer(files, tmp / "hf", max_length=args.max_length, eval_every=args.eval_every)
+        final_ours, final_hf = max(f for _, f in ours["curve"]), hf["curve"][-1][1]
+        target = min(final_ours, final_hf)
+        t_ours, t_hf = time_to(ours["curve"], target), time_to(hf["curve"], target)
+        payload["time_to_quality"] = {"transferops": {k: v for k, v in ours.items() if k != "test_pred"},
+                                      "trainer": hf, "target_macro_f1": target, "seconds_transferops": t_ours,
+                                      "seconds_trainer": t_hf,
+                                      "speedup": (t_hf / t_ours) if t_ours and t_hf else None}
+
+        # 3. parity: the same default recipe in fp32
+        fp32 = run_ours(files, tmp / "ours_fp32", max_length=args.max_length, precision="fp32", **extra)
+        y_te = te["label"].to_numpy()
+        a, b = np.asarray(ours["test_pred"]), np.asarray(fp32["test_pred"])
+        payload["parity"] = {"precision_auto": ours["precision"], "test_macro_f1_auto": ours["test_macro_f1"],
+                             "test_macro_f1_fp32": fp32["test_macro_f1"],
+                             "diff_pt": 100 * (ours["test_macro_f1"] - fp32["test_macro_f1"]),
+                             "diff_ci95_pt": [100 * x for x in paired_bootstrap(y_te, a, b)],
+                             "test_rows": len(y_te), "disagreeing_rows": int((a != b).sum()),
+                             "fp32_train_seconds": fp32["train_seconds"], "load_avg": fp32["load_avg"]}
+
+        # 2. throughput: identical full fine-tuning, same precision, interleaved rounds
+        thr = tr.groupby("label", group_keys=False).head(args.throughput_rows // 5)
+        tfiles = {**files, "train": tmp / "thr.csv"}
+        thr[["text", "label"]].to_csv(tfiles["train"], index=False)
+        rounds: list[dict[str, Any]] = []
+        for r in range(args.rounds):
+            for prec in ("fp32", "bf16"):
+                o = run_ours(tfiles, tmp / f"thr_o_{r}_{prec}", strategy="full", epochs=1, lr=5e-5, batch_size=16,
+                             max_length=args.max_length, baseline=False, check_near_duplicates=False,
+                             early_stopping_patience=None, warmup_ratio=0.0, precision=prec, calibrate=False)
+                h = run_trainer(tfiles, tmp / f"thr_h_{r}_{prec}", max_length=args.max_length, eval_every=None,
+                                overrides={"per_device_train_batch_size": 16, "num_train_epochs": 1,
+                                           "learning_rate": 5e-5, "bf16": prec == "bf16"})
+                rounds.append({"round": r, "precision": prec, "transferops": o["examples_per_second"],
+                               "trainer": h["examples_per_second"], "ratio": o["examples_per_second"]
+                               / h["examples_per_second"], "load_avg": [o["load_avg"], h["load_avg"]]})
+        payload["throughput"] = rounds
+        payload["rows"]["throughput"] = len(thr)
+    payload["load_avg_end"] = _load()
+    save(args.name, payload, render(payload))
+
+
+def render(p: dict[str, Any]) -> str:
+    """The Markdown tables of a payload (a pure function: ``render(json.load(results))`` redraws them)."""
+    a, rows, tq, par = p["args"], p["rows"], p["time_to_quality"], p["parity"]
+    ours, hf = tq["transferops"], tq["trainer"]
+    final_ours, final_hf = max(f for _, f in ours["curve"]), hf["curve"][-1][1]
+
+    def fmt(x: float | None) -> str:
+        return f"{x:.0f}" if x is not None else "not reached"
+
+    sp = tq["speedup"]
+    used = (ours["precision"] or {}).get("used")
+    lines = [f"{'SMOKE RUN (--quick): sizes too small to mean anything. ' if a['quick'] else ''}"
+             f"BBC, MiniLM-L6, {rows['train']} training rows (of {rows['train_available']}), {rows['validation']} "
+             f"validation, {rows['test']} test, max length {a['max_length']}; load average {p['load_avg_start']} at "
+             f"start, {p['load_avg_end']} at end",
+             "", "| time to quality | recipe | precision | epochs | final val macro-F1 | "
+             f"train s to {tq['target_macro_f1']:.4f} | train s total | wall s | test macro-F1 |",
+             "|---|---|---|---|---|---|---|---|---|",
+             f"| transferops defaults | {ours['strategy']}, lr {ours['config']['lr']:g}, batch "
+             f"{ours['config']['batch_size']} | {used} | {ours['epochs_run']} | {final_ours:.4f} | "
+             f"{fmt(tq['seconds_transferops'])} | {ours['train_seconds']:.0f} | {ours['wall_seconds']:.0f} | "
+             f"{ours['test_macro_f1']:.4f} |",
+             f"| transformers.Trainer defaults | full, lr 5e-5, batch 8 ({hf['optim']}) | fp32 | 3 | "
+             f"{final_hf:.4f} | {fmt(tq['seconds_trainer'])} | {hf['train_seconds']:.0f} | {hf['wall_seconds']:.0f} | "
+             f"{hf['test_macro_f1']:.4f} |",
+             (f"| **speedup to equal quality** (target ≥ 2×) | | | | | **{sp:.2f}×**{'' if sp >= 2 else ' (MISSED)'} "
+              "| | | |") if sp else "| **speedup to equal quality** | | | | | n/a | | | |",
+             "", f"| raw throughput, identical full fine-tune ({rows.get('throughput')} rows, batch 16, 1 epoch) | "
+             "transferops ex/s | Trainer ex/s | ratio (target ≥ 1.2×) |", "|---|---|---|---|"]
+    for prec in ("fp32", "bf16"):
+        rs = [r for r in p["throughput"] if r["precision"] == prec]
+        med = statistics.median(r["ratio"] for r in rs)
+        lines.append(f"| {prec} vs {prec} (median of {len(rs)}; best) | "
+                     f"{statistics.median(r['transferops'] for r in rs):.2f} | "
+                     f"{statistics.median(r['trainer'] for r in rs):.2f} | "
+                     f"{med:.2f}× (best {max(r['ratio'] for r in rs):.2f}×){'' if med >= 1.2 else ' MISSED'} |")
+    ok = abs(par["diff_pt"]) <= 0.5
+    lines += ["", "| parity (default recipe, test split) | test macro-F1 | diff (pt) | paired bootstrap 95% CI (pt) "
+              "| rows that differ |", "|---|---|---|---|---|",
+              f"| precision auto → {used} | {par['test_macro_f1_auto']:.4f} | {par['diff_pt']:+.2f}"
+              f"{'' if ok else ' (MISSED: > 0.5 pt)'} | "
+              f"[{par['diff_ci95_pt'][0]:+.2f}, {par['diff_ci95_pt'][1]:+.2f}] | "
+              f"{par['disagreeing_rows']} of {par['test_rows']} |",
+              f"| fp32 | {par['test_macro_f1_fp32']:.4f} | | | |"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
