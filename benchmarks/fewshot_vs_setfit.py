@@ -135,10 +135,19 @@ def main() -> None:
     ap.add_argument("--no-setfit", action="store_true")
     ap.add_argument("--quick", action="store_true", help="headlines, 8/class, seed 0 (a smoke run)")
     ap.add_argument("--name", default="fewshot_vs_setfit", help="results file name")
+    ap.add_argument("--resume", action="store_true", help="keep the runs in the results file; run the missing cells")
     args = ap.parse_args()
     if args.quick:
         args.datasets, args.shots, args.seeds = ["headlines"], [8], [0]
     runs: list[dict[str, Any]] = []
+    if args.resume:
+        import json
+
+        from _common import RESULTS
+
+        f = RESULTS / f"{args.name}.json"
+        runs = json.loads(f.read_text()).get("runs", []) if f.exists() else []
+    done = {(r["dataset"], r["k"], r["seed"]) for r in runs if r["method"] == "transferops"}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         data = {}
@@ -153,6 +162,8 @@ def main() -> None:
             for seed in args.seeds:
                 for ds in args.datasets:
                     tr, te = data[ds]
+                    if (ds, k, seed) in done:
+                        continue
                     few = sample(tr, k, seed)
                     cell = {"dataset": ds, "k": k, "seed": seed, "test_rows": len(te)}
 

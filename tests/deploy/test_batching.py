@@ -124,3 +124,22 @@ def test_concurrency_must_be_a_positive_integer(tiny_export: Path) -> None:
 
     with ThreadPoolExecutor(1) as ex, pytest.raises(ConfigError, match="concurrency"):
         DynamicBatcher(Slot(open_runner("m", tiny_export)), executor=ex, concurrency=0)
+
+
+@pytest.mark.parametrize(("concurrency", "repeat", "expected"), [(1, 300, [4]), (2, 300, [2, 2]), (2, 1, [4])])
+def test_free_slots_share_heavy_queues(tiny_export: Path, concurrency: int, repeat: int, expected: list[int]) -> None:
+    """With two free slots, four long queued texts run as two batches of two (both cores busy), not one of
+    four; four short texts stay one batch (there the per-batch cost, not the model, is the limit)."""
+    runner = open_runner("m", tiny_export)
+    sizes: list[int] = []
+
+    async def go() -> None:
+        with ThreadPoolExecutor(concurrency) as ex:
+            b = DynamicBatcher(Slot(runner), executor=ex, max_batch_size=32, max_wait_ms=20,
+                               concurrency=concurrency, on_batch=lambda n, _dt: sizes.append(n))
+            out = await asyncio.gather(*[b.submit([t * repeat]) for t in _texts(4)])
+            assert [len(r[0][1]) for r in out] == [1, 1, 1, 1]
+            b.close()
+
+    asyncio.run(go())
+    assert sorted(sizes) == expected
