@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import time
@@ -51,24 +50,10 @@ def load() -> tuple[float, float, float]:
 
 def get_model(cache: Path) -> tuple[Path, Any]:
     """The trained BBC model (cached) and the articles it never saw (neither train nor its own splits)."""
-    import pandas as pd
+    from serve_bench import train_bbc_model
 
-    import transferops
-    from transferops.data.bundled import load_bbc
-
-    bbc = load_bbc()
-    subset = bbc.groupby("label").sample(120, random_state=0).reset_index(drop=True)
-    heldout = bbc[~bbc["id"].isin(subset["id"])].sample(frac=1.0, random_state=1).reset_index(drop=True)
-    run = cache / RUN_NAME
-    if not (run / "transferops.json").exists():
-        shutil.rmtree(run, ignore_errors=True)
-        log("training BBC MiniLM (freeze, 2 epochs, lr 4e-4, 600 articles, max_length 128)")
-        t0 = time.perf_counter()
-        transferops.train(pd.DataFrame(subset[["text", "label"]]), out=run, checkpoint="minilm-l6",
-                          strategy="freeze", epochs=2, lr=4e-4, max_length=128, batch_size=16,
-                          check_near_duplicates=False)
-        log(f"  trained in {time.perf_counter() - t0:.0f}s")
-    return run, heldout
+    run, heldout = train_bbc_model(cache, RUN_NAME)
+    return run, heldout.reset_index(drop=True)
 
 
 def get_exports(run: Path, work: Path) -> dict[str, dict[str, Any]]:

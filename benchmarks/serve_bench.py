@@ -55,17 +55,29 @@ def log(msg: str) -> None:
 
 # --------------------------------------------------------------------------- model
 def get_model(args: argparse.Namespace, cache: Path) -> tuple[Path, Any]:
-    import pandas as pd
+    if args.model:
+        return Path(args.model), bbc_sets()[1]
+    return train_bbc_model(cache, "bbc-minilm-freeze-e2")
 
-    import transferops
+
+def bbc_sets() -> tuple[Any, Any]:
+    """The benchmark model's 600-article training subset, and the BBC articles it never saw (shuffled)."""
     from transferops.data.bundled import load_bbc
 
     bbc = load_bbc()
     subset = bbc.groupby("label").sample(120, random_state=0).reset_index(drop=True)
-    heldout = bbc[~bbc["id"].isin(subset["id"])].sample(frac=1.0, random_state=1)
-    if args.model:
-        return Path(args.model), heldout
-    run = cache / "bbc-minilm-freeze-e2"
+    return subset, bbc[~bbc["id"].isin(subset["id"])].sample(frac=1.0, random_state=1)
+
+
+def train_bbc_model(cache: Path, name: str) -> tuple[Path, Any]:
+    """The serving benchmarks' BBC MiniLM model, trained once into ``cache / name``, and its held-out
+    articles (shared with ``int8_accuracy_bench.py`` and ``ort_options_bench.py``)."""
+    import pandas as pd
+
+    import transferops
+
+    subset, heldout = bbc_sets()
+    run = cache / name
     if not (run / "transferops.json").exists():
         shutil.rmtree(run, ignore_errors=True)
         # 1 epoch at the default freeze lr (5e-5) leaves near-uniform probabilities (mean max 0.22):
