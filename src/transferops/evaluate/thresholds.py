@@ -78,6 +78,10 @@ class OperatingPoint:
         return asdict(self)
 
 
+#: How far below the validation score a chosen threshold sits (float32 probabilities are exact to ~6e-8).
+THRESHOLD_MARGIN = 1e-6
+
+
 def operating_point(p: np.ndarray, y: np.ndarray, threshold: float) -> OperatingPoint:
     """Precision/recall/F1/specificity of ``p >= threshold`` against 0/1 truth ``y``."""
     p, y = np.asarray(p, dtype=np.float64), np.asarray(y).astype(bool)
@@ -138,7 +142,11 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, target: ThresholdTarget | str
         i = int(ok.min()) if len(ok) else int(np.argmax(prec))
     else:
         i = int(len(f1) - 1 - np.argmax(f1[::-1]))
-    return operating_point(p, y, float(th[i]))
+    # Just below the chosen score (never past the next lower one): the same split on validation, but the
+    # example at the boundary keeps its decision when predict or ONNX recomputes it in float32 (1 ulp lower).
+    lower = th[i - 1] if i > 0 else 0.0
+    threshold = max(float(th[i]) - THRESHOLD_MARGIN, (float(th[i]) + float(lower)) / 2.0)
+    return operating_point(p, y, threshold)
 
 
 def choose_label_thresholds(proba: np.ndarray, y: np.ndarray, labels: list[str],
