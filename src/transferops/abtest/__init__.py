@@ -6,8 +6,7 @@ assign_arm`` does not pull in scipy and pandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from transferops._lazy import lazy_exports
 
 _EXPORTS = {
     "ABResult": "analysis", "AnalysisConfig": "analysis", "GuardrailConfig": "analysis",
@@ -21,9 +20,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'transferops.abtest' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"transferops.abtest.{mod}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, {k: f"transferops.abtest.{v}" for k, v in _EXPORTS.items()})

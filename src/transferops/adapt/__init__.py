@@ -6,8 +6,9 @@ into a smaller student, and seed ensembles.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from transferops._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from transferops.adapt.distill import DistillConfig, DistillResult, distill
@@ -26,12 +27,8 @@ _LAZY = {
     "train_seeds": "transferops.adapt.ensemble",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # Lazy: importing the package must not load torch.
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'transferops.adapt' has no attribute {name!r}")
+# Lazy: importing the package must not load torch.
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = ["AdaptConfig", "AdaptResult", "DistillConfig", "DistillResult", "EnsembleModel", "adapt",

@@ -10,8 +10,7 @@ Imports are lazy so the training hook (:mod:`transferops.monitor.profile`) works
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from transferops._lazy import lazy_exports
 
 _EXPORTS = {
     "Store": "transferops.monitor.store",
@@ -38,11 +37,7 @@ _EXPORTS = {
     "registered_signals": "transferops.monitor.signals",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'transferops.monitor' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)
