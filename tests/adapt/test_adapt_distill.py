@@ -114,3 +114,18 @@ def test_multilabel_soft_term_is_smallest_at_the_teacher() -> None:
     at = distill_loss(t.clone(), t, y, lab, temperature=2.0, alpha=0.5, multilabel=True)
     for shift in (-1.0, 1.0):
         assert float(distill_loss(t + shift, t, y, lab, temperature=2.0, alpha=0.5, multilabel=True)) > float(at)
+
+
+def test_student_cuts_long_texts_as_the_teacher_does(tmp_path: Path, toy_teacher: Path,
+                                                     tiny_bare_bert: Path) -> None:
+    from transferops.truncation import TRUNCATION_KEY, truncation_of
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(toy_teacher, teacher)
+    tc = teacher / "model" / "tokenizer_config.json"
+    doc = json.loads(tc.read_text())
+    doc[TRUNCATION_KEY] = "head_tail"  # as `train --truncation head_tail` saves it
+    tc.write_text(json.dumps(doc))
+    assert truncation_of(transferops.load(teacher).tokenizer) == "head_tail"
+    res = distill(teacher, out=tmp_path / "student", student=str(tiny_bare_bert), epochs=1, latency_texts=0)
+    assert truncation_of(transferops.load(res.path).tokenizer) == "head_tail"

@@ -36,6 +36,7 @@ from transferops.finetune.loop import LoopConfig, TrainLoop
 from transferops.finetune.strategies import encoder_layers
 from transferops.metrics import classification_metrics, encode_labels
 from transferops.modeling import batched_forward, quiet_transformers, set_threads, sigmoid, softmax
+from transferops.truncation import encode_texts, set_truncation, truncation_of
 
 
 @dataclass
@@ -260,8 +261,8 @@ class DistillSource:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.texts))
         for s in range(start * self.batch_size, len(self.texts), self.batch_size):
             idx = order[s:s + self.batch_size]
-            enc = self.tokenizer([self.texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                                 padding=True, return_tensors="pt")
+            enc = encode_texts(self.tokenizer, [self.texts[i] for i in idx], self.max_length, padding=True,
+                               return_tensors="pt")
             yield {"inputs": dict(enc), "teacher": torch.as_tensor(self.teacher_logits[idx]),
                    "target": torch.as_tensor(self.target[idx]), "has_label": torch.as_tensor(self.has_label[idx])}
 
@@ -367,6 +368,10 @@ def distill(teacher: str | Path, *, out: str | Path, student: str | None = None,
 
     torch.manual_seed(cfg.seed)
     model, tok, student_desc = build_student(tm, cfg)
+    # the student cuts long texts as the teacher does (head / head_tail), in training and once served
+    teacher_tok = getattr(tm, "tokenizer", None) if tm.no_torch_reason is None else None
+    if teacher_tok is not None and tok is not teacher_tok:
+        set_truncation(tok, truncation_of(teacher_tok))
     data = DistillSource(tok, texts, t_logits, target, has_label, batch_size=cfg.batch_size,
                          max_length=max_length, seed=cfg.seed)
     loop = TrainLoop(LoopConfig(lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_ratio=cfg.warmup_ratio,
