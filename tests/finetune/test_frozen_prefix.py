@@ -22,6 +22,7 @@ def _data(bbc_small: pd.DataFrame) -> tuple[list[str], np.ndarray, list[str]]:
 
 
 def _fit(tiny_bert: Path, bbc_small: pd.DataFrame, mode: str, **kw: object) -> FineTuner:
+    kw.setdefault("frozen_dropout", False)  # the cache needs a deterministic prefix
     texts, y, labels = _data(bbc_small)
     tr, va = np.arange(0, 200, 4), np.arange(1, 200, 8)  # 50 train rows, 25 validation rows, every class
     cfg = TrainConfig(strategy="freeze", freeze_layers=1, epochs=2, lr=5e-3, batch_size=8, max_length=48,
@@ -47,12 +48,10 @@ def test_cached_prefix_trains_like_the_uncached_path(tiny_bert: Path, bbc_small:
     np.testing.assert_allclose(lo, ln, atol=1e-4)
     # the weights moved (lr 5e-3): an untrained model would make the comparison empty
     assert off.result_.history[0]["train_loss"] != pytest.approx(off.result_.history[1]["train_loss"], abs=1e-4)
-    # the comparison is sensitive: with dropout in the frozen layers (the behaviour before issue 18) the same
-    # run trains differently
-    monkeypatch.setattr(fp, "FROZEN_PREFIX_EVAL", False)
-    legacy = _fit(tiny_bert, bbc_small, "on")
+    # the comparison is sensitive: with dropout in the frozen layers (the default) the same run trains differently
+    legacy = _fit(tiny_bert, bbc_small, "auto", frozen_dropout=True)
     assert legacy.frozen_cache_ is not None and not legacy.frozen_cache_["used"]
-    assert "not deterministic" in legacy.frozen_cache_["reason"]
+    assert "not deterministic" in legacy.frozen_cache_["reason"] and not legacy.frozen_cache_["prefix_eval"]
     assert np.abs(legacy.predict_logits(probe) - ln).max() > 1e-4
 
 
@@ -134,19 +133,21 @@ def test_train_records_the_cache_and_truncation_and_reloads_them(tiny_bert: Path
     out = tmp_path / "run"
     transferops.train(bbc_small, out=out, checkpoint=str(tiny_bert), strategy="freeze", epochs=2, lr=5e-3,
                       max_length=32, batch_size=16, check_near_duplicates=False, baseline=False, seed=0,
-                      augment=0.5, search=False, truncation="head_tail")
+                      augment=0.5, search=False, truncation="head_tail", frozen_dropout=False)
     m = read_manifest(out)
     fc = m["training"]["frozen_cache"]
     # augmentation makes its copies once, before training: the texts are fixed, so the cache stays on
     assert fc["used"] and fc["mode"] == "auto" and fc["reason"].startswith("auto:")
     assert fc["frozen_layers"] == 1 and fc["cache_bytes"] > 0 and fc["prefix_eval"] is True
     assert m["augmentation"]["rows_added"] > 0 and m["config"]["cache_frozen"] == "auto"
+    assert m["config"]["frozen_dropout"] is False
     off = tmp_path / "off"
     transferops.train(bbc_small, out=off, checkpoint=str(tiny_bert), strategy="freeze", epochs=1, lr=5e-3,
                       max_length=32, batch_size=16, check_near_duplicates=False, baseline=False, seed=0,
                       search=False)
     fc1 = read_manifest(off)["training"]["frozen_cache"]
-    assert not fc1["used"] and "one epoch" in fc1["reason"]
+    # the default keeps the frozen layers' dropout, so no cache; the record says why and how to get it
+    assert not fc1["used"] and "--no-frozen-dropout" in fc1["reason"] and fc1["prefix_eval"] is False
     # head_tail: recorded, and the reloaded model (what serve / batch scoring / evaluate load) cuts the same way
     from transferops.finetune.batching import tokenize
     from transferops.inference import encode
@@ -161,3 +162,11 @@ def test_train_records_the_cache_and_truncation_and_reloads_them(tiny_bert: Path
     assert trained[-2] == loaded.tokenizer(long_text, add_special_tokens=False)["input_ids"][-1]
     assert loaded.predict([long_text])  # the saved model is the full model
     assert truncation_of(transferops.load(off).tokenizer) == "head"
+
+
+def test_cache_on_needs_frozen_layers_without_dropout() -> None:
+    from transferops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--no-frozen-dropout"):
+        TrainConfig(strategy="freeze", cache_frozen="on")
+    assert TrainConfig(strategy="freeze", cache_frozen="on", frozen_dropout=False).cache_frozen == "on"

@@ -75,9 +75,13 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     # less work per step (issue 18): docs/finetune.md "Less work per step"
     g.add_argument("--truncation", choices=("head", "head_tail"),
                    help="cut long texts at the head (default) or keep the first 1/4 + last 3/4 of max_length")
+    g.add_argument("--frozen-dropout", action=argparse.BooleanOptionalAction, default=None,
+                   help="strategy freeze: the frozen layers keep their dropout while the rest trains (default); "
+                        "--no-frozen-dropout runs them in eval mode, which lets --cache-frozen compute them once")
     g.add_argument("--cache-frozen", choices=("auto", "on", "off"),
                    help="strategy freeze: compute the frozen layers once and train the rest on cached states "
-                        "(auto: when it fits --cache-frozen-max-mb and there are >= 2 epochs)")
+                        "(auto: with --no-frozen-dropout, when it fits --cache-frozen-max-mb and there are >= 2 "
+                        "epochs; on needs --no-frozen-dropout)")
     g.add_argument("--cache-frozen-max-mb", type=int, help="memory budget of the frozen-prefix cache (default 2048)")
     g.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="training precision: auto (default: bf16 where the CPU/GPU has native bf16, else fp32), "
@@ -89,7 +93,7 @@ _CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", 
                  "early_stopping_patience", "metric", "seed", "freeze_layers", "freeze_fraction", "dedupe",
                  "check_near_duplicates", "calibrate", "threads", "augment", "augment_strength",
                  "augment_slice", "augment_slice_copies", "precision", "truncation", "cache_frozen",
-                 "cache_frozen_max_mb")
+                 "cache_frozen_max_mb", "frozen_dropout")
 
 
 def explicit_keys(args: argparse.Namespace) -> set[str]:

@@ -169,8 +169,14 @@ class TrainConfig:
     #: Texts over ``max_length`` tokens: ``head`` keeps the first tokens, ``head_tail`` the first 1/4 and the
     #: last 3/4 (``transferops.truncation``; saved with the tokenizer, so serving cuts the same way).
     truncation: Literal["head", "head_tail"] = "head"
+    #: Strategy ``freeze``: the frozen layers keep their dropout while the rest trains (as in a model whose
+    #: weights are frozen but which runs in train mode). ``False``: they run in eval mode, which makes their
+    #: output deterministic and cacheable (``cache_frozen``): faster, but the demo's BBC recipe lost 1.1 pt of
+    #: test macro-F1 with it (docs/finetune.md "Less work per step").
+    frozen_dropout: bool = True
     #: Strategy ``freeze``: train the unfrozen layers on cached outputs of the frozen prefix (``auto``: when
-    #: the cache fits ``cache_frozen_max_mb`` and there are >= 2 epochs; see ``finetune/frozen_prefix.py``).
+    #: ``frozen_dropout`` is off, the cache fits ``cache_frozen_max_mb`` and there are >= 2 epochs; ``on``
+    #: needs ``frozen_dropout=False``; see ``finetune/frozen_prefix.py``).
     cache_frozen: Literal["auto", "on", "off"] = "auto"
     cache_frozen_max_mb: int = 2048
     #: Training precision (issue 18): auto (bf16 where native, else fp32), fp32, bf16, fp16 (CUDA only).
@@ -211,6 +217,10 @@ class TrainConfig:
         validate_params(self, self._parameter_constraints)
         if self.freeze_layers is not None and self.freeze_fraction is not None:
             raise ConfigError("freeze_layers and freeze_fraction: give one, not both")
+        if self.cache_frozen == "on" and self.frozen_dropout:
+            raise ConfigError("cache_frozen: 'on' needs frozen layers without dropout (their output must not "
+                              "change between epochs); add --no-frozen-dropout (frozen_dropout: false), or use "
+                              "--cache-frozen auto")
         from transferops.finetune.precision import check_fp16_available  # torch only for fp16
 
         check_fp16_available(self.precision)

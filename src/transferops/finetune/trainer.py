@@ -149,7 +149,8 @@ class FineTuner:
             enc_va = tokenize(self.tokenizer_, val_texts, cfg.max_length)
             n_tokens = sum(map(len, enc["input_ids"])) + sum(map(len, enc_va["input_ids"]))
             plan = fp.plan_cache(model, mode=cfg.cache_frozen, frozen_layers=k, n_tokens=n_tokens,
-                                 epochs=cfg.resolved_epochs(self.strategy), budget_mb=cfg.cache_frozen_max_mb)
+                                 epochs=cfg.resolved_epochs(self.strategy), budget_mb=cfg.cache_frozen_max_mb,
+                                 prefix_eval=not cfg.frozen_dropout)
             prefix_cache = plan.used
             if prefix_cache:
                 (states_tr, states_va), plan.encode_seconds = fp.timed_encode(
@@ -196,9 +197,10 @@ class FineTuner:
         # A cached-feature head trains through a small module so DDP sees (and syncs) its forward pass.
         objective: Any = ClassificationLoss(loss_fn, cached=use_cache)
         train_module: torch.nn.Module | None = _HeadOnly(model) if use_cache else None
-        if self.strategy == "freeze":  # frozen layers in eval mode; with the cache, only layers k.. run
+        if self.strategy == "freeze":  # frozen layers keep dropout unless asked; with the cache, only layers k.. run
             objective = fp.PrefixCacheLoss(loss_fn) if prefix_cache else objective
-            train_module = suffix_module if prefix_cache else fp.FrozenPrefixEval(model, k)
+            train_module = suffix_module if prefix_cache else fp.FrozenPrefixEval(model, k,
+                                                                                  prefix_eval=not cfg.frozen_dropout)
         if self.init_from is not None and self.l2_to_old > 0:
             from transferops.finetune.continual import wrap_l2
 
