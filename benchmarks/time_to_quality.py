@@ -219,6 +219,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=50, help="Trainer steps between validation points")
     ap.add_argument("--name", default="time_to_quality")
+    ap.add_argument("--parts", default="1,2,3", help="which parts to run (1 time to quality, 2 throughput, 3 parity)")
+    ap.add_argument("--with-cache-arm", action="store_true",
+                    help="part 1 also runs the opt-in fast path (--no-frozen-dropout: the frozen-prefix cache)")
     args = ap.parse_args()
     if args.quick:
         args.n_train, args.n_val, args.n_test, args.max_length = 100, 40, 100, 64
@@ -241,8 +244,13 @@ def main() -> None:
             df[["text", "label"]].to_csv(files[k], index=False)
         extra = {"search": False} if args.quick else {}
 
+        parts = {int(x) for x in str(args.parts).split(",") if x.strip()}
+        payload["parts"] = sorted(parts)
         # 1. time to quality: defaults vs defaults (ours first, then the Trainer)
         ours = run_ours(files, tmp / "ours", max_length=args.max_length, **extra)
+        if args.with_cache_arm:
+            cached = run_ours(files, tmp / "ours_cache", max_length=args.max_length, frozen_dropout=False, **extra)
+            payload["cache_arm"] = {k: v for k, v in cached.items() if k != "test_pred"}
         hf = run_trainer(files, tmp / "hf", max_length=args.max_length, eval_every=args.eval_every)
         final_ours, final_hf = max(f for _, f in ours["curve"]), hf["curve"][-1][1]
         target = min(final_ours, final_hf)
@@ -252,6 +260,12 @@ def main() -> None:
                                       "seconds_trainer": t_hf,
                                       "speedup": (t_hf / t_ours) if t_ours and t_hf else None}
 
+        if args.with_cache_arm:
+            payload["cache_arm"]["seconds_to_target"] = time_to(cached["curve"], target)
+        if 3 not in parts and 2 not in parts:
+            payload["load_avg_end"] = _load()
+            save(args.name, payload, render(payload))
+            return
         # 3. parity: the same default recipe in fp32
         fp32 = run_ours(files, tmp / "ours_fp32", max_length=args.max_length, precision="fp32", **extra)
         y_te = te["label"].to_numpy()
@@ -287,7 +301,7 @@ def main() -> None:
 
 def render(p: dict[str, Any]) -> str:
     """The Markdown tables of a payload (a pure function: ``render(json.load(results))`` redraws them)."""
-    a, rows, tq, par = p["args"], p["rows"], p["time_to_quality"], p["parity"]
+    a, rows, tq, par = p["args"], p["rows"], p["time_to_quality"], p.get("parity")
     ours, hf = tq["transferops"], tq["trainer"]
     final_ours, final_hf = max(f for _, f in ours["curve"]), hf["curve"][-1][1]
 
@@ -311,8 +325,17 @@ def render(p: dict[str, Any]) -> str:
              f"{final_hf:.4f} | {fmt(tq['seconds_trainer'])} | {hf['train_seconds']:.0f} | {hf['wall_seconds']:.0f} | "
              f"{hf['test_macro_f1']:.4f} |",
              (f"| **speedup to equal quality** (target ≥ 2×) | | | | | **{sp:.2f}×**{'' if sp >= 2 else ' (MISSED)'} "
-              "| | | |") if sp else "| **speedup to equal quality** | | | | | n/a | | | |",
-             "", f"| raw throughput, identical full fine-tune ({rows.get('throughput')} rows, batch 16, 1 epoch) | "
+              "| | | |") if sp else "| **speedup to equal quality** | | | | | n/a | | | |"]
+    ca = p.get("cache_arm")
+    if ca:
+        st = ca.get("seconds_to_target")
+        lines.insert(-1, f"| transferops, --no-frozen-dropout (frozen-prefix cache, opt-in) | {ca['strategy']} | "
+                     f"{(ca['precision'] or {}).get('used')} | {ca['epochs_run']} | "
+                     f"{max(f for _, f in ca['curve']):.4f} | "
+                     f"{fmt(st)} | {ca['train_seconds']:.0f} | {ca['wall_seconds']:.0f} | {ca['test_macro_f1']:.4f} |")
+    if "throughput" not in p:
+        return "\n".join([*lines, "", f"(parts run: {p.get('parts')}; raw throughput and parity not run)"])
+    lines += ["", f"| raw throughput, identical full fine-tune ({rows.get('throughput')} rows, batch 16, 1 epoch) | "
              "transferops ex/s | Trainer ex/s | ratio (target ≥ 1.2×) |", "|---|---|---|---|"]
     for prec in ("fp32", "bf16"):
         rs = [r for r in p["throughput"] if r["precision"] == prec]
