@@ -292,6 +292,7 @@ def bench_raw_ort(export: Path, texts: dict[str, str], duration: float, threads:
         ms1 = np.asarray(one) * 1000
         r["single_p50_ms"] = round(float(np.percentile(ms1, 50)), 3)
         r["single_p95_ms"] = round(float(np.percentile(ms1, 95)), 3)
+        r["load_avg_1m"] = round(os.getloadavg()[0], 2)
         out[kind] = r
         log(f"  raw ORT int8 {kind}: {r['throughput_tps']} texts/s (1 thread {r['throughput_1thread_tps']}); "
             f"one text p50 {r['single_p50_ms']} ms p95 {r['single_p95_ms']} ms")
@@ -391,8 +392,9 @@ def write_md(res: dict[str, Any], path: Path) -> None:
              f"{res['duration_s']} s (best of {res['rounds']} interleaved rounds), one text per request, "
              "closed-loop "
              "clients on loopback; shared, noisy CPU — read as rough figures.", "",
-             "| system | text | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| system | text | concurrency | req/s | p50 ms | p95 ms | p99 ms | errors | server CPU ms/req "
+             "| load generator CPU ms/req | load avg |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for sys_name, key in (("(a) transferops serve, ONNX int8 + batching", "transferops"),
                           ("(a') the same, --no-fast-path", "transferops_plain"),
                           ("(b) naive FastAPI + pipeline (PyTorch)", "naive")):
@@ -401,13 +403,14 @@ def write_md(res: dict[str, Any], path: Path) -> None:
                 continue
             kind, c = cell.split("_c")
             lines.append(f"| {sys_name} | {kind} | {c} | {r['throughput_rps']} | {r['p50_ms']} | "
-                         f"{r['p95_ms']} | {r['p99_ms']} | {r['errors']} |")
+                         f"{r['p95_ms']} | {r['p99_ms']} | {r['errors']} | {r.get('server_cpu_ms_per_request', '–')} "
+                         f"| {r.get('loadgen_cpu_ms_per_request', '–')} | {r.get('load_avg_1m', '–')} |")
     for kind, r in res["raw_ort"].items():
         lines.append(f"| (c) raw ORT int8, batches of 32, in-process (best of 1 and {r.get('parallel_batches', 1)} "
                      f"threads) | {kind} | – | {r['throughput_tps']} texts/s | – | batch p95 {r['batch_p95_ms']} "
-                     f"| – | 0 |")
+                     f"| – | 0 | – | – | {r.get('load_avg_1m', '–')} |")
         lines.append(f"| (c) raw ORT int8, one text per call | {kind} | 1 | – | {r.get('single_p50_ms')} | "
-                     f"{r.get('single_p95_ms')} | – | 0 |")
+                     f"{r.get('single_p95_ms')} | – | 0 | – | – | |")
     q = res["int8"]
     lines += ["", "| int8 | value |", "|---|---|",
               f"| held-out BBC articles | {q['n_heldout']} |",
