@@ -98,9 +98,9 @@ class PredictFastPath:
             return
         name = path[len(PREFIX):-len(SUFFIX)]
         app = scope.get("app")
-        state = getattr(app, "state", None)
+        state: Any = getattr(app, "state", None)
         hub = getattr(state, "hub", None)
-        if not name or "/" in name or hub is None or name not in hub:
+        if not name or "/" in name or state is None or hub is None or name not in hub:
             await self.app(scope, receive, send)
             return
         ctype, timeout_raw = None, None
