@@ -3,9 +3,10 @@ int8 accuracy drop and size, and memory for 1 vs 20 LoRA adapters.
 
     .venv/bin/python benchmarks/serve_bench.py [--model RUN] [--duration 5] [--threads 1]
 
-Full size (the committed results): about 9 minutes on 2 idle cores once the model is cached (the first
-run also trains it, ~3 min). Smoke form: ``--duration 3 --rounds 1 --skip-naive --adapters ''
---out serve_bench_smoke``.
+Full size (the committed results): about 7 minutes on 2 idle cores once the model, its export, the LoRA
+adapter and the int8 accuracy figure are cached (HTTP cells: 3 systems × 2 texts × 3 concurrencies × 2
+rounds × 5.5 s ≈ 3.3 min); the first run also trains and exports them, ~5 min more.
+Smoke form: ``--duration 3 --rounds 1 --skip-naive --adapters '' --out serve_bench_smoke``.
 
 Without ``--model`` it trains a BBC MiniLM classifier first (strategy freeze, 2 epochs, lr 4e-4, 600-article
 stratified subset, max_length 128; cached under the transferops cache dir). Writes
