@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -162,19 +161,30 @@ async def _infer(request: Request, name: str, texts: list[str], timeout_s: float
     except KeyError:
         request.scope["transferops.model"] = "unknown"
         raise unknown_model(name, hub) from None
-    work = asyncio.ensure_future(slot.batcher.submit(texts, timeout_s=timeout_s))
+    # One watcher task per request (ASGI says "disconnected" only through receive()); the submit runs in
+    # this task, which the watcher cancels when the client leaves first: one task and no asyncio.wait
+    # fewer per request than watching both (issue 18). The texts still queued are then dropped unrun.
+    me = asyncio.current_task()
+    gone, watching = False, True
+
+    def on_watch_done(w: asyncio.Task[None]) -> None:
+        nonlocal gone
+        if w.cancelled():
+            return
+        w.exception()  # retrieved: a failing receive counts as a departed client, as before
+        if watching and me is not None:
+            gone = True
+            me.cancel()
+
     watch = asyncio.ensure_future(until_disconnect(request))
+    watch.add_done_callback(on_watch_done)
     try:
-        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-    if not work.done():  # the client went away: drop its queued texts, compute and log nothing
-        work.cancel()
-        with contextlib.suppress(BaseException):
-            await work
+        return await slot.batcher.submit(texts, timeout_s=timeout_s)
+    except asyncio.CancelledError:
+        if not gone or me is None:
+            raise
+        me.uncancel()  # our own cancellation: the client went away, compute and log nothing
         return None
-    try:
-        return work.result()
     except Overloaded as exc:
         metrics.rejected.labels("overloaded").inc()
         raise HTTPException(503, detail="server busy: the prediction queue is full; retry later",
@@ -192,6 +202,9 @@ async def _infer(request: Request, name: str, texts: list[str], timeout_s: float
                     str(exc).splitlines()[0][:200] if str(exc) else "")
         raise HTTPException(500, detail=f"model {name!r} could not classify these texts "
                             f"({type(exc).__name__}); other requests are unaffected") from None
+    finally:
+        watching = False
+        watch.cancel()
 
 
 def _record(*, pid: str, name: str, runner: Runner, res: InferResult, j: int, text: str, client_id: Any,
