@@ -110,6 +110,12 @@ class OnnxSession:
         if len(texts) == 0:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), []
         texts = list(texts)
+        if len(texts) <= batch_size:
+            # one batch (every served batch): rows do not depend on their order within it (same padding,
+            # same set for int8's per-tensor scales), so no length sort and no reordering afterwards
+            feeds, raw = self._text_encoder.encode(texts)
+            logits, emb = self.run_encoded({n: feeds[n] for n in self.input_names})
+            return logits, emb, raw
         seen: list[list[int]] = []  # in length order, as sorted_batches runs the batches
 
         def run(batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
