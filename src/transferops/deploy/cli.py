@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     s.add_argument("--max-wait-ms", type=float, default=2.0)
     s.add_argument("--no-adaptive-wait", action="store_true",
                    help="always wait --max-wait-ms for a batch to fill, even for a lone client")
+    s.add_argument("--no-fast-path", action="store_true",
+                   help="send every predict request through the FastAPI route (the fast path answers "
+                        "well-formed ones identically, with less work per request; docs/deploy.md)")
     s.add_argument("--queue-size", type=int, default=4096, help="texts waiting before requests get 503")
     s.add_argument("--max-texts-per-request", type=int, default=1024)
     s.add_argument("--max-chars-per-text", type=int, default=20_000)
@@ -126,7 +129,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return ServeSettings(
         models=_pairs(args.model, "--model"), adapters=args.adapters, host=args.host, port=args.port,
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
-        adaptive_wait=not args.no_adaptive_wait,
+        adaptive_wait=not args.no_adaptive_wait, fast_path=not args.no_fast_path,
         max_texts_per_request=args.max_texts_per_request, max_chars_per_text=args.max_chars_per_text,
         max_body_bytes=args.max_body_bytes, review_threshold=args.review_threshold,
         target_auto_accuracy=args.target_auto_accuracy, admin_token=args.admin_token, threads=args.threads,

@@ -18,7 +18,7 @@ from transferops.artifacts.kinds import register_kind
 from transferops.artifacts.manifest import Manifest, read_manifest
 from transferops.constants import EXPORT_MANIFEST, ONNX_INT8_MODEL, ONNX_MODEL
 from transferops.errors import ArtifactError, ConfigError
-from transferops.inference import encode, sorted_batches
+from transferops.inference import encode, length_order, sorted_batches
 from transferops.modality.text import check_texts
 
 Variant = Literal["int8", "fp32"]
@@ -81,6 +81,7 @@ class OnnxSession:
         self.session = ort.InferenceSession(str(self.path), sess_options=opts,
                                             providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self._text_encoder: Any = None
 
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         enc = encode(self.tokenizer, texts, self.max_length, return_tensors="np")
@@ -96,6 +97,37 @@ class OnnxSession:
             return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
         logits, emb = sorted_batches(texts, batch_size, lambda batch: self.run_encoded(self.encode(batch)))
         return logits, emb
+
+
+    def run_with_ids(self, texts: Sequence[str], *, batch_size: int = 64
+                     ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+        """:meth:`run` plus each text's untruncated content ids (the served path's logged token
+        counts), from one tokenisation (:class:`~transferops.deploy.encoding.TextEncoder`)."""
+        if self._text_encoder is None:
+            from transferops.deploy.encoding import TextEncoder
+
+            self._text_encoder = TextEncoder(self.tokenizer, self.max_length)
+        if len(texts) == 0:
+            return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), []
+        texts = list(texts)
+        if len(texts) <= batch_size:
+            # one batch (every served batch): rows do not depend on their order within it (same padding,
+            # same set for int8's per-tensor scales), so no length sort and no reordering afterwards
+            feeds, raw = self._text_encoder.encode(texts)
+            logits, emb = self.run_encoded({n: feeds[n] for n in self.input_names})
+            return logits, emb, raw
+        seen: list[list[int]] = []  # in length order, as sorted_batches runs the batches
+
+        def run(batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
+            feeds, raw = self._text_encoder.encode(batch)
+            seen.extend(raw)
+            return self.run_encoded({n: feeds[n] for n in self.input_names})
+
+        logits, emb = sorted_batches(texts, batch_size, run)
+        ids: list[list[int]] = [[] for _ in texts]
+        for k, i in enumerate(length_order(texts)):
+            ids[int(i)] = seen[k]
+        return logits, emb, ids
 
 
 class OnnxModel(ClassifierBase):
@@ -170,6 +202,16 @@ class OnnxModel(ClassifierBase):
         if self._stack is not None:
             logits = self._stack.logits_from_probe_logits(texts, logits)
         return logits, emb
+
+    def infer_with_ids(self, texts: Sequence[str], *, batch_size: int = 64
+                       ) -> tuple[np.ndarray, np.ndarray, list[list[int]]]:
+        """:meth:`infer` plus each text's untruncated content ids, from the same tokenisation (the
+        server's logged ``n_tokens`` / ``unk_rate``: :class:`~transferops.deploy.runtime.Runner`)."""
+        texts = check_texts(texts)
+        logits, emb, ids = self.session.run_with_ids(texts, batch_size=batch_size)
+        if self._stack is not None:
+            logits = self._stack.logits_from_probe_logits(texts, logits)
+        return logits, emb, ids
 
     def __repr__(self) -> str:
         return f"OnnxModel(path={str(self.path)!r}, variant={self.variant!r}, task={self.task!r})"

@@ -90,6 +90,9 @@ class Runner:
     review: ReviewPolicy = field(default_factory=lambda: ReviewPolicy(None, "none"))
     extra: dict[str, Any] = field(default_factory=dict)
     on_close: Callable[[], None] | None = None
+    #: ``forward`` plus each text's untruncated content ids from the same tokenisation (ONNX exports):
+    #: the logged token counts then cost no second tokenizer call.
+    forward_ids: Callable[[list[str]], tuple[np.ndarray, np.ndarray, list[list[int]]]] | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -107,15 +110,19 @@ class Runner:
 
     def infer(self, texts: Sequence[str]) -> InferResult:
         texts = list(texts)
-        logits, emb = self.forward(texts)
-        proba = self.model.proba_from_logits(logits)
         own = getattr(self.model, "serve_features", None)  # a non-text modality's logged input features
         if callable(own):
+            logits, emb = self.forward(texts)
             feats = own(texts)
         else:
-            # untruncated ids for the token count; verbose=False: long texts are expected here
-            ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+            if self.forward_ids is not None:  # one tokenisation gives the inputs and the token counts
+                logits, emb, ids = self.forward_ids(texts)
+            else:
+                logits, emb = self.forward(texts)
+                # untruncated ids for the token count; verbose=False: long texts are expected here
+                ids = self.tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
             feats = text_features(self.tokenizer, texts, input_ids=ids)
+        proba = self.model.proba_from_logits(logits)
         # one decision: labels and the confidence the log, the review route and the profile share
         decided, conf = self.decision_rule.apply(proba)
         return InferResult(labels=decided, proba=proba, confidence=conf, sketch=sketch(emb),
@@ -176,8 +183,10 @@ def open_runner(name: str, path: str | Path, *, threads: int | None = None, vari
     kw: dict[str, Any] = {"threads": threads}
     kw.update({"variant": variant} if kind == "onnx" else {"device": "cpu"})
     model = spec.loader(p, **kw)
+    with_ids = getattr(model, "infer_with_ids", None)
     return Runner(name=name, path=p, runtime=model.runtime, model=model, forward=model.infer,
-                  tokenizer=model.tokenizer, version=model_version(p), extra=dict(model.serve_info))
+                  tokenizer=model.tokenizer, version=model_version(p), extra=dict(model.serve_info),
+                  forward_ids=with_ids if callable(with_ids) else None)
 
 
 class AdapterPool:

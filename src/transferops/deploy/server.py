@@ -97,6 +97,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
     state.expected = set()  # names loaded at start; /readyz wants them all (an admin unload forgets one)
     state.ready, state.startup_error = False, None
     edge = settings.edge
+    if settings.predict.fast_path:  # innermost of ours: the edge limits and the request counter run first
+        from transferops.deploy.fastpath import PredictFastPath
+
+        app.add_middleware(PredictFastPath)
     app.add_middleware(BodyLimitMiddleware, max_bytes=edge.max_body_bytes,
                        on_reject=lambda reason: metrics.rejected.labels(reason).inc(),
                        max_header_bytes=edge.max_header_bytes, max_headers=edge.max_headers)

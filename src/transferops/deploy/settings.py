@@ -84,9 +84,13 @@ class PredictSettings:
     request_timeout_s: float = field(default=30.0, metadata={"help": "a request still queued after this "
                                                                      "long is dropped (504), not computed"})
     listener_queue: int = field(default=1000, metadata={"help": "records waiting for the listeners"})
+    fast_path: bool = field(default=True, metadata={"help": "answer well-formed text predict requests "
+                                                            "without the FastAPI stack (deploy/fastpath.py)"})
 
     def __post_init__(self) -> None:
         _positive(self, "max_texts_per_request", "max_chars_per_text", "listener_queue", "request_timeout_s")
+        if not isinstance(self.fast_path, bool):
+            raise ConfigError(f"fast_path: must be true or false, got {self.fast_path!r}")
 
 
 @dataclass

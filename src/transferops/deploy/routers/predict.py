@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -91,33 +90,50 @@ async def predict_model(name: str, req: PredictRequest, request: Request) -> Res
 
 def check_texts(req: PredictRequest, settings: PredictSettings, metrics: ServerMetrics) -> None:
     """Edge validation: limits and text the tokenizer (and JSON encoder) can take, field named."""
-    texts = req.texts
+    problem = texts_problem(req.texts, req.ids, settings)
+    if problem is not None:
+        reason, exc = problem
+        if reason is not None:
+            metrics.rejected.labels(reason).inc()
+        raise exc
+
+
+def texts_problem(texts: list[str], ids: list[Any] | None, settings: PredictSettings
+                  ) -> tuple[str | None, HTTPException] | None:
+    """The first edge problem of ``texts`` / ``ids`` (already of the request schema's types): its
+    ``transferops_rejected_total`` reason (None: not counted) and the 422 naming the field; None when
+    there is none. No side effect: the fast path (:mod:`transferops.deploy.fastpath`) asks it too."""
     if len(texts) > settings.max_texts_per_request:
-        metrics.rejected.labels("too_many_texts").inc()
-        raise field_error(422, ["body", "texts"], f"{len(texts)} texts; at most "
-                          f"{settings.max_texts_per_request} per request (max_texts_per_request)")
+        return "too_many_texts", field_error(422, ["body", "texts"], f"{len(texts)} texts; at most "
+                                             f"{settings.max_texts_per_request} per request (max_texts_per_request)")
+    max_chars = settings.max_chars_per_text
     for i, t in enumerate(texts):
-        if len(t) > settings.max_chars_per_text:
-            metrics.rejected.labels("text_too_long").inc()
-            raise field_error(422, ["body", "texts", i], f"{len(t)} characters; at most "
-                              f"{settings.max_chars_per_text} per text (max_chars_per_text)")
+        if len(t) > max_chars:
+            return "text_too_long", field_error(422, ["body", "texts", i], f"{len(t)} characters; at most "
+                                                f"{max_chars} per text (max_chars_per_text)")
         pos = unencodable_at(t)
         if pos is not None:
-            metrics.rejected.labels("invalid_text").inc()
-            raise field_error(422, ["body", "texts", i], f"character {pos} is an unpaired surrogate "
-                              "(e.g. \\ud800), which is not text; send valid UTF-8", "invalid_text")
-    if req.ids is not None:
-        if len(req.ids) != len(texts):
-            raise field_error(422, ["body", "ids"], f"{len(req.ids)} ids for {len(texts)} texts; give one per text")
-        for i, cid in enumerate(req.ids):
+            return "invalid_text", field_error(422, ["body", "texts", i], f"character {pos} is an unpaired "
+                                               "surrogate (e.g. \\ud800), which is not text; send valid UTF-8",
+                                               "invalid_text")
+    if ids is not None:
+        if len(ids) != len(texts):
+            return None, field_error(422, ["body", "ids"], f"{len(ids)} ids for {len(texts)} texts; give one per text")
+        for i, cid in enumerate(ids):
             if isinstance(cid, str) and unencodable_at(cid) is not None:
-                metrics.rejected.labels("invalid_text").inc()
-                raise field_error(422, ["body", "ids", i], "contains an unpaired surrogate (e.g. "
-                                  "\\ud800), which is not text; send valid UTF-8", "invalid_text")
+                return "invalid_text", field_error(422, ["body", "ids", i], "contains an unpaired surrogate "
+                                                   "(e.g. \\ud800), which is not text; send valid UTF-8",
+                                                   "invalid_text")
+    return None
 
 
 def timeout_for(request: Request, settings: PredictSettings) -> float:
-    raw = request.headers.get(TIMEOUT_HEADER)
+    return parse_timeout(request.headers.get(TIMEOUT_HEADER), settings)
+
+
+def parse_timeout(raw: str | None, settings: PredictSettings) -> float:
+    """Seconds to wait for the batcher: the ``X-Request-Timeout`` header's value (``raw``) capped at
+    ``request_timeout_s``, or ``request_timeout_s`` without the header; 422 naming the header if bad."""
     if raw is None:
         return settings.request_timeout_s
     try:
@@ -145,19 +161,30 @@ async def _infer(request: Request, name: str, texts: list[str], timeout_s: float
     except KeyError:
         request.scope["transferops.model"] = "unknown"
         raise unknown_model(name, hub) from None
-    work = asyncio.ensure_future(slot.batcher.submit(texts, timeout_s=timeout_s))
+    # One watcher task per request (ASGI says "disconnected" only through receive()); the submit runs in
+    # this task, which the watcher cancels when the client leaves first: one task and no asyncio.wait
+    # fewer per request than watching both (issue 18). The texts still queued are then dropped unrun.
+    me = asyncio.current_task()
+    gone, watching = False, True
+
+    def on_watch_done(w: asyncio.Task[None]) -> None:
+        nonlocal gone
+        if w.cancelled():
+            return
+        w.exception()  # retrieved: a failing receive counts as a departed client, as before
+        if watching and me is not None:
+            gone = True
+            me.cancel()
+
     watch = asyncio.ensure_future(until_disconnect(request))
+    watch.add_done_callback(on_watch_done)
     try:
-        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-    if not work.done():  # the client went away: drop its queued texts, compute and log nothing
-        work.cancel()
-        with contextlib.suppress(BaseException):
-            await work
+        return await slot.batcher.submit(texts, timeout_s=timeout_s)
+    except asyncio.CancelledError:
+        if not gone or me is None:
+            raise
+        me.uncancel()  # our own cancellation: the client went away, compute and log nothing
         return None
-    try:
-        return work.result()
     except Overloaded as exc:
         metrics.rejected.labels("overloaded").inc()
         raise HTTPException(503, detail="server busy: the prediction queue is full; retry later",
@@ -175,6 +202,9 @@ async def _infer(request: Request, name: str, texts: list[str], timeout_s: float
                     str(exc).splitlines()[0][:200] if str(exc) else "")
         raise HTTPException(500, detail=f"model {name!r} could not classify these texts "
                             f"({type(exc).__name__}); other requests are unaffected") from None
+    finally:
+        watching = False
+        watch.cancel()
 
 
 def _record(*, pid: str, name: str, runner: Runner, res: InferResult, j: int, text: str, client_id: Any,
@@ -203,11 +233,21 @@ async def predict(request: Request, name: str, req: PredictRequest, *,
     check_texts(req, settings, metrics)
     check_modality(hub, name, "text")  # a non-text model names its own route (images, rows)
     timeout_s = timeout_for(request, settings)
-    chunks = await _infer(request, name, req.texts, timeout_s, hub, metrics)
+    return await predict_checked(request, name, req.texts, req.ids, timeout_s=timeout_s, t0=t0,
+                                 assignment=assignment)
+
+
+async def predict_checked(request: Request, name: str, texts: list[str], ids: list[Any] | None, *,
+                          timeout_s: float, t0: float, assignment: Assignment | None = None) -> Response:
+    """Steps 2–5 for texts that passed the edge checks (:func:`check_texts`, :func:`check_modality`):
+    the one path of :func:`predict` and of the fast path (:mod:`transferops.deploy.fastpath`)."""
+    metrics = request.app.state.metrics
+    request.scope["transferops.model"] = name
+    chunks = await _infer(request, name, texts, timeout_s, request.app.state.hub, metrics)
     if chunks is None:
         metrics.rejected.labels("client_gone").inc()
         return Response(status_code=499)
-    return await respond(request, name, chunks, t0=t0, logged=req.texts, ids=req.ids, assignment=assignment)
+    return await respond(request, name, chunks, t0=t0, logged=texts, ids=ids, assignment=assignment)
 
 
 async def respond(request: Request, name: str, chunks: list[tuple[Runner, InferResult]], *, t0: float,
@@ -279,4 +319,5 @@ def check_modality(hub: ModelHub, name: str, want: str) -> None:
                           "wrong_modality")
 
 
-__all__ = ["Assignment", "MetricsDep", "PredictSettingsDep", "check_modality", "predict", "respond", "router"]
+__all__ = ["Assignment", "MetricsDep", "PredictSettingsDep", "check_modality", "check_texts", "parse_timeout",
+           "predict", "predict_checked", "respond", "router", "texts_problem"]
