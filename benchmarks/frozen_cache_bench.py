@@ -10,13 +10,13 @@ rule: only the training differs between arms), ``max_length`` 128, batch 16, ``-
 default lr (5e-5) and half the layers frozen, torch's default thread count.
 
 Part A — cache on vs off (both ``frozen_dropout=False``), ``--rounds`` interleaved rounds (order alternates per
-round), plus the default (``legacy`` arm: ``frozen_dropout=True``, the frozen layers keep their dropout, no cache
-possible; round 0 only) to measure the accuracy effect of running the frozen layers in eval mode. Per arm: the fit's wall seconds
-(tokenisation + the one encode pass + the loop + validation), the loop's train seconds, examples/s over
-(loop + encode) seconds, test macro-F1. Part B — ``truncation`` head vs head_tail (cache on, same everything
-else), ``--seeds`` seeds each: test macro-F1 with a 95 % bootstrap CI over the 445 test rows, and the paired
-bootstrap CI of the difference (head_tail − head); seed 0's ``head`` run is part A's round-0 cache-on run
-(identical config). The load average is recorded per run.
+round), plus the default (``legacy`` arm: ``frozen_dropout=True``, the frozen layers keep their dropout, no
+cache possible; round 0 only) to measure the accuracy effect of running the frozen layers in eval mode. Per arm:
+the fit's wall seconds (tokenisation + the one encode pass + the loop + validation), the loop's train seconds,
+examples/s over (loop + encode) seconds, test macro-F1. Part B — ``truncation`` head vs head_tail (cache on,
+same everything else), ``--seeds`` seeds each: test macro-F1 with a 95 % bootstrap CI over the 445 test rows,
+and the paired bootstrap CI of the difference (head_tail − head); seed 0's ``head`` run is part A's round-0
+cache-on run (identical config). The load average is recorded per run.
 
 Full size (one command; 8 fits, about 8 minutes on 2 idle cores, 11 at most by the smoke run's CPU time):
 
