@@ -7,6 +7,9 @@ Candidates, cheapest first (so a short budget still gets the cheap ones):
 * ``probe``  — mean-pooled embeddings of the frozen checkpoint + a class-balanced-if-needed LR;
 * ``stack``  — baseline + probe combined by a class-balanced LR meta-learner on their 5-fold
   out-of-fold log-probabilities (single-label tasks); kept only when it wins on validation;
+* ``contrastive`` — SetFit-style: the body tuned on labeled pairs, then the probe's LR on its embeddings
+  (:mod:`transferops.finetune.contrastive`); single-label, up to 64 training examples per class on
+  average (few labels, where it pays); before the classifier fine-tunes, so a short budget reaches it;
 * ``head``, ``freeze``, ``lora``, ``full`` — :class:`~transferops.finetune.trainer.FineTuner` with
   epochs and learning rates for the data size (:func:`candidate_config`).
 
@@ -39,10 +42,11 @@ from transferops.modeling import sigmoid, softmax
 SEARCH_DEFAULT_MAX_TRAIN = 1_000
 #: Default budget (seconds) of a search: ``--time-budget``.
 DEFAULT_TIME_BUDGET = 15 * 60.0
-CANDIDATES: tuple[str, ...] = ("tfidf_logreg", "probe", "stack", "head", "freeze", "lora", "full")
+CANDIDATES: tuple[str, ...] = ("tfidf_logreg", "probe", "stack", "contrastive", "head", "freeze", "lora", "full")
 #: Training cost of one example relative to one inference forward pass, per strategy (backward ≈ 2x
-#: forward; a frozen half skips most of it; head trains on cached features).
-COST_FACTOR = {"head": 0.05, "freeze": 1.7, "lora": 2.5, "full": 3.0}
+#: forward; a frozen half skips most of it; head trains on cached features; ``contrastive``: per text of
+#: each of its steps, every parameter trains).
+COST_FACTOR = {"contrastive": 3.0, "head": 0.05, "freeze": 1.7, "lora": 2.5, "full": 3.0}
 
 
 class SearchError(TransferOpsError, RuntimeError):
@@ -341,6 +345,11 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
 
     # 3. fine-tuning candidates
     for strategy in [c for c in candidates if c in COST_FACTOR]:
+        if strategy == "contrastive":
+            _contrastive_candidate(train_texts, y_tr, val_texts, y_va, labels=labels, task=task, cfg=cfg,
+                                   checkpoint=checkpoint, fwd_per_text=fwd_per_text, left=left, board=board,
+                                   fitted=fitted, score=score, metric=metric)
+            continue
         ccfg = candidate_config(cfg, strategy, len(train_texts), n_layers)
         epochs = ccfg.resolved_epochs(strategy)
         per_epoch = None
@@ -389,6 +398,10 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     for c in ok[1:]:
         if (c.value or 0.0) > (best.value or 0.0) + 1e-9:
             best = c
+        elif c.name == "contrastive" and (c.value or 0.0) >= (best.value or 0.0) - 1e-9:
+            # the one exception to "ties keep the cheaper": it runs at few labels only, where the validation
+            # split is a handful of rows (ties are the rule) and it measured best (docs/contrastive.md)
+            best = c
     transfer_ok = [c for c in ok if c.name in COST_FACTOR]
     if not transfer_ok and any(c.name in COST_FACTOR for c in board):
         warnings_.append("the time budget was too short for any fine-tuning candidate ("
@@ -406,8 +419,59 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     else:
         reason = (f"{best.name} scored best on validation ({best.value:.4f} {metric}"
                   + (f" vs {base.value:.4f} for the tuned baseline" if base else "") + ")")
+        if best.name == "contrastive" and any(c is not best and abs((c.value or 0.0) - (best.value or 0.0)) <= 1e-9
+                                              for c in ok):
+            reason += "; tied on validation: at few labels contrastive is preferred (docs/contrastive.md)"
     return SearchResult(board, best.name, fitted[best.name], reason, budget_seconds,
                         time.perf_counter() - t0, warnings_)
+
+
+def _contrastive_candidate(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y_va: np.ndarray, *,
+                           labels: list[str], task: str, cfg: TrainConfig, checkpoint: Any,
+                           fwd_per_text: float | None, left: Any, board: list[CandidateResult],
+                           fitted: dict[str, Any], score: Any, metric: str) -> None:
+    """The ``contrastive`` candidate (SetFit-style, :mod:`transferops.finetune.contrastive`): tried on
+    single-label tasks up to ``SEARCH_MAX_PER_CLASS`` training examples per class on average, when its
+    estimated cost (its steps' texts × the cost factor, plus one pass to embed train and validation) fits."""
+    from transferops.finetune.contrastive import MIN_BATCH, SEARCH_MAX_PER_CLASS, ContrastiveTuner, plan_steps
+
+    name = "contrastive"
+    if task == "multilabel":
+        board.append(CandidateResult(name, "skipped", metric, reason="single-label tasks only"))
+        return
+    if len(train_texts) > SEARCH_MAX_PER_CLASS * len(labels):
+        board.append(CandidateResult(name, "skipped", metric, reason=(
+            f"{len(train_texts)} training examples > {SEARCH_MAX_PER_CLASS} per class: the search tries it on "
+            "few labels only (--strategy contrastive trains it at any size)")))
+        return
+    tuner = ContrastiveTuner(TrainConfig.from_dict({**cfg.to_dict(), "strategy": name}),
+                             strategy_reason=f"model search candidate '{name}'")
+    batch = max(cfg.batch_size, MIN_BATCH)
+    steps, _ = plan_steps(len(train_texts), batch, tuner.pairs_per_example)
+    if fwd_per_text is not None:
+        est = (steps * min(batch, len(train_texts)) * COST_FACTOR[name]
+               + len(train_texts) + 2 * len(val_texts)) * fwd_per_text
+        if est > left():
+            board.append(CandidateResult(name, "skipped", metric, reason=(
+                f"budget: ~{est:.0f}s estimated, {max(left(), 0):.0f}s left")))
+            return
+    elif left() <= 0:
+        board.append(CandidateResult(name, "skipped", metric, reason="budget spent"))
+        return
+    try:
+        ts = time.perf_counter()
+        tuner.fit(train_texts, y_tr, val_texts, y_va, labels=labels, task=task, checkpoint_path=checkpoint.path)
+        seconds = time.perf_counter() - ts
+        n_params = tuner.strategy_info.total_params
+        info = tuner.contrastive_
+        size = round((n_params * 4 + tuner.clf_.coef_.size * 8) / 1e6, 1)
+        score(name, tuner.predict_logits(val_texts), seconds, size,
+              _latency_ms(tuner.predict_logits, val_texts),
+              {k: info[k] for k in ("loss", "pairs", "steps", "batch_texts", "lr", "precision")} | info["head"])
+        fitted[name] = tuner
+        _drop_losers(board, fitted)
+    except Exception as exc:  # a failing candidate must not sink the search
+        board.append(CandidateResult(name, "failed", metric, reason=f"{type(exc).__name__}: {exc}"))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
