@@ -4,7 +4,7 @@
    config says) is fine-tuned with a contrastive objective on pairs of labeled examples: same class →
    target cosine similarity 1, different class → 0.
 2. A (class-balanced-if-needed) logistic regression is fitted on the tuned body's embeddings — the
-   ``probe`` candidate's head (:func:`transferops.finetune.search.fit_probe_lr`), so the run is saved,
+   ``probe`` candidate's head (:func:`transferops.finetune.probe_head.fit_probe_lr`), so the run is saved,
    loaded, served and exported as a kind ``probe`` artifact whose ``model/`` holds the tuned body.
 
 Pairs are formed **inside each batch**: a step draws ``batch_size`` training texts (class-balanced: each
@@ -46,7 +46,7 @@ LOSSES = ("cosine_mse", "supcon")
 DEFAULT_LOSS = "cosine_mse"
 #: Pairs seen in training per labeled example (pair budget = this × n). SetFit's default oversampling
 #: makes ~2·n²/2·(1 − 1/K) pairs (1,280 at 40 examples, 5 classes); chosen by measurement (docs/contrastive.md).
-PAIRS_PER_EXAMPLE = 150
+PAIRS_PER_EXAMPLE = 100
 MIN_STEPS = 20
 MAX_STEPS = 400
 #: Texts per step when the config's batch size is smaller (fewer than 2 per class gives few positive pairs).
@@ -210,7 +210,7 @@ class ContrastiveTuner:
             resume: bool = False) -> ContrastiveTuner:
         from accelerate.utils import set_seed
 
-        from transferops.finetune.search import fit_probe_lr
+        from transferops.finetune.probe_head import fit_probe_lr
         from transferops.modeling import load_encoder, load_tokenizer
         from transferops.truncation import set_truncation
 

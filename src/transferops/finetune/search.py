@@ -33,6 +33,7 @@ import numpy as np
 from transferops._progress import say
 from transferops.errors import ConfigError, TransferOpsError
 from transferops.finetune.config import TrainConfig
+from transferops.finetune.probe_head import fit_probe_lr
 from transferops.finetune.strategies import get_strategy
 from transferops.metrics import classification_metrics
 from transferops.modeling import sigmoid, softmax
@@ -199,31 +200,6 @@ def fit_stack(baseline: Any, probe: ProbeFit, texts: list[str], emb: np.ndarray,
         meta = LogisticRegression(C=1.0, class_weight="balanced", max_iter=3000, random_state=seed).fit(
             stack_features(oof_b, oof_p), y)
     return StackFit(baseline, probe, meta, n_classes, folds)
-
-
-def fit_probe_lr(emb: np.ndarray, y: np.ndarray, *, multilabel: bool, class_weight: str | None, seed: int) -> Any:
-    """LR on embeddings with C from {0.1, 1, 10} by 3-fold CV (stated fallback C=1 when a class is
-    smaller than 2)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.multiclass import OneVsRestClassifier
-    from threadpoolctl import threadpool_limits
-
-    def make(C: float) -> Any:
-        lr = LogisticRegression(C=C, max_iter=3000, class_weight=class_weight, random_state=seed)
-        return OneVsRestClassifier(lr) if multilabel else lr
-
-    with threadpool_limits(1):
-        best_c = 1.0
-        if not multilabel:
-            n_min = int(np.bincount(y)[np.bincount(y) > 0].min())
-            folds = min(3, n_min)
-            if folds >= 2:
-                cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-                scores = {C: cross_val_score(make(C), emb, y, cv=cv, scoring="f1_macro").mean()
-                          for C in (0.1, 1.0, 10.0)}
-                best_c = max(scores, key=lambda c: (scores[c], -c))
-        return make(best_c).fit(emb, y)
 
 
 def _proba(logits: np.ndarray, multilabel: bool) -> np.ndarray:

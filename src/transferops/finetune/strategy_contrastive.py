@@ -21,7 +21,7 @@ def contrastive_tuner(config: TrainConfig, *, strategy: str = "contrastive", str
     return ContrastiveTuner(config, strategy=strategy, strategy_reason=strategy_reason)
 
 
-@register_strategy("contrastive", lr=2e-5, epochs=1, tuner=contrastive_tuner,
+@register_strategy("contrastive", lr=5e-5, epochs=1, tuner=contrastive_tuner,
                    help="SetFit-style: the body trains on labeled pairs (contrastive), then a logistic-regression "
                         "head on its embeddings (a probe artifact)")
 def apply_contrastive(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, int]:
