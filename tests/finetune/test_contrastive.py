@@ -144,11 +144,18 @@ def test_search_tries_contrastive_on_few_labels_only(tiny_bert: Path, tmp_path: 
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     import transferops.finetune.contrastive as contrastive
 
-    df = frame(12)
-    res = transferops.train(df, out=tmp_path / "s", checkpoint=str(tiny_bert), search=True,
-                            candidates=["tfidf_logreg", "probe", "contrastive"], **FAST)
-    row = {c["name"]: c for c in res.manifest["search"]["leaderboard"]}["contrastive"]
+    df = frame(12)  # 12 per class: few labels, the default search tries contrastive and ends there
+    res = transferops.train(df, out=tmp_path / "s", checkpoint=str(tiny_bert), search=True, time_budget="10m",
+                            **FAST)
+    rows = {c["name"]: c for c in res.manifest["search"]["leaderboard"]}
+    row = rows["contrastive"]
     assert row["status"] == "ok" and row["params"]["steps"] >= contrastive.MIN_STEPS and row["params"]["pairs"] > 0
+    assert [c["name"] for c in res.manifest["search"]["leaderboard"]][:4] == ["tfidf_logreg", "probe", "stack",
+                                                                              "contrastive"]
+    for name in ("head", "freeze", "lora", "full"):
+        assert rows[name]["status"] == "skipped" and "few labels" in rows[name]["reason"]
+    if res.manifest["search"]["winner"] == "contrastive":  # saved as the probe kind with the tuned body
+        assert res.manifest["kind"] == "probe" and res.manifest["training"]["contrastive"]["steps"] >= 20
     monkeypatch.setattr(contrastive, "SEARCH_MAX_PER_CLASS", 2)
     res = transferops.train(df, out=tmp_path / "t", checkpoint=str(tiny_bert), search=True,
                             candidates=["tfidf_logreg", "contrastive"], **FAST)
