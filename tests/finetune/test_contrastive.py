@@ -70,6 +70,12 @@ def test_train_contrastive_end_to_end_is_a_probe_artifact(tiny_bert: Path, tmp_p
     runner = open_runner("c", out)  # what `serve` runs
     np.testing.assert_allclose(runner.infer(texts).proba, model.predict_proba(texts), atol=1e-5)
     assert list(runner.infer(texts).labels) == list(preds)
+    from transferops.deploy.onnx_export import export_onnx
+
+    ex = export_onnx(out, tmp_path / "onnx", quantize=None)  # the probe kind's export: tuned body + LR, one graph
+    assert ex.passed and ex.parity["argmax_agreement"] == 1.0
+    np.testing.assert_allclose(transferops.load(tmp_path / "onnx").predict_proba(texts), model.predict_proba(texts),
+                               atol=1e-4)
 
 
 def test_contrastive_pulls_same_class_together_and_refits(tiny_bert: Path) -> None:
