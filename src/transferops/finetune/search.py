@@ -386,6 +386,13 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
             # the one exception to "ties keep the cheaper": it runs at few labels only, where the validation
             # split is a handful of rows (ties are the rule) and it measured best (docs/contrastive.md)
             best = c
+    con = next((c for c in ok if c.name == "contrastive"), None)
+    prior_kept = False
+    if (con is not None and best is not con and _few_shot(len(train_texts), len(labels)) and con.ci is not None
+            and (best.value or 0.0) <= con.ci[1] + 1e-9):
+        # few labels: the validation split is a handful of rows; only a score above contrastive's 95% CI
+        # overturns the candidate that measured best at this size (docs/contrastive.md)
+        best, prior_kept = con, True
     transfer_ok = [c for c in ok if c.name in COST_FACTOR]
     if not transfer_ok and any(c.name in COST_FACTOR for c in board):
         warnings_.append("the time budget was too short for any fine-tuning candidate ("
@@ -403,8 +410,11 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     else:
         reason = (f"{best.name} scored best on validation ({best.value:.4f} {metric}"
                   + (f" vs {base.value:.4f} for the tuned baseline" if base else "") + ")")
-        if best.name == "contrastive" and any(c is not best and abs((c.value or 0.0) - (best.value or 0.0)) <= 1e-9
-                                              for c in ok):
+        if prior_kept:
+            reason += (f"; kept at few labels: no candidate scored above its validation 95% CI upper bound "
+                       f"({best.ci[1] if best.ci else 0:.4f}) on {len(y_va)} validation rows (docs/contrastive.md)")
+        elif best.name == "contrastive" and any(c is not best and abs((c.value or 0.0) - (best.value or 0.0)) <= 1e-9
+                                                for c in ok):
             reason += "; tied on validation: at few labels contrastive is preferred (docs/contrastive.md)"
     return SearchResult(board, best.name, fitted[best.name], reason, budget_seconds,
                         time.perf_counter() - t0, warnings_)
