@@ -46,9 +46,11 @@ def test_train_contrastive_end_to_end_is_a_probe_artifact(tiny_bert: Path, tmp_p
     out = tmp_path / "run"
     assert main(["-q", "train", "--data", str(csv), "--out", str(out), "--checkpoint", str(tiny_bert),
                  "--strategy", "contrastive", "--no-near-duplicates", "--max-length", "32", "--lr", "1e-3",
-                 "--max-steps", "12"]) == 0
+                 "--max-steps", "12", "--refit"]) == 0
     m = json.loads((out / "transferops.json").read_text())
     assert m["kind"] == "probe" and m["strategy"]["name"] == "contrastive"
+    assert m["refit"]["done"] and m["refit"]["rows"] == m["splits"]["sizes"]["train"] + m["splits"]["sizes"][
+        "validation"]  # the same recipe refit on train + validation (from the checkpoint)
     c = m["training"]["contrastive"]
     assert c["steps"] == 12 and m["training"]["steps"] == 12 and c["pairs"] > 0 and c["loss"] == "cosine_mse"
     assert c["body_seconds"] > 0 and c["final_train_loss"] is not None and c["pooling"] == "mean"

@@ -409,7 +409,7 @@ def train(
             kind, strategy, ft, fitted_baseline, search_res, train_part, splits.validation, y_tr, y_va,
             labels=labels, task=task, cfg=cfg, ckpt=ckpt)
         if search_res is not None and kind != "model":
-            search_res.fitted = refit_entry.pop("_fitted")
+            search_res.fitted = refit_entry.pop("_fitted", ft)  # (a trainer's own refit returns it as ft)
         if fitted_baseline is not None:  # the gap stays like for like: the baseline is refit too
             baseline = baseline_report(train_part.texts + splits.validation.texts, np.concatenate([y_tr, y_va]),
                                        splits.test.texts, y_te, n_classes=len(labels), multilabel=multilabel,
