@@ -80,7 +80,7 @@ def test_train_contrastive_end_to_end_is_a_probe_artifact(tiny_bert: Path, tmp_p
                                atol=1e-4)
 
 
-def test_contrastive_pulls_same_class_together_and_refits(tiny_bert: Path) -> None:
+def test_contrastive_pulls_same_class_together(tiny_bert: Path) -> None:
     from transferops.finetune.config import TrainConfig
     from transferops.finetune.contrastive import ContrastiveTuner
     from transferops.inference import forward
@@ -105,8 +105,6 @@ def test_contrastive_pulls_same_class_together_and_refits(tiny_bert: Path) -> No
     assert gap(ft.model_) > before + 0.05  # same-class pairs closer than different-class ones, more than before
     assert ft.predict_logits(texts).shape == (len(texts), 3)
     assert ft.contrastive_["final_train_loss"] < ft.result_.history[0]["loss"]
-    new = ft.refit(texts + texts[:3], np.concatenate([y, y[:3]]), texts[:6], y[:6])
-    assert new.contrastive_["steps"] == 25 and new is not ft
 
 
 def test_in_batch_pairs_are_balanced_and_a_pure_function_of_position(tiny_bert: Path) -> None:
