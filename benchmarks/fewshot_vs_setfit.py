@@ -5,6 +5,8 @@ test macro-F1 (mean ± std) and wall time per run, on the fixed BBC test split (
 
     .venv/bin/python benchmarks/fewshot_vs_setfit.py            # the full design (~1 h on 2 idle cores)
     .venv/bin/python benchmarks/fewshot_vs_setfit.py --quick    # 1 seed, 8/class, headlines only
+    .venv/bin/python benchmarks/fewshot_vs_setfit.py --quick --name fewshot_vs_setfit_smoke  # a smoke run,
+        # written beside (not over) the full run's results
 
 Who runs what, in every (dataset, k, seed) cell, back to back (so both sides see the same machine):
 
@@ -86,7 +88,9 @@ def run_ours(few: Any, te: Any, tmp: Path, seed: int, budget: float) -> dict[str
     search = m.get("search") or {}
     return {"macro_f1": m["metrics"]["test"]["macro_f1"], "wall_seconds": wall,
             "winner": search.get("winner", m.get("strategy")),
-            "precision": (m.get("training") or {}).get("precision")}
+            "precision": (m.get("training") or {}).get("precision"),
+            "leaderboard": {c["name"]: c.get("value") for c in search.get("leaderboard", [])},
+            "contrastive": next((c for c in search.get("leaderboard", []) if c["name"] == "contrastive"), None)}
 
 
 def run_setfit(few: Any, te: Any, tmp: Path, seed: int, stop_after: float | None) -> dict[str, Any]:

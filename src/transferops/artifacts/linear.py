@@ -327,8 +327,10 @@ def save_stack(path: str | Path, baseline: Any, probe_clf: Any, meta: Any, *, en
     save_file(lr_tensors(meta, False), str(d / WEIGHTS))
 
 
-def save_probe(path: str | Path, clf: Any, *, encoder_from: str | Path, multilabel: bool) -> None:
-    """Write a probe: the frozen encoder + tokenizer under ``model/``, the LR under ``probe/``."""
+def save_probe(path: str | Path, clf: Any, *, encoder_from: Any, multilabel: bool, tokenizer: Any = None) -> None:
+    """Write a probe: the encoder + tokenizer under ``model/``, the LR under ``probe/``. ``encoder_from`` is
+    a checkpoint folder (the frozen probe) or an encoder module (the body ``contrastive`` tuned), then
+    with its ``tokenizer``."""
     from safetensors.numpy import save_file
 
     from transferops.modeling import load_encoder, load_tokenizer
@@ -336,9 +338,9 @@ def save_probe(path: str | Path, clf: Any, *, encoder_from: str | Path, multilab
     d = Path(path) / PROBE_DIR
     d.mkdir(parents=True, exist_ok=True)
     save_file(lr_tensors(clf, multilabel), str(d / WEIGHTS))
-    enc = load_encoder(encoder_from)
+    enc = encoder_from if hasattr(encoder_from, "save_pretrained") else load_encoder(encoder_from)
     enc.save_pretrained(str(Path(path) / MODEL_DIR), safe_serialization=True)
-    load_tokenizer(encoder_from).save_pretrained(str(Path(path) / MODEL_DIR))
+    (tokenizer if tokenizer is not None else load_tokenizer(encoder_from)).save_pretrained(str(Path(path) / MODEL_DIR))
 
 
 register_kind("baseline", BaselineModel)

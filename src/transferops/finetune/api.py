@@ -372,9 +372,13 @@ def train(
             strategy, extra, reason = recommend_strategy(advice, len(train_part), n_layers)
             cfg = TrainConfig.from_dict({**cfg.to_dict(), **extra})
             say(f"auto strategy: {strategy} — {reason}")
-        ft = FineTuner(cfg, strategy=strategy, strategy_reason=reason,
-                       init_from=old_run.model_dir if old_run is not None else None,
-                       l2_to_old=cont.l2 if cont is not None else 0.0)
+        tuner = STRATEGY_REGISTRY[strategy].tuner if strategy in STRATEGY_REGISTRY else None
+        if tuner is not None and old_run is not None:
+            raise ConfigError(f"strategy: '{strategy}' does not continue an old run; drop --init-from")
+        ft = tuner(cfg, strategy=strategy, strategy_reason=reason) if tuner is not None else FineTuner(
+            cfg, strategy=strategy, strategy_reason=reason,
+            init_from=old_run.model_dir if old_run is not None else None,
+            l2_to_old=cont.l2 if cont is not None else 0.0)
         if ckpt.frozen is not None:  # a head over the frozen encoder's cached embeddings
             from transferops.finetune.frozen_head import FrozenHeadTuner
 
@@ -405,7 +409,7 @@ def train(
             kind, strategy, ft, fitted_baseline, search_res, train_part, splits.validation, y_tr, y_va,
             labels=labels, task=task, cfg=cfg, ckpt=ckpt)
         if search_res is not None and kind != "model":
-            search_res.fitted = refit_entry.pop("_fitted")
+            search_res.fitted = refit_entry.pop("_fitted", ft)  # (a trainer's own refit returns it as ft)
         if fitted_baseline is not None:  # the gap stays like for like: the baseline is refit too
             baseline = baseline_report(train_part.texts + splits.validation.texts, np.concatenate([y_tr, y_va]),
                                        splits.test.texts, y_te, n_classes=len(labels), multilabel=multilabel,
@@ -450,7 +454,9 @@ def train(
     mdir = out / MODEL_DIR
     if mdir.exists():
         shutil.rmtree(mdir)
-    if ft is not None:
+    if hasattr(ft, "save_artifact"):  # a trainer that writes its own kind's files (contrastive: a probe)
+        ft.save_artifact(out)
+    elif ft is not None:
         ft.model_.save_pretrained(str(mdir), safe_serialization=True)
         ft.tokenizer_.save_pretrained(str(mdir))
     elif kind == "baseline":
@@ -485,6 +491,8 @@ def train(
         history, training = ft.result_.history, ft.result_.to_dict()
         if getattr(ft, "frozen_cache_", None):  # strategy freeze: was the frozen prefix cached, its size, why
             training["frozen_cache"] = ft.frozen_cache_
+        if getattr(ft, "contrastive_", None):  # strategy contrastive: pairs, steps, loss, seconds, head
+            training["contrastive"] = ft.contrastive_
         timings = {"train_seconds": round(ft.result_.train_seconds, 2),
                    "examples_per_second": round(ft.result_.examples_per_second, 2),
                    "precision": ft.result_.precision.get("used", "fp32")}  # why: training.precision.reason
@@ -555,6 +563,9 @@ def _refit(kind: str, strategy: str, ft: Any, fitted_baseline: Any, search_res: 
     if fitted_baseline is not None:
         new_base = get_modality(train_part.modality).baseline(multilabel=multilabel, seed=cfg.seed,
                                                               tune=True).fit(texts, y, n_classes=len(labels))
+    if hasattr(ft, "refit"):  # a trainer with its own refit (contrastive): same recipe on train + validation
+        new_ft = ft.refit(texts, y, val_part.texts, y_va)
+        return new_ft, new_base, new_ft.predict_logits, entry
     if kind == "model":
         epochs = max(int(ft.result_.best_epoch or cfg.resolved_epochs(ft.strategy)), 1)
         rcfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": epochs, "early_stopping_patience": None,

@@ -7,6 +7,9 @@ Candidates, cheapest first (so a short budget still gets the cheap ones):
 * ``probe``  — mean-pooled embeddings of the frozen checkpoint + a class-balanced-if-needed LR;
 * ``stack``  — baseline + probe combined by a class-balanced LR meta-learner on their 5-fold
   out-of-fold log-probabilities (single-label tasks); kept only when it wins on validation;
+* ``contrastive`` — SetFit-style: the body tuned on labeled pairs, then the probe's LR on its embeddings
+  (:mod:`transferops.finetune.contrastive`); single-label, up to 64 training examples per class on
+  average (few labels, where it pays); before the classifier fine-tunes, so a short budget reaches it;
 * ``head``, ``freeze``, ``lora``, ``full`` — :class:`~transferops.finetune.trainer.FineTuner` with
   epochs and learning rates for the data size (:func:`candidate_config`).
 
@@ -30,6 +33,7 @@ import numpy as np
 from transferops._progress import say
 from transferops.errors import ConfigError, TransferOpsError
 from transferops.finetune.config import TrainConfig
+from transferops.finetune.probe_head import fit_probe_lr
 from transferops.finetune.strategies import get_strategy
 from transferops.metrics import classification_metrics
 from transferops.modeling import sigmoid, softmax
@@ -39,10 +43,11 @@ from transferops.modeling import sigmoid, softmax
 SEARCH_DEFAULT_MAX_TRAIN = 1_000
 #: Default budget (seconds) of a search: ``--time-budget``.
 DEFAULT_TIME_BUDGET = 15 * 60.0
-CANDIDATES: tuple[str, ...] = ("tfidf_logreg", "probe", "stack", "head", "freeze", "lora", "full")
+CANDIDATES: tuple[str, ...] = ("tfidf_logreg", "probe", "stack", "contrastive", "head", "freeze", "lora", "full")
 #: Training cost of one example relative to one inference forward pass, per strategy (backward ≈ 2x
-#: forward; a frozen half skips most of it; head trains on cached features).
-COST_FACTOR = {"head": 0.05, "freeze": 1.7, "lora": 2.5, "full": 3.0}
+#: forward; a frozen half skips most of it; head trains on cached features; ``contrastive``: per text of
+#: each of its steps, every parameter trains).
+COST_FACTOR = {"contrastive": 3.0, "head": 0.05, "freeze": 1.7, "lora": 2.5, "full": 3.0}
 
 
 class SearchError(TransferOpsError, RuntimeError):
@@ -197,31 +202,6 @@ def fit_stack(baseline: Any, probe: ProbeFit, texts: list[str], emb: np.ndarray,
     return StackFit(baseline, probe, meta, n_classes, folds)
 
 
-def fit_probe_lr(emb: np.ndarray, y: np.ndarray, *, multilabel: bool, class_weight: str | None, seed: int) -> Any:
-    """LR on embeddings with C from {0.1, 1, 10} by 3-fold CV (stated fallback C=1 when a class is
-    smaller than 2)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.multiclass import OneVsRestClassifier
-    from threadpoolctl import threadpool_limits
-
-    def make(C: float) -> Any:
-        lr = LogisticRegression(C=C, max_iter=3000, class_weight=class_weight, random_state=seed)
-        return OneVsRestClassifier(lr) if multilabel else lr
-
-    with threadpool_limits(1):
-        best_c = 1.0
-        if not multilabel:
-            n_min = int(np.bincount(y)[np.bincount(y) > 0].min())
-            folds = min(3, n_min)
-            if folds >= 2:
-                cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-                scores = {C: cross_val_score(make(C), emb, y, cv=cv, scoring="f1_macro").mean()
-                          for C in (0.1, 1.0, 10.0)}
-                best_c = max(scores, key=lambda c: (scores[c], -c))
-        return make(best_c).fit(emb, y)
-
-
 def _proba(logits: np.ndarray, multilabel: bool) -> np.ndarray:
     return sigmoid(logits) if multilabel else softmax(logits)
 
@@ -297,9 +277,11 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
 
             ts = time.perf_counter()
             enc = FrozenEncoder(str(checkpoint.path), max_length=cfg.max_length, batch_size=cfg.eval_batch_size)
+            enc.load()
+            tf = time.perf_counter()  # the forward speed the estimates use: without the one-off model load
             emb_tr = enc.embed(train_texts, desc="probe: train")
             emb_va = enc.embed(val_texts, desc="probe: validation")
-            fwd_per_text = (time.perf_counter() - ts) / max(len(train_texts) + len(val_texts), 1)
+            fwd_per_text = (time.perf_counter() - tf) / max(len(train_texts) + len(val_texts), 1)
             cw = cfg.class_weight
             if cw is None and not multilabel:
                 counts = np.bincount(y_tr)
@@ -341,6 +323,17 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
 
     # 3. fine-tuning candidates
     for strategy in [c for c in candidates if c in COST_FACTOR]:
+        if (strategy != "contrastive" and "contrastive" in fitted and tuple(candidates) == CANDIDATES
+                and _few_shot(len(train_texts), len(labels))):
+            board.append(CandidateResult(strategy, "skipped", metric, reason=(
+                f"few labels (≤ {FEW_SHOT_PER_CLASS} per class) and contrastive fitted: the classifier fine-tunes "
+                "are skipped at this size (docs/contrastive.md); name them in candidates to run them")))
+            continue
+        if strategy == "contrastive":
+            _contrastive_candidate(train_texts, y_tr, val_texts, y_va, labels=labels, task=task, cfg=cfg,
+                                   checkpoint=checkpoint, fwd_per_text=fwd_per_text, left=left, board=board,
+                                   fitted=fitted, score=score, metric=metric)
+            continue
         ccfg = candidate_config(cfg, strategy, len(train_texts), n_layers)
         epochs = ccfg.resolved_epochs(strategy)
         per_epoch = None
@@ -389,6 +382,17 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     for c in ok[1:]:
         if (c.value or 0.0) > (best.value or 0.0) + 1e-9:
             best = c
+        elif c.name == "contrastive" and (c.value or 0.0) >= (best.value or 0.0) - 1e-9:
+            # the one exception to "ties keep the cheaper": it runs at few labels only, where the validation
+            # split is a handful of rows (ties are the rule) and it measured best (docs/contrastive.md)
+            best = c
+    con = next((c for c in ok if c.name == "contrastive"), None)
+    prior_kept = False
+    if (con is not None and best is not con and _few_shot(len(train_texts), len(labels)) and con.ci is not None
+            and (best.value or 0.0) <= con.ci[1] + 1e-9):
+        # few labels: the validation split is a handful of rows; only a score above contrastive's 95% CI
+        # overturns the candidate that measured best at this size (docs/contrastive.md)
+        best, prior_kept = con, True
     transfer_ok = [c for c in ok if c.name in COST_FACTOR]
     if not transfer_ok and any(c.name in COST_FACTOR for c in board):
         warnings_.append("the time budget was too short for any fine-tuning candidate ("
@@ -406,8 +410,71 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     else:
         reason = (f"{best.name} scored best on validation ({best.value:.4f} {metric}"
                   + (f" vs {base.value:.4f} for the tuned baseline" if base else "") + ")")
+        if prior_kept:
+            reason += (f"; kept at few labels: no candidate scored above its validation 95% CI upper bound "
+                       f"({best.ci[1] if best.ci else 0:.4f}) on {len(y_va)} validation rows (docs/contrastive.md)")
+        elif best.name == "contrastive" and any(c is not best and abs((c.value or 0.0) - (best.value or 0.0)) <= 1e-9
+                                                for c in ok):
+            reason += "; tied on validation: at few labels contrastive is preferred (docs/contrastive.md)"
     return SearchResult(board, best.name, fitted[best.name], reason, budget_seconds,
                         time.perf_counter() - t0, warnings_)
+
+
+#: At most this many training examples per class on average, a fitted ``contrastive`` candidate ends the
+#: search: the classifier fine-tunes (head, freeze, lora, full) are skipped (docs/contrastive.md).
+FEW_SHOT_PER_CLASS = 16
+
+
+def _few_shot(n_train: int, n_labels: int) -> bool:
+    return n_train <= FEW_SHOT_PER_CLASS * max(n_labels, 1)
+
+
+def _contrastive_candidate(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y_va: np.ndarray, *,
+                           labels: list[str], task: str, cfg: TrainConfig, checkpoint: Any,
+                           fwd_per_text: float | None, left: Any, board: list[CandidateResult],
+                           fitted: dict[str, Any], score: Any, metric: str) -> None:
+    """The ``contrastive`` candidate (SetFit-style, :mod:`transferops.finetune.contrastive`): tried on
+    single-label tasks up to ``SEARCH_MAX_PER_CLASS`` training examples per class on average, when its
+    estimated cost (its steps' texts × the cost factor, plus one pass to embed train and validation) fits."""
+    from transferops.finetune.contrastive import MIN_BATCH, SEARCH_MAX_PER_CLASS, ContrastiveTuner, plan_steps
+
+    name = "contrastive"
+    if task == "multilabel":
+        board.append(CandidateResult(name, "skipped", metric, reason="single-label tasks only"))
+        return
+    if len(train_texts) > SEARCH_MAX_PER_CLASS * len(labels):
+        board.append(CandidateResult(name, "skipped", metric, reason=(
+            f"{len(train_texts)} training examples > {SEARCH_MAX_PER_CLASS} per class: the search tries it on "
+            "few labels only (--strategy contrastive trains it at any size)")))
+        return
+    tuner = ContrastiveTuner(TrainConfig.from_dict({**cfg.to_dict(), "strategy": name}),
+                             strategy_reason=f"model search candidate '{name}'")
+    batch = max(cfg.batch_size, MIN_BATCH)
+    steps, _ = plan_steps(len(train_texts), batch, tuner.pairs_per_example)
+    if fwd_per_text is not None:
+        est = (steps * min(batch, len(train_texts)) * COST_FACTOR[name]
+               + len(train_texts) + 2 * len(val_texts)) * fwd_per_text
+        if est > left():
+            board.append(CandidateResult(name, "skipped", metric, reason=(
+                f"budget: ~{est:.0f}s estimated, {max(left(), 0):.0f}s left")))
+            return
+    elif left() <= 0:
+        board.append(CandidateResult(name, "skipped", metric, reason="budget spent"))
+        return
+    try:
+        ts = time.perf_counter()
+        tuner.fit(train_texts, y_tr, val_texts, y_va, labels=labels, task=task, checkpoint_path=checkpoint.path)
+        seconds = time.perf_counter() - ts
+        n_params = tuner.strategy_info.total_params
+        info = tuner.contrastive_
+        size = round((n_params * 4 + tuner.clf_.coef_.size * 8) / 1e6, 1)
+        score(name, tuner.predict_logits(val_texts), seconds, size,
+              _latency_ms(tuner.predict_logits, val_texts),
+              {k: info[k] for k in ("loss", "pairs", "steps", "batch_texts", "lr", "precision")} | info["head"])
+        fitted[name] = tuner
+        _drop_losers(board, fitted)
+    except Exception as exc:  # a failing candidate must not sink the search
+        board.append(CandidateResult(name, "failed", metric, reason=f"{type(exc).__name__}: {exc}"))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -43,6 +43,9 @@ class StrategySpec:
     lr: float
     epochs: int
     help: str = ""
+    #: ``(cfg, strategy=, strategy_reason=) -> trainer`` for a method that does not train a classifier in
+    #: :class:`~transferops.finetune.trainer.FineTuner` (``contrastive``); None: FineTuner trains it
+    tuner: Callable[..., Any] | None = None
 
 
 #: name -> spec, in registration order (the order ``--strategy`` lists them).
@@ -51,7 +54,8 @@ STRATEGY_REGISTRY: dict[str, StrategySpec] = {}
 STRATEGY_FUNCS: dict[str, ApplyFn] = {}
 
 
-def register_strategy(name: str, *, lr: float, epochs: int, help: str = "") -> Callable[[ApplyFn], ApplyFn]:
+def register_strategy(name: str, *, lr: float, epochs: int, help: str = "",
+                      tuner: Callable[..., Any] | None = None) -> Callable[[ApplyFn], ApplyFn]:
     """Register ``apply`` under ``name`` with its default learning rate and epochs.
 
     >>> @register_strategy("bias", lr=1e-3, epochs=5, help="BitFit: biases and the head train")  # doctest: +SKIP
@@ -69,7 +73,7 @@ def register_strategy(name: str, *, lr: float, epochs: int, help: str = "") -> C
         if old is not None and old.apply is not fn:
             raise ConfigError(f"strategy: {name!r} is already registered (by {old.apply.__module__}); pick "
                               "another name")
-        STRATEGY_REGISTRY[name] = StrategySpec(name, fn, float(lr), int(epochs), help)
+        STRATEGY_REGISTRY[name] = StrategySpec(name, fn, float(lr), int(epochs), help, tuner)
         STRATEGY_FUNCS[name] = fn
         return fn
 
@@ -80,7 +84,7 @@ def load_builtin_methods() -> None:
     """The registry lines of the built-in methods that live in their own file (one line each), imported
     on the first lookup: a module-level import here would be an import circle (each file imports
     ``register_strategy`` from this module)."""
-    from transferops.finetune import strategy_ia3, strategy_prefix, strategy_prompt  # noqa: F401
+    from transferops.finetune import strategy_contrastive, strategy_ia3, strategy_prefix, strategy_prompt  # noqa: F401
 
 
 def strategy_names(*, auto: bool = True) -> tuple[str, ...]:

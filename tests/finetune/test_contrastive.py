@@ -1,0 +1,172 @@
+"""Strategy ``contrastive`` (issue 18, lever 7): SetFit-style body tuning on labeled pairs + the probe's LR
+head, saved as a kind ``probe`` artifact — on a tiny random BERT built from a config (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import transferops
+from transferops.cli.main import main
+from transferops.errors import ConfigError
+
+WORDS = {"alpha": "stock shares market profit", "beta": "match goal striker league",
+         "gamma": "vote election minister party"}
+FILLER = ["the", "a", "of", "and", "to", "in", "is", "that", "it", "with", "as", "on", "for"]
+FAST = {"check_near_duplicates": False, "max_length": 32, "lr": 1e-3}
+
+
+def frame(n: int = 12, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for label, words in WORDS.items():
+        kw = words.split()
+        for _ in range(n):
+            toks = list(rng.choice(FILLER, size=5)) + list(rng.choice(kw, size=2))
+            rng.shuffle(toks)
+            rows.append({"text": " ".join(toks), "label": label})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def test_train_contrastive_end_to_end_is_a_probe_artifact(tiny_bert: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from transferops.artifacts.linear import ProbeModel
+    from transferops.deploy.runtime import open_runner
+    from transferops.evaluate import evaluate
+
+    df = frame()
+    csv = tmp_path / "d.csv"
+    df.to_csv(csv, index=False)
+    out = tmp_path / "run"
+    assert main(["-q", "train", "--data", str(csv), "--out", str(out), "--checkpoint", str(tiny_bert),
+                 "--strategy", "contrastive", "--no-near-duplicates", "--max-length", "32", "--lr", "1e-3",
+                 "--max-steps", "12", "--refit"]) == 0
+    m = json.loads((out / "transferops.json").read_text())
+    assert m["kind"] == "probe" and m["strategy"]["name"] == "contrastive"
+    assert m["refit"]["done"] and m["refit"]["rows"] == m["splits"]["sizes"]["train"] + m["splits"]["sizes"][
+        "validation"]  # the same recipe refit on train + validation (from the checkpoint)
+    c = m["training"]["contrastive"]
+    assert c["steps"] == 12 and m["training"]["steps"] == 12 and c["pairs"] > 0 and c["loss"] == "cosine_mse"
+    assert c["body_seconds"] > 0 and c["final_train_loss"] is not None and c["pooling"] == "mean"
+    assert m["training"]["precision"]["used"] in ("fp32", "bf16") and m["training"]["optimizer"] in ("fused", "foreach")
+    # the saved body is the tuned one (not the checkpoint's weights), the word embeddings stay as pretrained
+    tuned, base = load_file(str(out / "model" / "model.safetensors")), load_file(str(tiny_bert / "model.safetensors"))
+    key = next(k for k in tuned if k.endswith("encoder.layer.0.attention.self.query.weight"))
+    assert not torch.equal(tuned[key], base["bert." + key if "bert." + key in base else key])
+    words = next(k for k in tuned if k.endswith("word_embeddings.weight"))
+    assert torch.equal(tuned[words], base["bert." + words if "bert." + words in base else words])
+
+    model = transferops.load(out)
+    assert isinstance(model, ProbeModel)
+    texts = df["text"].tolist()[:10]
+    preds = model.predict(texts)
+    assert len(preds) == 10 and set(preds) <= set(WORDS)
+    rep = evaluate(out)  # the saved artifact scores exactly what training recorded
+    assert rep.metrics["macro_f1"] == pytest.approx(m["metrics"]["test"]["macro_f1"], abs=1e-9)
+    runner = open_runner("c", out)  # what `serve` runs
+    np.testing.assert_allclose(runner.infer(texts).proba, model.predict_proba(texts), atol=1e-5)
+    assert list(runner.infer(texts).labels) == list(preds)
+    from transferops.deploy.onnx_export import export_onnx
+
+    ex = export_onnx(out, tmp_path / "onnx", quantize=None)  # the probe kind's export: tuned body + LR, one graph
+    assert ex.passed and ex.parity["argmax_agreement"] == 1.0
+    np.testing.assert_allclose(transferops.load(tmp_path / "onnx").predict_proba(texts), model.predict_proba(texts),
+                               atol=1e-4)
+
+
+def test_contrastive_pulls_same_class_together(tiny_bert: Path) -> None:
+    from transferops.finetune.config import TrainConfig
+    from transferops.finetune.contrastive import ContrastiveTuner
+    from transferops.inference import forward
+    from transferops.modeling import load_encoder, load_tokenizer
+
+    df = frame(10)
+    labels = sorted(WORDS)
+    y = np.asarray([labels.index(v) for v in df["label"]])
+    texts = df["text"].tolist()
+
+    def gap(model: torch.nn.Module) -> float:
+        emb = forward(model, load_tokenizer(tiny_bert), texts, max_length=32, output="embedding", desc=None)[1]
+        z = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        sim, same = z @ z.T, y[:, None] == y[None, :]
+        off = ~np.eye(len(y), dtype=bool)
+        return float(sim[same & off].mean() - sim[~same].mean())
+
+    before = gap(load_encoder(tiny_bert))
+    cfg = TrainConfig(strategy="contrastive", lr=1e-3, max_length=32, precision="fp32", seed=0)
+    ft = ContrastiveTuner(cfg, steps=25).fit(texts, y, texts[:6], y[:6], labels=labels, task="multiclass",
+                                             checkpoint_path=tiny_bert)
+    assert gap(ft.model_) > before + 0.05  # same-class pairs closer than different-class ones, more than before
+    assert ft.predict_logits(texts).shape == (len(texts), 3)
+    assert ft.contrastive_["final_train_loss"] < ft.result_.history[0]["loss"]
+
+
+def test_in_batch_pairs_are_balanced_and_a_pure_function_of_position(tiny_bert: Path) -> None:
+    from transferops.finetune.contrastive import InBatchPairs, plan_steps, st_pooling
+    from transferops.modeling import load_tokenizer
+
+    y = np.asarray([0] * 30 + [1] * 5 + [2] * 5)
+    src = InBatchPairs([f"t{i}" for i in range(40)], y, load_tokenizer(tiny_bert), batch=15, steps=200,
+                       max_length=16, seed=3)
+    assert np.array_equal(src.indices(0, 7), src.indices(0, 7)) and not np.array_equal(src.indices(0, 7),
+                                                                                     src.indices(0, 8))
+    drawn = np.concatenate([y[src.indices(0, i)] for i in range(200)])
+    share = np.bincount(drawn) / len(drawn)
+    assert share.max() < 0.5  # class-balanced draws, not 75 % of the majority class
+    b = next(iter(src.batches(0, 5)))
+    assert b["input_ids"].shape[0] == 15 and torch.equal(b["labels"], torch.as_tensor(y[src.indices(0, 5)]))
+    assert plan_steps(40, 16, 150) == (50, 6000) and plan_steps(4, 16, 1)[0] == 20  # MIN_STEPS
+    assert st_pooling(tiny_bert) == "mean"  # no sentence-transformers config: mean
+
+
+def test_contrastive_bad_input_is_one_line(tiny_bert: Path, tmp_path: Path) -> None:
+    from transferops.finetune.config import TrainConfig
+    from transferops.finetune.contrastive import ContrastiveTuner
+
+    cfg = TrainConfig(strategy="contrastive", max_length=32)
+    with pytest.raises(ConfigError, match="^label: strategy contrastive needs at least 2 classes"):
+        ContrastiveTuner(cfg).fit(["a b", "c d"], np.array([0, 0]), [], np.array([]), labels=["x", "y"],
+                                  task="multiclass", checkpoint_path=tiny_bert)
+    with pytest.raises(ConfigError, match="^task: strategy contrastive trains single-label"):
+        ContrastiveTuner(cfg).fit(["a b"], np.array([[1, 0]]), [], np.array([]), labels=["x", "y"],
+                                  task="multilabel", checkpoint_path=tiny_bert)
+    with pytest.raises(ConfigError, match="pairs_per_example"):
+        ContrastiveTuner(cfg, pairs_per_example=0)
+    rows = [{"text": f"w{i} and more", "tags": "a|b" if i % 2 else "b"} for i in range(40)]
+    csv = tmp_path / "ml.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    assert main(["-q", "train", "--data", str(csv), "--out", str(tmp_path / "ml"), "--checkpoint", str(tiny_bert),
+                 "--strategy", "contrastive", "--label-column", "tags", "--label-sep", "|",
+                 "--no-near-duplicates"]) == 2
+
+
+def test_search_tries_contrastive_on_few_labels_only(tiny_bert: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import transferops.finetune.contrastive as contrastive
+
+    df = frame(12)  # 12 per class: few labels, the default search tries contrastive and ends there
+    res = transferops.train(df, out=tmp_path / "s", checkpoint=str(tiny_bert), search=True, time_budget="10m",
+                            **FAST)
+    rows = {c["name"]: c for c in res.manifest["search"]["leaderboard"]}
+    row = rows["contrastive"]
+    assert row["status"] == "ok" and row["params"]["steps"] >= contrastive.MIN_STEPS and row["params"]["pairs"] > 0
+    assert [c["name"] for c in res.manifest["search"]["leaderboard"]][:4] == ["tfidf_logreg", "probe", "stack",
+                                                                              "contrastive"]
+    for name in ("head", "freeze", "lora", "full"):
+        assert rows[name]["status"] == "skipped" and "few labels" in rows[name]["reason"]
+    winner = res.manifest["search"]["winner"]
+    if winner != "contrastive":  # at few labels only a score above contrastive's validation CI overturns it
+        assert rows[winner]["value"] > row["ci"][1]
+    if winner == "contrastive":  # saved as the probe kind with the tuned body
+        assert res.manifest["kind"] == "probe" and res.manifest["training"]["contrastive"]["steps"] >= 20
+    monkeypatch.setattr(contrastive, "SEARCH_MAX_PER_CLASS", 2)
+    res = transferops.train(df, out=tmp_path / "t", checkpoint=str(tiny_bert), search=True,
+                            candidates=["tfidf_logreg", "contrastive"], **FAST)
+    row = {c["name"]: c for c in res.manifest["search"]["leaderboard"]}["contrastive"]
+    assert row["status"] == "skipped" and "per class" in row["reason"]
