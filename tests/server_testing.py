@@ -46,3 +46,16 @@ def running(app: Any, *, startup_timeout: float = 180.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         th.join(30)
+
+
+def post_and_hang_up(url: str, path: str, payload: dict[str, Any], *, linger_s: float = 0.05) -> None:
+    """Send one JSON POST over a raw socket and close the connection without reading the answer (a client
+    that goes away while its request is queued)."""
+    import json
+
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps(payload).encode()
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n".encode()
+                  + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(linger_s)

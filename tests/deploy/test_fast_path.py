@@ -7,7 +7,6 @@ import concurrent.futures as cf
 import dataclasses
 import json
 import re
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from server_testing import post_and_hang_up
 from transferops.deploy.encoding import TextEncoder
 from transferops.deploy.fastpath import parse_predict_body
 from transferops.deploy.runtime import open_runner
@@ -220,12 +220,7 @@ def test_fast_path_drops_a_gone_client_and_logs_nothing(pair: dict[str, Any]) ->
     while batcher.depth < 1500 and time.monotonic() - t0 < 30:
         time.sleep(0.002)
     marker = "fast path disconnect marker"
-    host, port = url.removeprefix("http://").split(":")
-    body = json.dumps({"texts": [marker]}).encode()
-    with socket.create_connection((host, int(port))) as s:  # send a request, then hang up at once
-        s.sendall(b"POST /v1/models/m/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        time.sleep(0.05)
+    post_and_hang_up(url, "/v1/models/m/predict", {"texts": [marker]})  # send, then hang up at once
     assert [f.result().status_code for f in busy] == [200, 200, 200]
     ex.shutdown()
     t0 = time.monotonic()

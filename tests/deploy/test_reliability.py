@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import json
 import re
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server_testing import post_and_hang_up
 from transferops.deploy.batching import DynamicBatcher
 from transferops.deploy.runtime import open_runner
 from transferops.deploy.server import ServeSettings, create_app
@@ -201,12 +200,7 @@ def test_disconnected_client_is_dropped_from_the_queue(server: dict[str, Any]) -
     busy = _busy(url)
     _wait_queued(app, 1500)
     marker = "disconnect marker text"
-    host, port = url.removeprefix("http://").split(":")
-    body = json.dumps({"texts": [marker]}).encode()
-    with socket.create_connection((host, int(port))) as s:  # send a request, then hang up at once
-        s.sendall(b"POST /v1/models/m/predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-        time.sleep(0.05)
+    post_and_hang_up(url, "/v1/models/m/predict", {"texts": [marker]})  # send, then hang up at once
     assert [f.result().status_code for f in busy] == [200, 200, 200]
     t0 = time.monotonic()
     while batcher.dropped["cancelled"] == cancelled0 and time.monotonic() - t0 < 10:
