@@ -28,6 +28,9 @@ the default search would run for ≤ 1,000 training rows — 1 round; figures sa
 
     nice -n 10 .venv/bin/python benchmarks/time_to_quality.py --quick
 
+Extra arms of part 1 (``--arm lr=2e-4 --arm lr=4e-4``): transferops' defaults with those options, run between
+the default and the Trainer and timed to the same target (``time_to_quality_s24``: ``--parts 1``).
+
 Writes ``benchmarks/results/time_to_quality.json`` and ``.md`` (load average per part and round).
 """
 
@@ -201,6 +204,21 @@ def run_trainer(files: dict[str, Path], out: Path, *, max_length: int, eval_ever
 # --------------------------------------------------------------------------- report
 
 
+def _parse_arm(spec: str) -> dict[str, Any]:
+    import json
+
+    out: dict[str, Any] = {}
+    for part in spec.split(","):
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--arm {spec!r}: expected KEY=VALUE[,KEY=VALUE], e.g. lr=2e-4")
+        try:
+            out[key.strip()] = json.loads(val)
+        except json.JSONDecodeError:
+            out[key.strip()] = val  # a bare word: a string option (strategy=full)
+    return out
+
+
 def time_to(curve: list[tuple[float, float]], target: float) -> float | None:
     for secs, f1 in curve:
         if f1 >= target - 1e-9:
@@ -222,7 +240,11 @@ def main() -> None:
     ap.add_argument("--parts", default="1,2,3", help="which parts to run (1 time to quality, 2 throughput, 3 parity)")
     ap.add_argument("--with-cache-arm", action="store_true",
                     help="part 1 also runs the opt-in fast path (--no-frozen-dropout: the frozen-prefix cache)")
+    ap.add_argument("--arm", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                    help="part 1 also runs transferops with these train() options over its defaults "
+                         "(values read as JSON, e.g. --arm lr=2e-4 --arm lr=4e-4,epochs=3); repeatable")
     args = ap.parse_args()
+    arms = [_parse_arm(a) for a in args.arm]
     if args.quick:
         args.n_train, args.n_val, args.n_test, args.max_length = 100, 40, 100, 64
         args.throughput_rows, args.rounds, args.eval_every = 48, 1, 10
@@ -251,6 +273,8 @@ def main() -> None:
         if args.with_cache_arm:
             cached = run_ours(files, tmp / "ours_cache", max_length=args.max_length, frozen_dropout=False, **extra)
             payload["cache_arm"] = {k: v for k, v in cached.items() if k != "test_pred"}
+        arm_runs = [(kw, run_ours(files, tmp / f"ours_arm{i}", max_length=args.max_length, **{**extra, **kw}))
+                    for i, kw in enumerate(arms)]
         hf = run_trainer(files, tmp / "hf", max_length=args.max_length, eval_every=args.eval_every)
         final_ours, final_hf = max(f for _, f in ours["curve"]), hf["curve"][-1][1]
         target = min(final_ours, final_hf)
@@ -262,6 +286,12 @@ def main() -> None:
 
         if args.with_cache_arm:
             payload["cache_arm"]["seconds_to_target"] = time_to(cached["curve"], target)
+        # each arm is timed to the same target (the default's quality) and to the Trainer's final quality
+        payload["arms"] = [{"options": kw, **{k: v for k, v in r.items() if k != "test_pred"},
+                            "seconds_to_target": time_to(r["curve"], target),
+                            "seconds_to_trainer_final": time_to(r["curve"], final_hf),
+                            "trainer_seconds_to_arm_final": time_to(hf["curve"], max(f for _, f in r["curve"]))}
+                           for kw, r in arm_runs]
         if 3 not in parts and 2 not in parts:
             payload["load_avg_end"] = _load()
             save(args.name, payload, render(payload))
@@ -333,6 +363,17 @@ def render(p: dict[str, Any]) -> str:
                      f"{(ca['precision'] or {}).get('used')} | {ca['epochs_run']} | "
                      f"{max(f for _, f in ca['curve']):.4f} | "
                      f"{fmt(st)} | {ca['train_seconds']:.0f} | {ca['wall_seconds']:.0f} | {ca['test_macro_f1']:.4f} |")
+    for arm in p.get("arms", []):
+        opts = ", ".join(f"{k}={v}" for k, v in arm["options"].items())
+        fin = max(f for _, f in arm["curve"])
+        st, sh = arm.get("seconds_to_target"), arm.get("trainer_seconds_to_arm_final")
+        lines.insert(-1, f"| transferops defaults + {opts} | {arm['strategy']}, lr {arm['config']['lr']:g} | "
+                     f"{(arm['precision'] or {}).get('used')} | {arm['epochs_run']} | {fin:.4f} | {fmt(st)} "
+                     f"(to its own best {fin:.4f}: Trainer {fmt(sh)}) | {arm['train_seconds']:.0f} | "
+                     f"{arm['wall_seconds']:.0f} | {arm['test_macro_f1']:.4f} |")
+        if st and tq["seconds_trainer"]:
+            lines.insert(-1, f"| speedup of that arm to {tq['target_macro_f1']:.4f} | | | | | "
+                         f"**{tq['seconds_trainer'] / st:.2f}×** | | | |")
     if "throughput" not in p:
         return "\n".join([*lines, "", f"(parts run: {p.get('parts')}; raw throughput and parity not run)"])
     lines += ["", f"| raw throughput, identical full fine-tune ({rows.get('throughput')} rows, batch 16, 1 epoch) | "

@@ -127,17 +127,20 @@ def test_concurrency_must_be_a_positive_integer(tiny_export: Path) -> None:
         DynamicBatcher(Slot(open_runner("m", tiny_export)), executor=ex, concurrency=0)
 
 
-@pytest.mark.parametrize(("concurrency", "repeat", "largest"), [(1, 300, 4), (2, 300, 2), (2, 1, 4)])
-def test_free_slots_share_heavy_queues(tiny_export: Path, concurrency: int, repeat: int, largest: int) -> None:
+@pytest.mark.parametrize(("concurrency", "repeat", "largest", "split_min_chars"),
+                         [(1, 300, 4, 2048), (2, 300, 2, 2048), (2, 1, 4, 2048), (2, 1, 2, 0)])
+def test_free_slots_share_heavy_queues(tiny_export: Path, concurrency: int, repeat: int, largest: int,
+                                       split_min_chars: int) -> None:
     """With two free slots, four long queued texts run as two batches of two (both cores busy), not one of
-    four; four short texts stay one batch (there the per-batch cost, not the model, is the limit)."""
+    four; four short texts stay one batch unless ``split_min_chars`` is 0 (then they share too)."""
     runner = open_runner("m", tiny_export)
     sizes: list[int] = []
 
     async def go() -> None:
         with ThreadPoolExecutor(concurrency) as ex:
             b = DynamicBatcher(Slot(runner), executor=ex, max_batch_size=32, max_wait_ms=20,
-                               concurrency=concurrency, on_batch=lambda n, _dt: sizes.append(n))
+                               concurrency=concurrency, on_batch=lambda n, _dt: sizes.append(n),
+                               split_min_chars=split_min_chars)
             out = await asyncio.gather(*[b.submit([t * repeat]) for t in _texts(4)])
             assert [len(r[0][1]) for r in out] == [1, 1, 1, 1]
             b.close()
@@ -146,3 +149,12 @@ def test_free_slots_share_heavy_queues(tiny_export: Path, concurrency: int, repe
     assert sum(sizes) == 4
     # split: no batch over half the queue (how the 4 arrive may vary: 2+2 or 1+1+2); not split: one batch
     assert max(sizes) <= largest if largest < 4 else sizes == [4]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "0"])
+def test_split_min_chars_is_validated(bad: object) -> None:
+    from transferops.deploy.batching import BatchSettings
+    from transferops.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="split_min_chars"):
+        BatchSettings(split_min_chars=bad)  # type: ignore[arg-type]

@@ -161,8 +161,11 @@ def test_search_tries_contrastive_on_few_labels_only(tiny_bert: Path, tmp_path: 
     for name in ("head", "freeze", "lora", "full"):
         assert rows[name]["status"] == "skipped" and "few labels" in rows[name]["reason"]
     winner = res.manifest["search"]["winner"]
-    if winner != "contrastive":  # at few labels only a score above contrastive's validation CI overturns it
-        assert rows[winner]["value"] > row["ci"][1]
+    check = res.manifest["search"].get("few_shot_check")
+    if winner != "contrastive":  # at few labels only a significant paired lead on validation overturns it
+        assert check is not None and check["challenger"] == winner and not check["kept"] and check["ci_low"] > 0
+    elif check is not None:  # a higher score that was not significant: recorded, and contrastive kept
+        assert check["kept"] and check["ci_low"] <= 0 and "kept at few labels" in res.manifest["search"]["reason"]
     if winner == "contrastive":  # saved as the probe kind with the tuned body
         assert res.manifest["kind"] == "probe" and res.manifest["training"]["contrastive"]["steps"] >= 20
     monkeypatch.setattr(contrastive, "SEARCH_MAX_PER_CLASS", 2)
@@ -170,3 +173,16 @@ def test_search_tries_contrastive_on_few_labels_only(tiny_bert: Path, tmp_path: 
                             candidates=["tfidf_logreg", "contrastive"], **FAST)
     row = {c["name"]: c for c in res.manifest["search"]["leaderboard"]}["contrastive"]
     assert row["status"] == "skipped" and "per class" in row["reason"]
+
+
+def test_few_shot_prior_stands_unless_the_paired_lead_is_significant() -> None:
+    """Seed 1 of the smoke run: the probe right on 5 of 5 validation rows, contrastive on 4 — one row is no
+    evidence, contrastive stays. Right on 20 of 20 vs 12 of 20: the lead is real, the challenger wins."""
+    from transferops.finetune.search import prior_stands
+
+    kept, d = prior_stands(np.array([True] * 5), np.array([True] * 4 + [False]))
+    assert kept and d["discordant"] == 1 and d["ci_low"] < 0 < d["difference"]
+    kept, d = prior_stands(np.array([True] * 20), np.array([True] * 12 + [False] * 8))
+    assert not kept and d["ci_low"] > 0 and d["discordant"] == 8
+    kept, _ = prior_stands(np.array([True, False] * 5), np.array([True, False] * 5))  # identical: no lead
+    assert kept

@@ -30,9 +30,11 @@ from typing import Protocol
 from transferops.deploy.runtime import InferResult, Runner
 from transferops.errors import ConfigError
 
-#: A batch is shared between free inference threads only when each share holds this many characters
-#: (~500 tokens): below that the per-batch overhead outweighs the second core.
-SPLIT_MIN_CHARS = 2048
+#: A batch is shared between free inference threads only when each share holds this many characters.
+#: 0 (was 2,048, ~500 tokens; 2026-12-02): since the fast path halved the event loop's cost per request,
+#: short texts gain from the second core too — serve_bench short texts at 32 clients, 3 interleaved rounds:
+#: 681.5 req/s shared vs 466.1 in one batch (benchmarks/results/serve_split_c8_s24.md; docs/deploy.md).
+SPLIT_MIN_CHARS = 0
 
 
 @dataclass
@@ -44,8 +46,14 @@ class BatchSettings:
     max_wait_ms: float = 2.0
     queue_size: int = 4096
     adaptive_wait: bool = True
+    #: share a batch between free inference threads when each share holds at least this many characters
+    #: (0: always share when threads are free)
+    split_min_chars: int = SPLIT_MIN_CHARS
 
     def __post_init__(self) -> None:
+        if isinstance(self.split_min_chars, bool) or not isinstance(self.split_min_chars, int) \
+                or self.split_min_chars < 0:
+            raise ConfigError(f"split_min_chars: must be an integer >= 0, got {self.split_min_chars!r}")
         for name in ("max_batch_size", "queue_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
@@ -90,7 +98,7 @@ class DynamicBatcher:
 
     def __init__(self, slot: HasRunner, *, executor: Executor, max_batch_size: int = 32,
                  max_wait_ms: float = 2.0, queue_size: int = 2048, adaptive_wait: bool = True,
-                 concurrency: int = 1,
+                 concurrency: int = 1, split_min_chars: int = SPLIT_MIN_CHARS,
                  on_batch: Callable[[int, float], None] | None = None,
                  on_depth: Callable[[int], None] | None = None,
                  on_drop: Callable[[str], None] | None = None) -> None:
@@ -104,6 +112,7 @@ class DynamicBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_ms / 1000.0
         self.adaptive_wait = adaptive_wait
+        self.split_min_chars = split_min_chars
         self._last_jobs = 0  # requests in the previous batch (adaptive wait)
         self.queue_size = queue_size
         self.on_batch = on_batch
@@ -184,7 +193,8 @@ class DynamicBatcher:
 
     def _queued_size(self) -> int:
         """Characters queued (a non-text input counts as heavy): decides whether a batch is worth sharing."""
-        return sum(len(t) if isinstance(t, str) else SPLIT_MIN_CHARS for j in self._jobs for t in j.texts)
+        heavy = max(self.split_min_chars, 1)
+        return sum(len(t) if isinstance(t, str) else heavy for j in self._jobs for t in j.texts)
 
     def _take_batch(self, now: float, limit: int | None = None) -> list[_Job]:
         cap = self.max_batch_size if limit is None else max(1, min(limit, self.max_batch_size))
@@ -229,12 +239,12 @@ class DynamicBatcher:
                         await asyncio.wait_for(wake.wait(), remaining)
                     except TimeoutError:
                         break
-            # Several free slots and heavy inputs: share the queue between them (32 long texts as 2 batches of
-            # 16 on 2 cores, not one of 32 beside an idle core: +73% req/s in serve_bench). Short texts stay
-            # in one batch: there the event loop, not the model, is the limit, and halves cost more per text.
+            # Several free slots: share the queue between them (32 texts as 2 batches of 16 on 2 cores, not one
+            # of 32 beside an idle core: +73% req/s for long texts, +46% for short ones in serve_bench), unless
+            # split_min_chars asks for heavier shares.
             free = self.concurrency - self._busy
             limit = None
-            if free > 1 and self._queued_size() >= free * SPLIT_MIN_CHARS:
+            if free > 1 and self._queued > 1 and self._queued_size() >= free * self.split_min_chars:
                 limit = -(-self._queued // free)
             batch = self._take_batch(loop.time(), limit)
             if not batch:

@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     s.add_argument("--max-wait-ms", type=float, default=2.0)
     s.add_argument("--no-adaptive-wait", action="store_true",
                    help="always wait --max-wait-ms for a batch to fill, even for a lone client")
+    s.add_argument("--split-min-chars", type=int, default=0, metavar="N",  # = batching.SPLIT_MIN_CHARS
+                   help="share queued texts between free inference threads (--workers) only when each share "
+                        "holds at least N characters (default 0: whenever threads are free; docs/deploy.md)")
     s.add_argument("--no-fast-path", action="store_true",
                    help="send every predict request through the FastAPI route (the fast path answers "
                         "well-formed ones identically, with less work per request; docs/deploy.md)")
@@ -129,7 +132,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return ServeSettings(
         models=_pairs(args.model, "--model"), adapters=args.adapters, host=args.host, port=args.port,
         max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, queue_size=args.queue_size,
-        adaptive_wait=not args.no_adaptive_wait, fast_path=not args.no_fast_path,
+        adaptive_wait=not args.no_adaptive_wait, split_min_chars=args.split_min_chars, fast_path=not args.no_fast_path,
         max_texts_per_request=args.max_texts_per_request, max_chars_per_text=args.max_chars_per_text,
         max_body_bytes=args.max_body_bytes, review_threshold=args.review_threshold,
         target_auto_accuracy=args.target_auto_accuracy, admin_token=args.admin_token, threads=args.threads,

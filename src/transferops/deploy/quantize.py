@@ -51,49 +51,22 @@ def check_mode(mode: str) -> QuantizeMode:
     return mode  # type: ignore[return-value]
 
 
-def _wilson(k: int, n: int, z: float) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
 def paired_drop(ref_correct: Sequence[bool] | np.ndarray, q_correct: Sequence[bool] | np.ndarray, *,
                 confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Accuracy drop ``ref - q`` on the same rows with its paired interval (module docstring).
+    """Accuracy drop ``ref - q`` on the same rows with its paired interval (module docstring; the statistics
+    are :func:`transferops.evaluate.paired.paired_accuracy_difference`'s, named for the int8 gate).
 
     >>> s = paired_drop([True] * 60, [True] * 59 + [False])
     >>> round(s["drop"], 4), s["ci_low"] < 0 < s["drop"] < s["ci_high"], s["discordant"]
     (0.0167, True, 1)
     """
-    from scipy.stats import binomtest, norm
+    from transferops.evaluate.paired import paired_accuracy_difference
 
-    r = np.asarray(ref_correct, dtype=bool)
-    q = np.asarray(q_correct, dtype=bool)
-    if r.shape != q.shape or r.ndim != 1:
-        raise ValueError(f"paired_drop: both inputs must be 1-d of the same length, got {r.shape} and {q.shape}")
-    n = int(r.size)
-    a = int((r & q).sum())
-    b = int((r & ~q).sum())   # fp32 right, int8 wrong
-    c = int((~r & q).sum())   # fp32 wrong, int8 right
-    d = n - a - b - c
-    z = float(norm.ppf(1 - (1 - confidence) / 2))
-    p1, p2 = (a + b) / n if n else 0.0, (a + c) / n if n else 0.0
-    l1, u1 = _wilson(a + b, n, z)
-    l2, u2 = _wilson(a + c, n, z)
-    den = float(np.sqrt(float(a + b) * (c + d) * (a + c) * (b + d)))
-    phi = (a * d - b * c) / den if den > 0 else 0.0
-    diff = p1 - p2
-    lo = diff - float(np.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)))
-    hi = diff + float(np.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2)))
-    m = b + c
-    return {"n": n, "accuracy_fp32": p1, "accuracy_int8": p2, "drop": diff,
-            "ci_low": max(-1.0, lo), "ci_high": min(1.0, hi), "confidence": confidence,
-            "fp32_right_int8_wrong": b, "fp32_wrong_int8_right": c, "discordant": m,
-            "exact_mcnemar_p": float(binomtest(b, m, 0.5).pvalue) if m else 1.0,
-            "method": "Newcombe hybrid score interval for paired proportions (method 10)"}
+    d = paired_accuracy_difference(ref_correct, q_correct, confidence=confidence)
+    return {"n": d["n"], "accuracy_fp32": d["accuracy_a"], "accuracy_int8": d["accuracy_b"], "drop": d["difference"],
+            "ci_low": d["ci_low"], "ci_high": d["ci_high"], "confidence": confidence,
+            "fp32_right_int8_wrong": d["a_right_b_wrong"], "fp32_wrong_int8_right": d["a_wrong_b_right"],
+            "discordant": d["discordant"], "exact_mcnemar_p": d["exact_mcnemar_p"], "method": d["method"]}
 
 
 def gate_fails(stats: dict[str, Any], max_drop: float) -> bool:

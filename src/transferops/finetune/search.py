@@ -32,6 +32,7 @@ import numpy as np
 
 from transferops._progress import say
 from transferops.errors import ConfigError, TransferOpsError
+from transferops.evaluate.paired import paired_accuracy_difference
 from transferops.finetune.config import TrainConfig
 from transferops.finetune.probe_head import fit_probe_lr
 from transferops.finetune.strategies import get_strategy
@@ -117,11 +118,17 @@ class SearchResult:
     budget_seconds: float
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    #: at few labels, when another candidate outscored ``contrastive``: the paired test of its lead
+    #: (:func:`prior_stands`), with ``"kept"`` saying whether contrastive stayed the winner
+    few_shot_check: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"winner": self.winner, "reason": self.reason, "budget_seconds": round(self.budget_seconds, 1),
-                "seconds": round(self.seconds, 1), "scored_on": "validation",
-                "leaderboard": [c.to_dict() for c in self.leaderboard]}
+        d = {"winner": self.winner, "reason": self.reason, "budget_seconds": round(self.budget_seconds, 1),
+             "seconds": round(self.seconds, 1), "scored_on": "validation",
+             "leaderboard": [c.to_dict() for c in self.leaderboard]}
+        if self.few_shot_check is not None:
+            d["few_shot_check"] = self.few_shot_check
+        return d
 
     def table(self) -> str:
         lines = [f"{'candidate':<13} {'validation':>10} {'95% CI':>15} {'train s':>8} {'MB':>7} {'ms/text':>8}"]
@@ -242,6 +249,7 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     warnings_: list[str] = []
     n_layers = int(checkpoint.config().get("num_hidden_layers", 6))
     n_params = 0
+    val_correct: dict[str, np.ndarray] = {}  # single-label: which validation rows each candidate got right
 
     def left() -> float:
         return budget_seconds - (time.perf_counter() - t0)
@@ -250,6 +258,8 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
               params: dict[str, Any]) -> None:
         p = _proba(logits, multilabel)
         val = classification_metrics(y_va, p, multilabel=multilabel)[metric]
+        if not multilabel:
+            val_correct[name] = p.argmax(1) == np.asarray(y_va)
         board.append(CandidateResult(name, "ok", metric, round(float(val), 4), _ci(y_va, p, metric, multilabel,
                                                                                     cfg.seed),
                                      round(seconds, 2), size_mb, latency, params=params))
@@ -388,11 +398,14 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
             best = c
     con = next((c for c in ok if c.name == "contrastive"), None)
     prior_kept = False
-    if (con is not None and best is not con and _few_shot(len(train_texts), len(labels)) and con.ci is not None
-            and (best.value or 0.0) <= con.ci[1] + 1e-9):
-        # few labels: the validation split is a handful of rows; only a score above contrastive's 95% CI
-        # overturns the candidate that measured best at this size (docs/contrastive.md)
-        best, prior_kept = con, True
+    paired: dict[str, Any] | None = None  # the few-shot check (SearchResult.few_shot_check)
+    if con is not None and best is not con and _few_shot(len(train_texts), len(labels)):
+        # few labels: the validation split is a handful of rows; the candidate that measured best at this size
+        # stays unless the other one is right on significantly more of the same rows (docs/contrastive.md)
+        kept, stats = prior_stands(val_correct[best.name], val_correct[con.name])
+        paired = {"challenger": best.name, "kept": kept, **stats}
+        if kept:
+            best, prior_kept = con, True
     transfer_ok = [c for c in ok if c.name in COST_FACTOR]
     if not transfer_ok and any(c.name in COST_FACTOR for c in board):
         warnings_.append("the time budget was too short for any fine-tuning candidate ("
@@ -410,19 +423,35 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     else:
         reason = (f"{best.name} scored best on validation ({best.value:.4f} {metric}"
                   + (f" vs {base.value:.4f} for the tuned baseline" if base else "") + ")")
-        if prior_kept:
-            reason += (f"; kept at few labels: no candidate scored above its validation 95% CI upper bound "
-                       f"({best.ci[1] if best.ci else 0:.4f}) on {len(y_va)} validation rows (docs/contrastive.md)")
+        if prior_kept and paired is not None:
+            reason += (f"; kept at few labels: no candidate was right on significantly more of the {len(y_va)} "
+                       f"validation rows (paired 95% CI of the accuracy lead [{paired['ci_low']:+.2f}, "
+                       f"{paired['ci_high']:+.2f}], {paired['discordant']} rows differ; docs/contrastive.md)")
         elif best.name == "contrastive" and any(c is not best and abs((c.value or 0.0) - (best.value or 0.0)) <= 1e-9
                                                 for c in ok):
             reason += "; tied on validation: at few labels contrastive is preferred (docs/contrastive.md)"
     return SearchResult(board, best.name, fitted[best.name], reason, budget_seconds,
-                        time.perf_counter() - t0, warnings_)
+                        time.perf_counter() - t0, warnings_, paired)
 
 
 #: At most this many training examples per class on average, a fitted ``contrastive`` candidate ends the
 #: search: the classifier fine-tunes (head, freeze, lora, full) are skipped (docs/contrastive.md).
 FEW_SHOT_PER_CLASS = 16
+
+
+def prior_stands(challenger_correct: np.ndarray, prior_correct: np.ndarray) -> tuple[bool, dict[str, Any]]:
+    """At few labels: does the prior (``contrastive``) stay the winner against a challenger that scored higher?
+    Yes unless the challenger is right on significantly more of the same validation rows (the paired 95 %
+    interval of its accuracy lead lies above 0). Returns ``(kept, the paired statistics)``.
+
+    >>> kept, d = prior_stands(np.array([True] * 5), np.array([True] * 4 + [False]))
+    >>> kept, d["discordant"]
+    (True, 1)
+    """
+    d = paired_accuracy_difference(challenger_correct, prior_correct)
+    stats = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()
+             if k in ("n", "difference", "ci_low", "ci_high", "discordant", "exact_mcnemar_p")}
+    return bool(d["ci_low"] <= 0.0), stats
 
 
 def _few_shot(n_train: int, n_labels: int) -> bool:
@@ -504,5 +533,6 @@ __all__ = [
     "candidate_config",
     "fit_stack",
     "parse_budget",
+    "prior_stands",
     "run_search",
 ]

@@ -174,7 +174,7 @@ def apply_head(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Modul
     return model, len(encoder_layers(model))
 
 
-@register_strategy("freeze", lr=5e-5, epochs=4, help="embeddings and the first N encoder layers frozen (default: half)")
+@register_strategy("freeze", lr=1e-4, epochs=4, help="embeddings and the first N encoder layers frozen (default: half)")
 def apply_freeze(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, int]:
     layers = encoder_layers(model)
     n = len(layers)
