@@ -499,8 +499,13 @@ def main() -> None:
     if not args.skip_plain_route:
         pp = free_port()
         systems["transferops_plain"] = (serve_cmd(pp, "--no-fast-path"), pp)
+    extra_flags: dict[str, str] = {}
     for spec in args.system:
-        name, _, flags = spec.partition("=")
+        name, sep, flags = spec.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--system {spec!r}: expected NAME=FLAGS, e.g. split0='--split-min-chars 0'")
+        extra_flags[name] = flags
+    for name, flags in extra_flags.items():
         ps = free_port()
         systems[f"transferops_{name}"] = (serve_cmd(ps, *shlex.split(flags)), ps)
     if not args.skip_naive:
@@ -510,8 +515,8 @@ def main() -> None:
     res["transferops"] = http["transferops"]
     res["naive"] = http.get("naive", {})
     res["transferops_plain"] = http.get("transferops_plain", {})
-    res["extra_systems"] = {name: {"flags": spec.partition("=")[2], **http[f"transferops_{name}"]}
-                            for spec in args.system for name in [spec.partition("=")[0]]}
+    res["extra_systems"] = {name: {"flags": flags, **http[f"transferops_{name}"]}
+                            for name, flags in extra_flags.items()}
     if args.adapters:
         log("memory: LoRA adapters over one base")
         lora = get_lora(cache, heldout)

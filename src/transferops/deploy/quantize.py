@@ -34,12 +34,12 @@ import numpy as np
 
 from transferops._extras import require
 from transferops.errors import ConfigError
+from transferops.evaluate.paired import CONFIDENCE
 
 QuantizeMode = Literal["dynamic", "static", "auto"]
 QUANTIZE_MODES: tuple[str, ...] = ("dynamic", "static", "auto")
 #: The mode ``--quantize int8`` means (chosen by measurement: benchmarks/results/int8_accuracy_bench.md).
 DEFAULT_MODE: QuantizeMode = "dynamic"
-CONFIDENCE = 0.95
 #: Name fragments of a classification head's nodes in graphs exported by torch.onnx (BERT, RoBERTa, MPNet,
 #: DistilBERT heads): kept fp32 in static mode.
 HEAD_MARKERS = ("pooler", "classifier", "pre_classifier", "score", "out_proj", "lm_head")
