@@ -5,8 +5,9 @@ Three parts, one run (both sides of each comparison in the same process run, int
 
 1. **Time to quality** — validation macro-F1 against training wall time. (a) ``transferops.train(csv,
    checkpoint="minilm-l6", validation_data=..., test_data=...)`` with its defaults (recipe: strategy,
-   lr, epochs, early stopping, ``precision=auto``); its curve is the per-epoch validation in the manifest's
-   history (``train_seconds`` excludes validation). (b) ``Trainer`` with its defaults (lr 5e-5, 3 epochs,
+   lr, epochs, early stopping, ``precision=auto``, ``eval_every=auto``); its curve is the validation in the
+   manifest's history — at epoch ends and, where ``eval_every`` allows, inside epochs (``train_seconds``
+   excludes validation). (b) ``Trainer`` with its defaults (lr 5e-5, 3 epochs,
    batch 8, fp32, fused AdamW), evaluated every ``--eval-every`` steps by a callback on the *same*
    validation rows (evaluation time excluded). Headline: the training seconds each needs to reach the same
    macro-F1 = the lower of the two final (best) validation macro-F1s. Target: transferops >= 2x faster.
@@ -37,6 +38,7 @@ Writes ``benchmarks/results/time_to_quality.json`` and ``.md`` (load average per
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -101,11 +103,12 @@ def run_ours(files: dict[str, Path], out: Path, **kw: Any) -> dict[str, Any]:
     return {"curve": curve, "wall_seconds": round(wall, 1), "train_seconds": m["timings"]["train_seconds"],
             "examples_per_second": m["timings"]["examples_per_second"], "strategy": m["strategy"]["name"],
             "precision": m["training"].get("precision"), "optimizer": m["training"].get("optimizer"),
-            "epochs_run": len(curve), "config": {**{k: m["config"][k] for k in ("batch_size", "max_length",
-                                                                                 "precision")},
-                                                 # None in the config = the strategy's default: resolve it
-                                                 "lr": cfg.resolved_lr(m["strategy"]["name"]),
-                                                 "epochs": cfg.resolved_epochs(m["strategy"]["name"])},
+            "epochs_run": int(math.ceil(max(float(h["epoch"]) for h in m["history"] if "epoch" in h))),
+            "validation": m["training"].get("validation"),
+            # None in the config = the strategy's default: resolve it
+            "config": {**{k: m["config"][k] for k in ("batch_size", "max_length", "precision")},
+                       "lr": cfg.resolved_lr(m["strategy"]["name"]),
+                       "epochs": cfg.resolved_epochs(m["strategy"]["name"])},
             "test_pred": pred.tolist(), "test_macro_f1": _macro_f1(te["label"].to_numpy(), pred),
             "load_avg": [load0, _load()]}
 
@@ -268,70 +271,98 @@ def main() -> None:
 
         parts = {int(x) for x in str(args.parts).split(",") if x.strip()}
         payload["parts"] = sorted(parts)
+        if 3 in parts and 1 not in parts:
+            raise SystemExit("--parts 3 needs part 1 (it compares part 1's default run with fp32)")
         # 1. time to quality: defaults vs defaults (ours first, then the Trainer)
-        ours = run_ours(files, tmp / "ours", max_length=args.max_length, **extra)
-        if args.with_cache_arm:
-            cached = run_ours(files, tmp / "ours_cache", max_length=args.max_length, frozen_dropout=False, **extra)
-            payload["cache_arm"] = {k: v for k, v in cached.items() if k != "test_pred"}
-        arm_runs = [(kw, run_ours(files, tmp / f"ours_arm{i}", max_length=args.max_length, **{**extra, **kw}))
-                    for i, kw in enumerate(arms)]
-        hf = run_trainer(files, tmp / "hf", max_length=args.max_length, eval_every=args.eval_every)
-        final_ours, final_hf = max(f for _, f in ours["curve"]), hf["curve"][-1][1]
-        target = min(final_ours, final_hf)
-        t_ours, t_hf = time_to(ours["curve"], target), time_to(hf["curve"], target)
-        payload["time_to_quality"] = {"transferops": {k: v for k, v in ours.items() if k != "test_pred"},
-                                      "trainer": hf, "target_macro_f1": target, "seconds_transferops": t_ours,
-                                      "seconds_trainer": t_hf,
-                                      "speedup": (t_hf / t_ours) if t_ours and t_hf else None}
+        if 1 in parts:
+            ours = run_ours(files, tmp / "ours", max_length=args.max_length, **extra)
+            if args.with_cache_arm:
+                cached = run_ours(files, tmp / "ours_cache", max_length=args.max_length, frozen_dropout=False, **extra)
+                payload["cache_arm"] = {k: v for k, v in cached.items() if k != "test_pred"}
+            arm_runs = [(kw, run_ours(files, tmp / f"ours_arm{i}", max_length=args.max_length, **{**extra, **kw}))
+                        for i, kw in enumerate(arms)]
+            hf = run_trainer(files, tmp / "hf", max_length=args.max_length, eval_every=args.eval_every)
+            final_ours, final_hf = max(f for _, f in ours["curve"]), hf["curve"][-1][1]
+            target = min(final_ours, final_hf)
+            t_ours, t_hf = time_to(ours["curve"], target), time_to(hf["curve"], target)
+            payload["time_to_quality"] = {"transferops": {k: v for k, v in ours.items() if k != "test_pred"},
+                                          "trainer": hf, "target_macro_f1": target, "seconds_transferops": t_ours,
+                                          "seconds_trainer": t_hf,
+                                          "speedup": (t_hf / t_ours) if t_ours and t_hf else None}
 
-        if args.with_cache_arm:
-            payload["cache_arm"]["seconds_to_target"] = time_to(cached["curve"], target)
-        # each arm is timed to the same target (the default's quality) and to the Trainer's final quality
-        payload["arms"] = [{"options": kw, **{k: v for k, v in r.items() if k != "test_pred"},
-                            "seconds_to_target": time_to(r["curve"], target),
-                            "seconds_to_trainer_final": time_to(r["curve"], final_hf),
-                            "trainer_seconds_to_arm_final": time_to(hf["curve"], max(f for _, f in r["curve"]))}
-                           for kw, r in arm_runs]
-        if 3 not in parts and 2 not in parts:
-            payload["load_avg_end"] = _load()
-            save(args.name, payload, render(payload))
-            return
-        # 3. parity: the same default recipe in fp32
-        fp32 = run_ours(files, tmp / "ours_fp32", max_length=args.max_length, precision="fp32", **extra)
-        y_te = te["label"].to_numpy()
-        a, b = np.asarray(ours["test_pred"]), np.asarray(fp32["test_pred"])
-        payload["parity"] = {"precision_auto": ours["precision"], "test_macro_f1_auto": ours["test_macro_f1"],
-                             "test_macro_f1_fp32": fp32["test_macro_f1"],
-                             "diff_pt": 100 * (ours["test_macro_f1"] - fp32["test_macro_f1"]),
-                             "diff_ci95_pt": [100 * x for x in paired_bootstrap(y_te, a, b)],
-                             "test_rows": len(y_te), "disagreeing_rows": int((a != b).sum()),
-                             "fp32_train_seconds": fp32["train_seconds"], "load_avg": fp32["load_avg"]}
+            if args.with_cache_arm:
+                payload["cache_arm"]["seconds_to_target"] = time_to(cached["curve"], target)
+            # each arm is timed to the same target (the default's quality) and to the Trainer's final quality
+            payload["arms"] = [{"options": kw, **{k: v for k, v in r.items() if k != "test_pred"},
+                                "seconds_to_target": time_to(r["curve"], target),
+                                "seconds_to_trainer_final": time_to(r["curve"], final_hf),
+                                "trainer_seconds_to_arm_final": time_to(hf["curve"], max(f for _, f in r["curve"]))}
+                               for kw, r in arm_runs]
+        # 3. parity: the same default recipe in fp32 (against part 1's default run)
+        if 3 in parts:
+            fp32 = run_ours(files, tmp / "ours_fp32", max_length=args.max_length, precision="fp32", **extra)
+            y_te = te["label"].to_numpy()
+            a, b = np.asarray(ours["test_pred"]), np.asarray(fp32["test_pred"])
+            payload["parity"] = {"precision_auto": ours["precision"], "test_macro_f1_auto": ours["test_macro_f1"],
+                                 "test_macro_f1_fp32": fp32["test_macro_f1"],
+                                 "diff_pt": 100 * (ours["test_macro_f1"] - fp32["test_macro_f1"]),
+                                 "diff_ci95_pt": [100 * x for x in paired_bootstrap(y_te, a, b)],
+                                 "test_rows": len(y_te), "disagreeing_rows": int((a != b).sum()),
+                                 "fp32_train_seconds": fp32["train_seconds"], "load_avg": fp32["load_avg"]}
 
         # 2. throughput: identical full fine-tuning, same precision, interleaved rounds
-        thr = tr.groupby("label", group_keys=False).head(args.throughput_rows // 5)
-        tfiles = {**files, "train": tmp / "thr.csv"}
-        thr[["text", "label"]].to_csv(tfiles["train"], index=False)
-        rounds: list[dict[str, Any]] = []
-        for r in range(args.rounds):
-            for prec in ("fp32", "bf16"):
-                o = run_ours(tfiles, tmp / f"thr_o_{r}_{prec}", strategy="full", epochs=1, lr=5e-5, batch_size=16,
-                             max_length=args.max_length, baseline=False, check_near_duplicates=False,
-                             early_stopping_patience=None, warmup_ratio=0.0, precision=prec, calibrate=False)
-                h = run_trainer(tfiles, tmp / f"thr_h_{r}_{prec}", max_length=args.max_length, eval_every=None,
-                                overrides={"per_device_train_batch_size": 16, "num_train_epochs": 1,
-                                           "learning_rate": 5e-5, "bf16": prec == "bf16"})
-                rounds.append({"round": r, "precision": prec, "transferops": o["examples_per_second"],
-                               "trainer": h["examples_per_second"], "ratio": o["examples_per_second"]
-                               / h["examples_per_second"], "load_avg": [o["load_avg"], h["load_avg"]]})
-        payload["throughput"] = rounds
-        payload["rows"]["throughput"] = len(thr)
+        if 2 in parts:
+            thr = tr.groupby("label", group_keys=False).head(args.throughput_rows // 5)
+            tfiles = {**files, "train": tmp / "thr.csv"}
+            thr[["text", "label"]].to_csv(tfiles["train"], index=False)
+            rounds: list[dict[str, Any]] = []
+            for r in range(args.rounds):
+                for prec in ("fp32", "bf16"):
+                    o = run_ours(tfiles, tmp / f"thr_o_{r}_{prec}", strategy="full", epochs=1, lr=5e-5,
+                                 batch_size=16, max_length=args.max_length, baseline=False,
+                                 check_near_duplicates=False, early_stopping_patience=None, warmup_ratio=0.0,
+                                 precision=prec, calibrate=False, eval_every=None)
+                    h = run_trainer(tfiles, tmp / f"thr_h_{r}_{prec}", max_length=args.max_length, eval_every=None,
+                                    overrides={"per_device_train_batch_size": 16, "num_train_epochs": 1,
+                                               "learning_rate": 5e-5, "bf16": prec == "bf16"})
+                    rounds.append({"round": r, "precision": prec, "transferops": o["examples_per_second"],
+                                   "trainer": h["examples_per_second"], "ratio": o["examples_per_second"]
+                                   / h["examples_per_second"], "load_avg": [o["load_avg"], h["load_avg"]]})
+            payload["throughput"] = rounds
+            payload["rows"]["throughput"] = len(thr)
     payload["load_avg_end"] = _load()
     save(args.name, payload, render(payload))
 
 
+def _render_throughput(p: dict[str, Any]) -> list[str]:
+    if "throughput" not in p:
+        return []
+    n = p["rows"].get("throughput")
+    lines = ["", f"| raw throughput, identical full fine-tune ({n} rows, batch 16, 1 epoch) | "
+             "transferops ex/s | Trainer ex/s | ratio (target ≥ 1.2×) |", "|---|---|---|---|"]
+    for prec in ("fp32", "bf16"):
+        rs = [r for r in p["throughput"] if r["precision"] == prec]
+        med = statistics.median(r["ratio"] for r in rs)
+        lines.append(f"| {prec} vs {prec} (median of {len(rs)}; best) | "
+                     f"{statistics.median(r['transferops'] for r in rs):.2f} | "
+                     f"{statistics.median(r['trainer'] for r in rs):.2f} | "
+                     f"{med:.2f}× (best {max(r['ratio'] for r in rs):.2f}×){'' if med >= 1.2 else ' MISSED'} |")
+    lines.append("rounds (ratio, load average ours / Trainer): " + "; ".join(
+        f"{r['precision']} {r['ratio']:.2f}× ({r['load_avg'][0][0][0]}/{r['load_avg'][1][0][0]})"
+        for r in p["throughput"]))
+    return lines
+
+
 def render(p: dict[str, Any]) -> str:
     """The Markdown tables of a payload (a pure function: ``render(json.load(results))`` redraws them)."""
-    a, rows, tq, par = p["args"], p["rows"], p["time_to_quality"], p.get("parity")
+    a, rows, par = p["args"], p["rows"], p.get("parity")
+    head = (f"{'SMOKE RUN (--quick): sizes too small to mean anything. ' if a['quick'] else ''}"
+            f"BBC, MiniLM-L6, {rows['train']} training rows (of {rows['train_available']}), {rows['validation']} "
+            f"validation, {rows['test']} test, max length {a['max_length']}; load average {p['load_avg_start']} at "
+            f"start, {p['load_avg_end']} at end")
+    if "time_to_quality" not in p:  # --parts 2: raw throughput only
+        return "\n".join([head, *_render_throughput(p), "", f"(parts run: {p.get('parts')})"])
+    tq = p["time_to_quality"]
     ours, hf = tq["transferops"], tq["trainer"]
     final_ours, final_hf = max(f for _, f in ours["curve"]), hf["curve"][-1][1]
 
@@ -340,11 +371,7 @@ def render(p: dict[str, Any]) -> str:
 
     sp = tq["speedup"]
     used = (ours["precision"] or {}).get("used")
-    lines = [f"{'SMOKE RUN (--quick): sizes too small to mean anything. ' if a['quick'] else ''}"
-             f"BBC, MiniLM-L6, {rows['train']} training rows (of {rows['train_available']}), {rows['validation']} "
-             f"validation, {rows['test']} test, max length {a['max_length']}; load average {p['load_avg_start']} at "
-             f"start, {p['load_avg_end']} at end",
-             "", "| time to quality | recipe | precision | epochs | final val macro-F1 | "
+    lines = [head, "", "| time to quality | recipe | precision | epochs | final val macro-F1 | "
              f"train s to {tq['target_macro_f1']:.4f} | train s total | wall s | test macro-F1 |",
              "|---|---|---|---|---|---|---|---|---|",
              f"| transferops defaults | {ours['strategy']}, lr {ours['config']['lr']:g}, batch "
@@ -374,17 +401,9 @@ def render(p: dict[str, Any]) -> str:
         if st and tq["seconds_trainer"]:
             lines.insert(-1, f"| speedup of that arm to {tq['target_macro_f1']:.4f} | | | | | "
                          f"**{tq['seconds_trainer'] / st:.2f}×** | | | |")
-    if "throughput" not in p:
-        return "\n".join([*lines, "", f"(parts run: {p.get('parts')}; raw throughput and parity not run)"])
-    lines += ["", f"| raw throughput, identical full fine-tune ({rows.get('throughput')} rows, batch 16, 1 epoch) | "
-             "transferops ex/s | Trainer ex/s | ratio (target ≥ 1.2×) |", "|---|---|---|---|"]
-    for prec in ("fp32", "bf16"):
-        rs = [r for r in p["throughput"] if r["precision"] == prec]
-        med = statistics.median(r["ratio"] for r in rs)
-        lines.append(f"| {prec} vs {prec} (median of {len(rs)}; best) | "
-                     f"{statistics.median(r['transferops'] for r in rs):.2f} | "
-                     f"{statistics.median(r['trainer'] for r in rs):.2f} | "
-                     f"{med:.2f}× (best {max(r['ratio'] for r in rs):.2f}×){'' if med >= 1.2 else ' MISSED'} |")
+    if "throughput" not in p or par is None:
+        return "\n".join([*lines, *_render_throughput(p), "", f"(parts run: {p.get('parts')})"])
+    lines += _render_throughput(p)
     ok = abs(par["diff_pt"]) <= 0.5
     lines += ["", "| parity (default recipe, test split) | test macro-F1 | diff (pt) | paired bootstrap 95% CI (pt) "
               "| rows that differ |", "|---|---|---|---|---|",

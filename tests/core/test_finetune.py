@@ -59,7 +59,8 @@ def test_every_strategy_trains_saves_and_reloads(strategy: str, tiny_bert: Path,
 
 def test_training_loss_falls_and_baseline_is_recorded(tiny_run: Path) -> None:
     m = json.loads((tiny_run / "transferops.json").read_text())
-    losses = [h["train_loss"] for h in m["history"]]
+    # epoch ends (mid-epoch validation points have a fractional epoch: docs/finetune.md)
+    losses = [h["train_loss"] for h in m["history"] if isinstance(h["epoch"], int)]
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert m["baseline"]["tfidf_logreg"]["metrics"]["accuracy"] > 0.8
     assert "majority" in m["baseline"]
@@ -181,5 +182,7 @@ def test_resume_after_kill(tiny_bert: Path, bbc_small_csv: Path, tmp_path: Path)
                             early_stopping_patience=None, max_length=64, batch_size=8, lr=1e-3, max_steps=None,
                             check_near_duplicates=False, resume=True)
     assert res.manifest["training"]["resumed_from_epoch"] == done_epochs
-    epochs = [h["epoch"] for h in res.manifest["history"]]
+    epochs = [h["epoch"] for h in res.manifest["history"] if isinstance(h["epoch"], int)]
     assert epochs == list(range(1, 9))  # no epoch lost or repeated
+    steps = [h["step"] for h in res.manifest["history"]]  # nor any mid-epoch validation point
+    assert steps == sorted(set(steps))

@@ -95,8 +95,61 @@ def test_best_epoch_is_restored_and_patience_stops() -> None:
     assert not any(torch.equal(p, s) for p, s in zip(model.parameters(), snaps[-1], strict=True))
 
 
+def test_mid_epoch_validation_picks_a_step_inside_an_epoch() -> None:
+    """eval_every=1 over 5 steps an epoch: 4 mid-epoch points + the epoch end; the best is mid-epoch 2 and
+    its weights (not an epoch end's) are the ones restored; validation time is not training time."""
+    model = _model()
+    scores = iter([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 9.0, 7.0, 6.0, 5.0])
+    snaps: list[list[torch.Tensor]] = []
+
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        snaps.append([p.detach().clone() for p in m.parameters()])
+        return {"score": next(scores)}
+
+    res = TrainLoop(LoopConfig(lr=0.05, epochs=2, metric="score", eval_every=1)).run(
+        model, MSE(), PureBatches(), evaluate=evaluate)
+    assert [h["epoch"] for h in res.history] == [0.2, 0.4, 0.6, 0.8, 1, 1.2, 1.4, 1.6, 1.8, 2]
+    assert [h["step"] for h in res.history] == list(range(1, 11))
+    assert res.best_step == 7 and res.best_epoch == 2 and res.best_metric == 9.0
+    for p, s in zip(model.parameters(), snaps[6], strict=True):
+        assert torch.equal(p, s)
+    assert res.validation["evaluations"] == 10 and res.validation["every"] == 1
+    times = [h["train_seconds"] for h in res.history]
+    assert times == sorted(times) and res.train_seconds >= times[-1] - 1e-3  # records round to ms
+
+
+def test_patience_counts_epochs_however_often_it_validates() -> None:
+    """patience=1 with 5 validations an epoch: no improvement after the first point stops after one epoch's
+    worth of steps (step 6), not after the next validation (step 2)."""
+    scores = iter([5.0] + [1.0] * 20)
+    res = TrainLoop(LoopConfig(lr=0.05, epochs=4, metric="score", patience=1, eval_every=1)).run(
+        _model(), MSE(), PureBatches(), evaluate=lambda m: {"score": next(scores)})
+    assert res.stopped_early and res.steps == 6 and res.history[-1]["step"] == 6
+    assert res.best_step == 1
+
+
+def test_killed_mid_epoch_with_mid_epoch_validation_resumes_exactly(tmp_path: Path) -> None:
+    cfg = {**CFG, "metric": "score", "eval_every": 1, "patience": 3}
+
+    def score(m: torch.nn.Module) -> dict[str, float]:  # a pure function of the weights
+        return {"score": -float(sum(p.detach().abs().sum() for p in m.parameters()))}
+
+    ref = TrainLoop(LoopConfig(**cfg)).run(_model(), MSE(), PureBatches(), evaluate=score)
+    state = tmp_path / "state"
+    with pytest.raises(Crash):
+        TrainLoop(LoopConfig(**cfg), callbacks=[CrashAt(5)]).run(_model(), MSE(), PureBatches(), evaluate=score,
+                                                                 state_dir=state)
+    res = TrainLoop(LoopConfig(**cfg)).run(_model(), MSE(), PureBatches(), evaluate=score, state_dir=state,
+                                           resume=True)
+    keys = ("step", "epoch", "val_score")
+    assert [tuple(h.get(k) for k in keys) for h in res.history] == [tuple(h.get(k) for k in keys)
+                                                                    for h in ref.history]
+    assert (res.best_step, res.best_metric) == (ref.best_step, ref.best_metric)
+
+
 @pytest.mark.parametrize("bad", [{"grad_accum": 0}, {"epochs": 1.5}, {"warmup_ratio": 2.0}, {"lr": -1.0},
-                                 {"save_every": True}])
+                                 {"save_every": True}, {"eval_every": 0}, {"eval_every": "often"},
+                                 {"eval_every": True}])
 def test_config_errors_name_the_field(bad: dict) -> None:
     with pytest.raises(ConfigError, match=next(iter(bad))):
         LoopConfig(**{"lr": 1e-3, **bad})

@@ -569,7 +569,7 @@ def _refit(kind: str, strategy: str, ft: Any, fitted_baseline: Any, search_res: 
     if kind == "model":
         epochs = max(int(ft.result_.best_epoch or cfg.resolved_epochs(ft.strategy)), 1)
         rcfg = TrainConfig.from_dict({**cfg.to_dict(), "epochs": epochs, "early_stopping_patience": None,
-                                      "max_steps": None})
+                                      "max_steps": None, "eval_every": None})
         new_ft = FineTuner(rcfg, strategy=ft.strategy, strategy_reason=ft.strategy_reason + " (refit)")
         new_ft.fit(texts, y, val_part.texts, y_va, labels=labels, task=task, checkpoint_path=ckpt.path)
         entry["epochs"] = epochs

@@ -31,6 +31,20 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoding", default="utf-8")
 
 
+def _eval_every(value: str) -> int | str:
+    """``--eval-every``: an integer, auto, or none (stored as the string 'none', mapped to None)."""
+    v = value.strip().lower()
+    if v in ("auto", "none"):
+        return v
+    try:
+        k = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer number of steps, auto or none, got {value!r}") from None
+    if k < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1 (or auto / none), got {k}")
+    return k
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and training")
     g.add_argument("--config", help="YAML file of TrainConfig fields (command-line flags win)")
@@ -51,6 +65,10 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--class-weight", choices=["balanced"])
     g.add_argument("--oversample", action="store_true", default=None)
     g.add_argument("--patience", type=int, dest="early_stopping_patience")
+    g.add_argument("--eval-every", type=_eval_every, metavar="STEPS|auto|none",
+                   help="also validate every STEPS optimiser steps inside an epoch (best weights, early "
+                        "stopping); auto (default): from the 2nd epoch, within 10%% of training time, at most "
+                        "4 times an epoch; none: at epoch ends only")
     g.add_argument("--metric", choices=["macro_f1", "accuracy", "micro_f1", "weighted_f1", "loss"])
     g.add_argument("--seed", type=int)
     g.add_argument("--freeze-layers", type=int)
@@ -90,7 +108,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
 _CONFIG_FLAGS = ("checkpoint", "strategy", "task", "epochs", "max_steps", "lr", "batch_size", "grad_accum",
                  "max_length", "warmup_ratio", "loss", "focal_gamma", "class_weight", "oversample",
-                 "early_stopping_patience", "metric", "seed", "freeze_layers", "freeze_fraction", "dedupe",
+                 "early_stopping_patience", "eval_every", "metric", "seed", "freeze_layers", "freeze_fraction",
+                 "dedupe",
                  "check_near_duplicates", "calibrate", "threads", "augment", "augment_strength",
                  "augment_slice", "augment_slice_copies", "precision", "truncation", "cache_frozen",
                  "cache_frozen_max_mb", "frozen_dropout")
@@ -126,7 +145,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     for k in _CONFIG_FLAGS:
         v = getattr(args, k, None)
         if v is not None:
-            base[k] = v
+            base[k] = None if (k == "eval_every" and v == "none") else v
     if getattr(args, "augment_perturbations", None):
         base["augment_perturbations"] = [t.strip() for t in args.augment_perturbations.split(",") if t.strip()]
     if "lora" in base and not isinstance(base["lora"], dict):

@@ -20,6 +20,7 @@ sequence-classification head).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import os
@@ -607,6 +608,11 @@ def train_multitask(
                        output="logits", desc=None)[0]
 
     objective = MultiTaskLoss(blocks, cached=cached)
+    from transferops.finetune.trainer import plan_validation
+
+    every, why = plan_validation(None if cached else cfg.eval_every, n_train=len(tr_t), n_val=len(va_t),
+                                 steps_per_epoch=math.ceil(len(sampler) / cfg.grad_accum))
+    loop.config = dataclasses.replace(loop.config, eval_every=every, eval_reason=why)
 
     def evaluate(_: Any) -> dict[str, float]:
         z = flat_logits(va_t, feats_va)
