@@ -105,6 +105,24 @@ def test_loop_autocasts_only_in_bf16() -> None:
     assert set(seen["bf16"]) == {torch.bfloat16}
 
 
+def test_validation_runs_in_the_training_precision() -> None:
+    """The loop's evaluate (epoch ends and eval_every points) runs under the training autocast."""
+    seen: dict[str, list[torch.dtype]] = {"fp32": [], "bf16": []}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+        def evaluate(m: torch.nn.Module, p: str = precision) -> dict[str, float]:
+            with torch.no_grad():
+                seen[p].append(m(torch.randn(3, 4)).dtype)
+            return {"score": 0.0}
+
+        res = TrainLoop(LoopConfig(lr=1e-2, epochs=1, precision=precision, metric="score", eval_every=2,
+                                   save_epochs=False)).run(model, _CE(), _Source(), evaluate=evaluate)
+        assert res.validation["evaluations"] == 2  # step 2 (mid-epoch) and the epoch end
+    assert set(seen["fp32"]) == {torch.float32} and set(seen["bf16"]) == {torch.bfloat16}
+
+
 def test_bf16_run_records_precision_and_saves_fp32(tmp_path: Path, bbc_small_csv: Path, tiny_bert: Path) -> None:
     import transferops
     from transferops.finetune import trainer

@@ -1,6 +1,6 @@
 """Validation inside an epoch (issue 18, time to quality): the ``auto`` schedule is a pure function of the
 split sizes, bad values are refused naming the field, and a real run records mid-epoch points, the
-schedule and its reason, validating in the training precision."""
+schedule and its reason (validation in the training precision: test_precision.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from transferops.errors import ConfigError
 from transferops.finetune.config import TrainConfig
-from transferops.finetune.loop import LoopConfig, TrainLoop
 from transferops.finetune.trainer import plan_validation
 
 
@@ -67,38 +65,6 @@ def test_cli_error_for_a_bad_eval_every_is_one_line(tmp_path: Path, bbc_small_cs
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "--eval-every" in err and "'often'" in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
-
-
-def test_validation_runs_in_the_training_precision() -> None:
-    seen: dict[str, list[torch.dtype]] = {"fp32": [], "bf16": []}
-
-    class Source:
-        def __len__(self) -> int:
-            return 4
-
-        def batches(self, epoch: int, start: int = 0) -> Any:
-            g = torch.Generator().manual_seed(epoch)
-            for _ in range(start, 4):
-                yield torch.randn(8, 4, generator=g), torch.randint(0, 2, (8,), generator=g)
-
-    class CE:
-        def loss(self, module: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, int]:
-            x, y = batch
-            return torch.nn.functional.cross_entropy(module(x).float(), y), int(y.shape[0])
-
-    for precision in ("fp32", "bf16"):
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
-
-        def evaluate(m: torch.nn.Module, p: str = precision) -> dict[str, float]:
-            with torch.no_grad():
-                seen[p].append(m(torch.randn(3, 4)).dtype)
-            return {"score": 0.0}
-
-        res = TrainLoop(LoopConfig(lr=1e-2, epochs=1, precision=precision, metric="score", eval_every=2,
-                                   save_epochs=False)).run(model, CE(), Source(), evaluate=evaluate)
-        assert res.validation["evaluations"] == 2  # step 2 (mid-epoch) and the epoch end
-    assert set(seen["fp32"]) == {torch.float32} and set(seen["bf16"]) == {torch.bfloat16}
 
 
 def test_a_real_run_records_mid_epoch_points(tmp_path: Path, bbc_small_csv: Path, tiny_bert: Path) -> None:
