@@ -67,8 +67,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=int, dest="early_stopping_patience")
     g.add_argument("--eval-every", type=_eval_every, metavar="STEPS|auto|none",
                    help="also validate every STEPS optimiser steps inside an epoch (best weights, early "
-                        "stopping); auto (default): from the 2nd epoch, within 10%% of training time, at most "
-                        "4 times an epoch; none: at epoch ends only")
+                        "stopping); auto (default): up to 4 times an epoch, as many as keep validation within "
+                        "~10%% of an epoch, judged from the split sizes; none: at epoch ends only")
     g.add_argument("--metric", choices=["macro_f1", "accuracy", "micro_f1", "weighted_f1", "loss"])
     g.add_argument("--seed", type=int)
     g.add_argument("--freeze-layers", type=int)

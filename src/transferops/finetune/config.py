@@ -139,9 +139,9 @@ class TrainConfig:
     class_weight: Literal["balanced"] | None = None
     oversample: bool = False
     early_stopping_patience: int | None = 2
-    #: Also validate every k optimiser steps inside an epoch (best state, early stopping). ``auto``: from the
-    #: 2nd epoch, as often as keeps validation within 10 % of the training time, at most 4 times an epoch
-    #: (docs/finetune.md "Validation inside an epoch"); None: at epoch ends only.
+    #: Also validate every k optimiser steps inside an epoch (best state, early stopping). ``auto``: up to 4
+    #: times an epoch, as many as keep validation within ~10 % of an epoch, judged from the split sizes
+    #: (``finetune/trainer.plan_validation``; docs/finetune.md "Validation inside an epoch"); None: epoch ends.
     eval_every: int | Literal["auto"] | None = "auto"
     #: Restore the weights of the best validation epoch (False: keep the last epoch's weights).
     select_best: bool = True
