@@ -319,7 +319,7 @@ class TrainLoop:
             say(f"resuming at step {step}/{total} from {sdir}" if skip else
                 f"resuming after epoch {start_epoch} (step {step}) from {sdir}")
         last_eval_step = int(info.get("last_eval_step", step))
-        interval = cfg.eval_every if evaluate is not None else None
+        interval = cfg.eval_every if evaluate is not None else None  # (so validate() has an evaluate)
         eval_seconds: list[float] = []
         res.validation = {"every": interval, "evaluations": 0, "eval_seconds": 0.0, "reason": cfg.eval_reason or (
             f"every {interval} optimiser steps and at epoch ends" if interval else "at epoch ends")}
@@ -437,8 +437,7 @@ class TrainLoop:
                             record = cb.on_log(state, record)
                         res.history.append(record)
                         window = []
-                    if (interval and evaluate is not None and step - last_eval_step >= interval
-                            and bi < n_micro - 1 and step < total):
+                    if interval and step - last_eval_step >= interval and bi < n_micro - 1 and step < total:
                         # mid-epoch validation (its time is not training time; the loss is this shard's)
                         h0 = time.perf_counter()
                         stop = validate(epoch, epoch + (bi + 1) / n_micro, running * world / nb,
