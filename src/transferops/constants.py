@@ -4,6 +4,7 @@ from __future__ import annotations
 
 MANIFEST_NAME = "transferops.json"
 MODEL_DIR = "model"  # Hugging Face folder (full/freeze/head) or PEFT adapter folder (lora)
+MEMBERS_DIR = "members"  # ensemble members, one artifact folder each (seed ensembles, the search's ensemble)
 ADAPTER_DIR = "adapter"
 TOKENIZER_DIR = "tokenizer"
 DATA_DIR = "data"

@@ -92,13 +92,31 @@ def test_export_is_detected_before_the_manifest_kind(tiny_run: Path, tmp_path: P
     assert resolve_kind(tmp_path) == "onnx"
 
 
-def test_ensemble_is_refused_by_the_server_with_its_own_reason(tiny_run: Path, tmp_path: Path) -> None:
-    from transferops.adapt.ensemble import build_ensemble
+def test_ensemble_is_served_and_a_kind_can_refuse_serving_with_its_own_reason(tiny_run: Path,
+                                                                              tmp_path: Path) -> None:
+    import json
+
+    from transferops.adapt.ensemble import EnsembleModel, build_ensemble
     from transferops.deploy.runtime import open_runner
 
     ens = build_ensemble([tiny_run, tiny_run], tmp_path / "ens", copy=False, evaluate=False)
-    with pytest.raises(ConfigError, match="ensembles are not served"):
-        open_runner("e", ens)
+    runner = open_runner("e", ens)  # the server runs an ensemble's members in one batch (a search's ensemble)
+    texts = ["shares rose", "the match ended"]
+    logits, emb = runner.forward(texts)
+    np.testing.assert_allclose(logits, EnsembleModel(ens).logits(texts), atol=1e-6)
+    assert emb.shape[0] == 2 and runner.extra["members"] == [m["name"] for m in json.loads(
+        (ens / "transferops.json").read_text())["members"]]
+
+    class Unservable(EnsembleModel):
+        not_served_reason = "unservable kind: serve its members"
+
+    register_kind("unservable_for_test", Unservable)
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "transferops.json").write_text(json.dumps({**json.loads((ens / "transferops.json").read_text()),
+                                                      "kind": "unservable_for_test"}))
+    with pytest.raises(ConfigError, match="unservable kind: serve its members"):
+        open_runner("o", odd)
     from transferops.deploy.onnx_export import export_onnx
 
     with pytest.raises(ConfigError, match="is an ensemble; export its members"):

@@ -367,3 +367,92 @@ def test_probe_winner_with_refit_is_saved_and_scores_as_recorded(tiny_bert: Path
                                atol=1e-4)
     rep = evaluate(tmp_path / "q")
     assert rep.metrics["macro_f1"] == pytest.approx(res.manifest["metrics"]["test"]["macro_f1"], abs=1e-9)
+
+
+# ---------------------------------------------------------------------- the search's ensemble
+def test_small_validation_split_ships_an_ensemble_that_loads_evaluates_and_serves(tiny_bert: Path,
+                                                                                  tmp_path: Path) -> None:
+    """From 30 to 99 validation rows (and above 16 training rows a class) the search saves the mean of its best
+    candidates: one folder, members loadable on their own, the same answers from load, evaluate, predict and
+    the server; export and --refit say what to do instead."""
+    import httpx
+
+    from server_testing import running
+    from transferops.adapt.ensemble import EnsembleModel
+    from transferops.deploy.server import ServeSettings, create_app
+    from transferops.evaluate import evaluate
+
+    df = keyword_frame({"alpha": 100, "beta": 100, "gamma": 100}, seed=3)  # 30 validation rows
+    res = transferops.train(df, out=tmp_path / "run", checkpoint=str(tiny_bert), search=True,
+                            candidates=["tfidf_logreg", "probe", "stack", "head"], **FAST)
+    m = res.manifest
+    rows = {c["name"]: c for c in m["search"]["leaderboard"]}
+    assert m["kind"] == "ensemble" and m["search"]["winner"] == "ensemble", m["search"]["reason"]
+    names = rows["ensemble"]["params"]["members"]
+    assert 2 <= len(names) <= 3 and [x["name"] for x in m["members"]] == names
+    # the validation-best candidate comes first; every member was scored on its own
+    assert rows[names[0]]["value"] == max(rows[n]["value"] for n in rows if n != "ensemble" and rows[n]["value"])
+    assert "too few to tell them apart" in m["search"]["reason"] and "--search-ensemble 0" in m["search"]["reason"]
+    assert "ensemble" in res.summary() and "← saved" in res.summary()
+    model = transferops.load(tmp_path / "run")
+    assert isinstance(model, EnsembleModel) and model.n_members == len(names)
+    test = pd.read_parquet(tmp_path / "run" / "data" / "test.parquet")
+    texts = test["text"].tolist()
+    alone = [transferops.load(tmp_path / "run" / "members" / n) for n in names]
+    mean = np.mean([a.predict_proba(texts, calibrated=False) for a in alone], axis=0)
+    np.testing.assert_allclose(model.predict_proba(texts, calibrated=False), mean, atol=1e-6)
+    # the recorded test metrics are the saved ensemble's
+    rep = evaluate(tmp_path / "run")
+    assert rep.metrics["macro_f1"] == pytest.approx(m["metrics"]["test"]["macro_f1"], abs=1e-6)
+    pred = model.predict(texts)
+    app = create_app(ServeSettings(models={"e": str(tmp_path / "run")}))
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        r = c.post("/v1/models/e/predict", json={"texts": texts[:8]})
+        assert r.status_code == 200 and [p["label"] for p in r.json()["predictions"]] == pred[:8]
+    from transferops.deploy.onnx_export import export_onnx
+
+    with pytest.raises(ConfigError, match="--search-ensemble 0"):
+        export_onnx(tmp_path / "run", tmp_path / "x")
+    # one model on request, the same search otherwise
+    one = transferops.train(df, out=tmp_path / "one", checkpoint=str(tiny_bert), search=True, search_ensemble=0,
+                            candidates=["tfidf_logreg", "probe", "stack", "head"], **FAST)
+    assert one.manifest["kind"] != "ensemble" and "ensemble" not in {
+        c["name"] for c in one.manifest["search"]["leaderboard"]}
+    assert one.manifest["search"]["winner"] == names[0]
+    # --refit refits one recipe: by default it turns the ensemble off; asked for both, a clear error
+    rf = transferops.train(df, out=tmp_path / "rf", checkpoint=str(tiny_bert), search=True, refit=True,
+                           candidates=["tfidf_logreg", "probe"], **FAST)
+    assert rf.manifest["kind"] != "ensemble"
+    with pytest.raises(ConfigError, match="--search-ensemble 0 with --refit"):
+        transferops.train(df, out=tmp_path / "rf2", checkpoint=str(tiny_bert), search=True, refit=True,
+                          search_ensemble=2, candidates=["tfidf_logreg", "probe", "stack"], **FAST)
+
+
+def test_search_ensemble_rule_and_bad_values(tiny_bert: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    from transferops.finetune.search import ensemble_size
+
+    kw = {"n_labels": 5, "multilabel": False}
+    assert ensemble_size(None, n_train=288, n_val=32, **kw) == 3    # 64 a class, 32 validation rows
+    assert ensemble_size(None, n_train=36, n_val=4, **kw) == 0      # few labels: the contrastive prior decides
+    assert ensemble_size(None, n_train=130, n_val=15, **kw) == 0    # < 30 rows: no member can be ruled out
+    assert ensemble_size(None, n_train=900, n_val=100, **kw) == 0   # 100 validation rows: trust the pick
+    assert ensemble_size(None, n_train=288, n_val=32, n_labels=5, multilabel=True) == 0
+    assert ensemble_size(2, n_train=36, n_val=4, **kw) == 2         # asked for: honoured
+    for bad in (-1, True, 2.5):
+        with pytest.raises(ConfigError, match="search_ensemble"):
+            ensemble_size(bad, n_train=288, n_val=32, **kw)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="single-label"):
+        ensemble_size(3, n_train=288, n_val=32, n_labels=5, multilabel=True)
+    df = keyword_frame({"alpha": 20, "beta": 20, "gamma": 20})
+    res = transferops.train(df, out=tmp_path / "d", checkpoint=str(tiny_bert), search=True,
+                            candidates=["tfidf_logreg", "probe"], **FAST)  # 6 validation rows: one model
+    assert res.manifest["kind"] == "baseline"
+    with pytest.raises(ConfigError, match="does not search"):
+        transferops.train(df, out=tmp_path / "s", checkpoint=str(tiny_bert), strategy="head", search_ensemble=3,
+                          **FAST)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    capsys.readouterr()
+    assert main(["-q", "train", "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "c"), "--checkpoint",
+                 str(tiny_bert), "--search-ensemble", "-1", "--epochs", "1"]) == 2
+    assert "search_ensemble: -1 must be an integer >= 0" in capsys.readouterr().err

@@ -27,15 +27,21 @@ from transferops._progress import say
 from transferops._util import package_versions, sha256_file
 from transferops.adapt._artifact import copy_splits
 from transferops.artifacts.classifier import ClassifierBase
-from transferops.artifacts.kinds import register_kind
+from transferops.artifacts.kinds import load_folder, register_kind
 from transferops.artifacts.manifest import Manifest, read_manifest, write_manifest
-from transferops.artifacts.model import TransferOpsModel
-from transferops.constants import DATA_DIR, LABEL_COL, MANIFEST_NAME, TEST_SPLIT, TEXT_COL, VALIDATION_SPLIT
+from transferops.constants import (
+    DATA_DIR,
+    LABEL_COL,
+    MANIFEST_NAME,
+    MEMBERS_DIR,
+    TEST_SPLIT,
+    TEXT_COL,
+    VALIDATION_SPLIT,
+)
 from transferops.errors import ArtifactError, ConfigError
 from transferops.metrics import classification_metrics, encode_labels
 from transferops.modality.text import check_texts
 
-MEMBERS_DIR = "members"
 #: Probabilities are clipped before the log so that log(mean proba) stays finite.
 _EPS = 1e-7
 
@@ -56,24 +62,26 @@ class EnsembleModel(ClassifierBase):
 
     no_torch_reason = ("{path} is an ensemble of {self.n_members} models: there is no single torch model; "
                        "export or inspect its members (EnsembleModel.members)")
-    not_served_reason = "ensembles are not served; serve their members or an export"
-    not_exported_reason = "is an ensemble; export its members one by one"
+    not_exported_reason = ("is an ensemble; export its members one by one (or, for a model search's "
+                           "ensemble, train with --search-ensemble 0 to save one model)")
 
     def __init__(self, path: str | Path, *, device: str | None = None, threads: int | None = None) -> None:
         super().__init__(path, device=device, threads=threads)
         if self.manifest.kind != "ensemble":
             raise ArtifactError(f"{self.path}: not an ensemble (kind is {self.manifest.kind!r}); "
                                 "load it with transferops.load")
-        self._members: list[TransferOpsModel] | None = None
+        self._members: list[Any] | None = None
 
     @property
     def n_members(self) -> int:
         return len(self.manifest.members)
 
     @property
-    def members(self) -> list[TransferOpsModel]:
+    def members(self) -> list[Any]:
         if self._members is None:
-            self._members = [TransferOpsModel(p, device=self._device, threads=self._threads)
+            # any kind: a seed ensemble's members are fine-tuned models; a model search's are whichever
+            # candidates it kept (baseline, probe, stack, fine-tuned)
+            self._members = [load_folder(p, device=self._device, threads=self._threads)
                              for p in member_paths(self.path, self.manifest)]
             for m in self._members:
                 _check_same_labels(self.labels, self.task, m)
@@ -99,8 +107,13 @@ class EnsembleModel(ClassifierBase):
         return _to_logits(self.member_proba(texts, batch_size=batch_size).mean(axis=0), self.multilabel)
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
-        """Embeddings of the first member (members share the base checkpoint in a seed ensemble)."""
+        """Embeddings of the first member (members share the base checkpoint in a seed ensemble; a
+        search's ensemble lists its validation-best candidate first)."""
         return self.members[0].embed(texts, batch_size=batch_size)
+
+    @property
+    def serve_info(self) -> dict[str, Any]:
+        return {"members": [m.get("name") for m in self.manifest.members]}
 
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         return self.logits(texts, batch_size=batch_size), self.embed(texts, batch_size=batch_size)
@@ -128,7 +141,7 @@ def member_paths(path: str | Path, manifest: dict[str, Any]) -> list[Path]:
     return out
 
 
-def _check_same_labels(labels: list[str], task: str, member: TransferOpsModel) -> None:
+def _check_same_labels(labels: list[str], task: str, member: Any) -> None:
     if member.labels != labels or member.task != task:
         raise ConfigError(f"members: {member.path} has labels {member.labels} ({member.task}) but the "
                           f"ensemble has {labels} ({task}); members must share one label map — retrain it on "

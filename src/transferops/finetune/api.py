@@ -25,6 +25,7 @@ from transferops.constants import (
     DATA_DIR,
     LABEL_COL,
     MANIFEST_NAME,
+    MEMBERS_DIR,
     MODEL_DIR,
     TEST_SPLIT,
     TEXT_COL,
@@ -154,6 +155,7 @@ def train(
     time_budget: str | float | None = None,
     refit: bool = False,
     candidates: Sequence[str] | None = None,
+    search_ensemble: int | None = None,
     explicit: Collection[str] | None = None,
     init_from: str | Path | None = None,
     replay: float | None = None,
@@ -334,6 +336,9 @@ def train(
         "strategy" not in explicit_set and cfg.strategy == "auto" and len(train_part) <= SEARCH_DEFAULT_MAX_TRAIN
         and not resume and not distributed.is_distributed())
     budget = parse_budget(time_budget) if do_search else None
+    if not do_search and search_ensemble not in (None, 0, 1):
+        raise ConfigError(f"search_ensemble: {search_ensemble} averages the model search's best candidates, but "
+                          "this run does not search; drop --search-ensemble (or --strategy, to search)")
 
     baseline: dict[str, Any] = {}
     fitted_baseline = None
@@ -357,7 +362,8 @@ def train(
         say(f"model search within {budget:.0f}s, scored on the validation split ...")
         search_res = run_search(train_part.texts, y_tr, splits.validation.texts, y_va, labels=labels, task=task,
                                 cfg=cfg, checkpoint=ckpt, baseline=fitted_baseline, budget_seconds=budget,
-                                candidates=tuple(candidates) if candidates else CANDIDATES)
+                                candidates=tuple(candidates) if candidates else CANDIDATES,
+                                ensemble=0 if refit and search_ensemble is None else search_ensemble)
         say("model search leaderboard (validation):\n" + search_res.table())
         say(search_res.reason)
         warnings_ += search_res.warnings
@@ -391,7 +397,8 @@ def train(
     if not main_rank:
         distributed.barrier()  # wait for rank 0 to write the model folder and manifest, then read them
         return TrainResult(out, read_manifest(out), warnings_)
-    kind = "model" if ft is not None else {"tfidf_logreg": "baseline", "probe": "probe", "stack": "stack"}[strategy]
+    kind = "model" if ft is not None else {"tfidf_logreg": "baseline", "probe": "probe", "stack": "stack",
+                                           "ensemble": "ensemble"}[strategy]
     kind = getattr(ft, "artifact_kind", kind)  # a head over a frozen encoder is kind "frozen"
     predict_logits: Any
     if ft is not None:
@@ -403,6 +410,9 @@ def train(
         predict_logits = search_res.fitted.logits  # type: ignore[union-attr]
     val_logits = predict_logits(splits.validation.texts)
     refit_entry: dict[str, Any] = {}
+    if refit and kind == "ensemble":
+        raise ConfigError("refit: the search saved an ensemble (--search-ensemble); refit refits one recipe — "
+                          "pass --search-ensemble 0 with --refit")
     if refit:
         say(f"refitting {strategy} on train + validation ({len(train_part) + len(splits.validation)} rows) ...")
         ft, fitted_baseline, predict_logits, refit_entry = _refit(
@@ -451,29 +461,17 @@ def train(
                                    "replay_rows": replay_rows, "l2_to_old": cont.l2,
                                    "max_forgetting": cont.max_forgetting, "report": report}}
 
-    mdir = out / MODEL_DIR
-    if mdir.exists():
-        shutil.rmtree(mdir)
-    if hasattr(ft, "save_artifact"):  # a trainer that writes its own kind's files (contrastive: a probe)
-        ft.save_artifact(out)
-    elif ft is not None:
-        ft.model_.save_pretrained(str(mdir), safe_serialization=True)
-        ft.tokenizer_.save_pretrained(str(mdir))
-    elif kind == "baseline":
-        from transferops.artifacts.linear import save_baseline
-
-        save_baseline(out, fitted_baseline, tokenizer_from=ckpt.path)
-    elif kind == "probe":
-        from transferops.artifacts.linear import save_probe
-
+    members: list[dict[str, Any]] = []
+    if kind == "ensemble":
         assert search_res is not None
-        save_probe(out, search_res.fitted.clf, encoder_from=ckpt.path, multilabel=multilabel)
+        for mname, fitted_m in search_res.fitted.members.items():
+            mkind = _save_fitted(out / MEMBERS_DIR / mname, mname, fitted_m, ckpt=ckpt, multilabel=multilabel)
+            members.append({"path": f"{MEMBERS_DIR}/{mname}", "name": mname, "kind": mkind, "seed": cfg.seed,
+                            "base": ckpt.name, "strategy": mname})
     else:
-        from transferops.artifacts.linear import save_stack
-
-        assert search_res is not None
-        sf = search_res.fitted
-        save_stack(out, sf.baseline, sf.probe.clf, sf.meta, encoder_from=ckpt.path)
+        _save_fitted(out, strategy, ft if ft is not None else (
+            fitted_baseline if kind == "baseline" else search_res.fitted),  # type: ignore[union-attr]
+            ckpt=ckpt, multilabel=multilabel)
 
     bm = baseline.get("tfidf_logreg", {}).get("metrics")
     if bm and kind != "baseline":
@@ -531,6 +529,7 @@ def train(
         "metrics": metrics,
         "baseline": baseline,
         **({"search": search_res.to_dict()} if search_res is not None else {}),
+        **({"members": members, "combine": "mean_proba"} if members else {}),
         **({"refit": refit_entry} if refit_entry else {}),
         **dmf,
         **continual,
@@ -542,6 +541,12 @@ def train(
         "evaluations": [],
     }
     write_manifest(out, manifest)
+    for mem in members:  # each member folder loads on its own too (transferops.load(out/members/<name>))
+        member_cfg = getattr(search_res.fitted.members[mem["name"]], "config", cfg)  # type: ignore[union-attr]
+        write_manifest(out / mem["path"], {
+            **{k: v for k, v in manifest.items() if k not in ("members", "combine", "search", "metrics")},
+            "kind": mem["kind"], "name": mem["name"], "config": member_cfg.to_dict(), "metrics": {},
+            "strategy": {"name": mem["name"], "reason": f"member of the model search's ensemble {manifest['name']}"}})
     run_post_train(out, cfg)  # calibration, monitoring reference profile... (registered by those stages)
     if not keep_state:
         shutil.rmtree(out / TRAINING_STATE_DIR, ignore_errors=True)
@@ -589,6 +594,32 @@ def _refit(kind: str, strategy: str, ft: Any, fitted_baseline: Any, search_res: 
     fitted = pf if kind == "probe" else fit_stack(new_base, pf, texts, emb, y, len(labels), cfg.seed)
     entry["_fitted"] = fitted
     return None, new_base, fitted.logits, entry
+
+
+def _save_fitted(folder: Path, name: str, fitted: Any, *, ckpt: Any, multilabel: bool) -> str:
+    """Write one fitted model's files into ``folder`` (not its manifest); returns its artifact kind.
+    ``fitted``: a trainer (FineTuner, ContrastiveTuner, ...), the tuned baseline, a ProbeFit or a StackFit."""
+    from transferops.artifacts.linear import save_baseline, save_probe, save_stack
+
+    folder.mkdir(parents=True, exist_ok=True)
+    mdir = folder / MODEL_DIR
+    if mdir.exists():
+        shutil.rmtree(mdir)
+    if hasattr(fitted, "save_artifact"):  # a trainer that writes its own kind's files (contrastive: a probe)
+        fitted.save_artifact(folder)
+        return str(fitted.artifact_kind)
+    if hasattr(fitted, "model_"):  # a fine-tuned transformer
+        fitted.model_.save_pretrained(str(mdir), safe_serialization=True)
+        fitted.tokenizer_.save_pretrained(str(mdir))
+        return str(getattr(fitted, "artifact_kind", "model"))
+    if name == "tfidf_logreg":
+        save_baseline(folder, fitted, tokenizer_from=ckpt.path)
+        return "baseline"
+    if name == "probe":
+        save_probe(folder, fitted.clf, encoder_from=ckpt.path, multilabel=multilabel)
+        return "probe"
+    save_stack(folder, fitted.baseline, fitted.probe.clf, fitted.meta, encoder_from=ckpt.path)
+    return "stack"
 
 
 def _log_proba(p: np.ndarray, multilabel: bool) -> np.ndarray:

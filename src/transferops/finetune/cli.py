@@ -196,6 +196,10 @@ def register(sub: Any) -> None:
                         "(default when no --strategy is given and train has <= 1,000 rows)")
     g.add_argument("--no-search", action="store_false", dest="search", help="never search; train one strategy")
     g.add_argument("--time-budget", help="search budget, e.g. 15m, 90s, 1h (default 15m)")
+    g.add_argument("--search-ensemble", type=int, metavar="K",
+                   help="save the mean of up to K of the best search candidates (0: one model, needed for "
+                        "ONNX export); default: 3 when the validation split has < 100 rows and > 16 training "
+                        "rows a class, else 0 (docs/search.md)")
     g.add_argument("--validation-data", help="your own validation file (same columns as --data)")
     g.add_argument("--test-data", help="your own test file; no internal test split is cut from --data")
     g.add_argument("--refit", action="store_true", help="after choosing, refit the recipe on train + validation")
@@ -282,6 +286,7 @@ def _train(args: argparse.Namespace) -> int:
     res = transferops.train(args.data, out=args.out, config=cfg, split=split, resume=args.resume,
                             keep_state=args.keep_state, search=getattr(args, "search", None),
                             time_budget=getattr(args, "time_budget", None),
+                            search_ensemble=getattr(args, "search_ensemble", None),
                             validation_data=getattr(args, "validation_data", None),
                             test_data=getattr(args, "test_data", None), explicit=explicit_keys(args),
                             refit=bool(getattr(args, "refit", False)),

@@ -231,10 +231,12 @@ def _latency_ms(fn: Any, texts: list[str]) -> float:
 def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y_va: np.ndarray, *,
                labels: list[str], task: str, cfg: TrainConfig, checkpoint: Any, baseline: Any,
                budget_seconds: float, candidates: tuple[str, ...] = CANDIDATES,
-               state_dir: Any = None) -> SearchResult:
+               state_dir: Any = None, ensemble: int | None = None) -> SearchResult:
     """Fit each candidate on train, score it on validation, return the leaderboard and the winner.
 
     ``baseline`` is the already fitted tuned :class:`~transferops.baselines.TfidfBaseline`.
+    ``ensemble``: ship the mean of up to this many of the best candidates instead of one
+    (:func:`ensemble_size`; ``None`` = the rule for the split sizes, 0 or 1 = one model).
     """
     from transferops.finetune.trainer import FineTuner
 
@@ -242,6 +244,8 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     if unknown or not candidates:
         raise ConfigError(f"candidates: {unknown or 'none given'} — choose from {', '.join(CANDIDATES)}")
     multilabel = task == "multilabel"
+    n_ens = ensemble_size(ensemble, n_train=len(train_texts), n_val=len(val_texts), n_labels=len(labels),
+                          multilabel=multilabel)
     metric = cfg.metric if cfg.metric != "loss" else "macro_f1"
     t0 = time.perf_counter()
     board: list[CandidateResult] = []
@@ -250,6 +254,7 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     n_layers = int(checkpoint.config().get("num_hidden_layers", 6))
     n_params = 0
     val_correct: dict[str, np.ndarray] = {}  # single-label: which validation rows each candidate got right
+    val_proba: dict[str, np.ndarray] = {}  # for the ensemble: each candidate's validation probabilities
 
     def left() -> float:
         return budget_seconds - (time.perf_counter() - t0)
@@ -260,6 +265,7 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
         val = classification_metrics(y_va, p, multilabel=multilabel)[metric]
         if not multilabel:
             val_correct[name] = p.argmax(1) == np.asarray(y_va)
+            val_proba[name] = p
         board.append(CandidateResult(name, "ok", metric, round(float(val), 4), _ci(y_va, p, metric, multilabel,
                                                                                     cfg.seed),
                                      round(seconds, 2), size_mb, latency, params=params))
@@ -342,7 +348,7 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
         if strategy == "contrastive":
             _contrastive_candidate(train_texts, y_tr, val_texts, y_va, labels=labels, task=task, cfg=cfg,
                                    checkpoint=checkpoint, fwd_per_text=fwd_per_text, left=left, board=board,
-                                   fitted=fitted, score=score, metric=metric)
+                                   fitted=fitted, score=score, metric=metric, keep=max(1, n_ens))
             continue
         ccfg = candidate_config(cfg, strategy, len(train_texts), n_layers)
         epochs = ccfg.resolved_epochs(strategy)
@@ -377,8 +383,8 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
                   {"epochs": epochs, "lr": ccfg.resolved_lr(strategy), "best_epoch": ft.result_.best_epoch,
                    "stopped_early": ft.result_.stopped_early})
             fitted[strategy] = ft
-            # keep only the best fine-tuned model in memory
-            _drop_losers(board, fitted)
+            # keep only the best fine-tuned model(s) in memory (as many as the ensemble may take)
+            _drop_losers(board, fitted, keep=max(1, n_ens))
         except Exception as exc:  # a failing candidate must not sink the search
             board.append(CandidateResult(strategy, "failed", metric, reason=f"{type(exc).__name__}: {exc}"))
 
@@ -406,6 +412,29 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
         paired = {"challenger": best.name, "kept": kept, **stats}
         if kept:
             best, prior_kept = con, True
+    single = best
+    if n_ens >= 2:
+        # the best candidate first, then the next by validation score: those the validation rows cannot tell
+        # apart from it (the paired 95 % interval of its lead includes 0), at most n_ens (docs/search.md)
+        rest = sorted((c for c in ok if c is not best and c.name in fitted), key=lambda c: -(c.value or 0.0))
+        ranked = [best, *rest]
+        members = [c for c in ranked if c is best or prior_stands(val_correct[best.name], val_correct[c.name])[0]]
+        members = members[:n_ens]
+        if len(members) >= 2:
+            names = [c.name for c in members]
+            fitted["ensemble"] = EnsembleFit({n: fitted[n] for n in names}, len(labels))
+            p = np.mean([val_proba[n] for n in names], axis=0)
+            val = classification_metrics(y_va, p, multilabel=False)[metric]
+            val_correct["ensemble"] = p.argmax(1) == np.asarray(y_va)
+            row = CandidateResult(
+                "ensemble", "ok", metric, round(float(val), 4), _ci(y_va, p, metric, False, cfg.seed),
+                round(sum(c.train_seconds for c in members), 2),
+                round(sum(c.size_mb or 0.0 for c in members), 1), round(sum(c.latency_ms or 0.0 for c in members), 3),
+                params={"members": names, "combine": "mean probability",
+                        "note": "members chosen on these validation rows: this score is optimistic"})
+            board.append(row)
+            say(f"search: ensemble      validation {metric} {val:.4f}  (mean of {', '.join(names)})")
+            best = row
     transfer_ok = [c for c in ok if c.name in COST_FACTOR]
     if not transfer_ok and any(c.name in COST_FACTOR for c in board):
         warnings_.append("the time budget was too short for any fine-tuning candidate ("
@@ -423,7 +452,12 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
     else:
         reason = (f"{best.name} scored best on validation ({best.value:.4f} {metric}"
                   + (f" vs {base.value:.4f} for the tuned baseline" if base else "") + ")")
-        if prior_kept and paired is not None:
+        if best.name == "ensemble":
+            reason = (f"the mean of {', '.join(best.params['members'])} is saved: the validation split has "
+                      f"{len(y_va)} rows, too few to tell them apart (the best single candidate, {single.name}, "
+                      f"scored {single.value:.4f}; docs/search.md, 'Ensemble at small validation splits'); "
+                      "--search-ensemble 0 saves that one model instead")
+        elif prior_kept and paired is not None:
             reason += (f"; kept at few labels: no candidate was right on significantly more of the {len(y_va)} "
                        f"validation rows (paired 95% CI of the accuracy lead [{paired['ci_low']:+.2f}, "
                        f"{paired['ci_high']:+.2f}], {paired['discordant']} rows differ; docs/contrastive.md)")
@@ -454,6 +488,65 @@ def prior_stands(challenger_correct: np.ndarray, prior_correct: np.ndarray) -> t
     return bool(d["ci_low"] <= 0.0), stats
 
 
+#: With this many validation rows or more, up to ENSEMBLE_MAX_VALIDATION, the search ships the mean of its best
+#: candidates by default (above FEW_SHOT_PER_CLASS training rows a class): a 30-row split cannot tell
+#: candidates ~5 points apart, and on 10 development runs at 30 rows the mean of the top 3 beat the
+#: validation pick (headlines 0.850 vs 0.829, BBC 0.963 vs 0.961; benchmarks/results/selection_study.md).
+#: Below 30 rows the paired test cannot reject even a 13-point worse member, and it was not measured: off.
+ENSEMBLE_MIN_VALIDATION = 30
+ENSEMBLE_MAX_VALIDATION = 100
+#: At most this many members (the validation-best first).
+ENSEMBLE_SIZE = 3
+
+
+def ensemble_size(requested: int | None, *, n_train: int, n_val: int, n_labels: int, multilabel: bool) -> int:
+    """How many candidates the search averages: ``requested`` when given (0 or 1: one model), else
+    :data:`ENSEMBLE_SIZE` for a single-label task whose validation split has from
+    :data:`ENSEMBLE_MIN_VALIDATION` to fewer than :data:`ENSEMBLE_MAX_VALIDATION` rows and more than
+    :data:`FEW_SHOT_PER_CLASS` training rows a class (at fewer labels the ``contrastive`` prior decides,
+    docs/contrastive.md), else 0.
+
+    >>> ensemble_size(None, n_train=288, n_val=32, n_labels=5, multilabel=False)
+    3
+    >>> ensemble_size(None, n_train=900, n_val=100, n_labels=5, multilabel=False)
+    0
+    """
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
+            raise ConfigError(f"search_ensemble: {requested!r} must be an integer >= 0 (0 or 1: save one model)")
+        if multilabel and requested >= 2:
+            raise ConfigError("search_ensemble: the search's ensemble is for single-label tasks; drop "
+                              "--search-ensemble (or pass 0)")
+        return requested
+    if (multilabel or not ENSEMBLE_MIN_VALIDATION <= n_val < ENSEMBLE_MAX_VALIDATION
+            or _few_shot(n_train, n_labels)):
+        return 0
+    return ENSEMBLE_SIZE
+
+
+class EnsembleFit:
+    """The search's ``ensemble`` winner: the mean of its fitted members' class probabilities."""
+
+    def __init__(self, members: dict[str, Any], n_classes: int) -> None:
+        self.members = members
+        self.n_classes = n_classes
+
+    def member_proba(self, texts: list[str]) -> dict[str, np.ndarray]:
+        return {n: candidate_proba(n, m, texts) for n, m in self.members.items()}
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        p = np.mean(list(self.member_proba(texts).values()), axis=0)
+        return np.log(np.clip(p, 1e-12, 1.0))
+
+
+def candidate_proba(name: str, fitted: Any, texts: list[str]) -> np.ndarray:
+    """Class probabilities of one fitted single-label search candidate, whatever its kind."""
+    if name == "tfidf_logreg":
+        return np.asarray(fitted.predict_proba(texts))
+    fn = getattr(fitted, "predict_logits", None) or fitted.logits  # trainers | ProbeFit, StackFit
+    return np.asarray(softmax(np.asarray(fn(texts))))
+
+
 def _few_shot(n_train: int, n_labels: int) -> bool:
     return n_train <= FEW_SHOT_PER_CLASS * max(n_labels, 1)
 
@@ -461,7 +554,7 @@ def _few_shot(n_train: int, n_labels: int) -> bool:
 def _contrastive_candidate(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y_va: np.ndarray, *,
                            labels: list[str], task: str, cfg: TrainConfig, checkpoint: Any,
                            fwd_per_text: float | None, left: Any, board: list[CandidateResult],
-                           fitted: dict[str, Any], score: Any, metric: str) -> None:
+                           fitted: dict[str, Any], score: Any, metric: str, keep: int = 1) -> None:
     """The ``contrastive`` candidate (SetFit-style, :mod:`transferops.finetune.contrastive`): tried on
     single-label tasks up to ``SEARCH_MAX_PER_CLASS`` training examples per class on average, when its
     estimated cost (its steps' texts × the cost factor, plus one pass to embed train and validation) fits."""
@@ -501,7 +594,7 @@ def _contrastive_candidate(train_texts: list[str], y_tr: np.ndarray, val_texts: 
               _latency_ms(tuner.predict_logits, val_texts),
               {k: info[k] for k in ("loss", "pairs", "steps", "batch_texts", "lr", "precision")} | info["head"])
         fitted[name] = tuner
-        _drop_losers(board, fitted)
+        _drop_losers(board, fitted, keep=keep)
     except Exception as exc:  # a failing candidate must not sink the search
         board.append(CandidateResult(name, "failed", metric, reason=f"{type(exc).__name__}: {exc}"))
 
@@ -511,26 +604,33 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _drop_losers(board: list[CandidateResult], fitted: dict[str, Any]) -> None:
+def _drop_losers(board: list[CandidateResult], fitted: dict[str, Any], keep: int = 1) -> None:
+    """Free all but the ``keep`` best fine-tuned candidates (models of ~100 MB each)."""
     tuned = [c for c in board if c.status == "ok" and c.name in COST_FACTOR and c.name in fitted]
-    if len(tuned) <= 1:
+    if len(tuned) <= keep:
         return
-    keep = max(tuned, key=lambda c: c.value or 0.0).name
+    kept = {c.name for c in sorted(tuned, key=lambda c: -(c.value or 0.0))[:keep]}
     for c in tuned:
-        if c.name != keep:
+        if c.name not in kept:
             fitted.pop(c.name, None)
 
 
 __all__ = [
     "CANDIDATES",
     "DEFAULT_TIME_BUDGET",
+    "ENSEMBLE_MAX_VALIDATION",
+    "ENSEMBLE_MIN_VALIDATION",
+    "ENSEMBLE_SIZE",
     "SEARCH_DEFAULT_MAX_TRAIN",
     "CandidateResult",
+    "EnsembleFit",
     "ProbeFit",
     "SearchError",
     "SearchResult",
     "StackFit",
     "candidate_config",
+    "candidate_proba",
+    "ensemble_size",
     "fit_stack",
     "parse_budget",
     "prior_stands",
