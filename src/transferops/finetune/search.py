@@ -425,7 +425,6 @@ def run_search(train_texts: list[str], y_tr: np.ndarray, val_texts: list[str], y
             fitted["ensemble"] = EnsembleFit({n: fitted[n] for n in names}, len(labels))
             p = np.mean([val_proba[n] for n in names], axis=0)
             val = classification_metrics(y_va, p, multilabel=False)[metric]
-            val_correct["ensemble"] = p.argmax(1) == np.asarray(y_va)
             row = CandidateResult(
                 "ensemble", "ok", metric, round(float(val), 4), _ci(y_va, p, metric, False, cfg.seed),
                 round(sum(c.train_seconds for c in members), 2),
