@@ -27,20 +27,10 @@ from _common import RESULTS, machine
 from fewshot_vs_setfit import load1, load_dataset, macro_f1, sample
 
 
-def candidate_proba(name: str, obj: Any, texts: list[str], multilabel: bool = False) -> np.ndarray:
-    """Class probabilities of one fitted search candidate (whatever its kind)."""
-    from scipy.special import softmax
-
-    if name == "tfidf_logreg":
-        return np.asarray(obj.predict_proba(texts))
-    if hasattr(obj, "predict_logits"):  # FineTuner, ContrastiveTuner
-        return softmax(np.asarray(obj.predict_logits(texts)), axis=1)
-    return softmax(np.asarray(obj.logits(texts)), axis=1)  # ProbeFit, StackFit
-
-
 def run_one(few: Any, dev: Any, seed: int, budget: float, tmp: Path) -> dict[str, Any]:
     import transferops
     import transferops.finetune.search as search
+    from transferops.finetune.search import candidate_proba
 
     cap: dict[str, Any] = {}
     orig_run, orig_drop = search.run_search, search._drop_losers
@@ -91,7 +81,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=90.0, help="the search's time budget (as fewshot_vs_setfit)")
     ap.add_argument("--dev-size", type=int, default=300)
     ap.add_argument("--name", default="selection_study")
+    ap.add_argument("--analyse", metavar="JSON", type=Path,
+                    help="only replay the selection rules on a finished study's JSON (writes its .md beside it)")
     args = ap.parse_args()
+    if args.analyse is not None:
+        analyse(args.analyse)
+        return
     if set(args.seeds) & {0, 1, 2}:
         ap.error("--seeds: 0, 1 and 2 are the benchmark's own seeds; a selection study must not use them")
     out = RESULTS / f"{args.name}.json"
@@ -186,7 +181,4 @@ def analyse(path: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(__import__("sys").argv) > 2 and __import__("sys").argv[1] == "--analyse":
-        analyse(Path(__import__("sys").argv[2]))
-    else:
-        main()
+    main()

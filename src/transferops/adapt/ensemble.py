@@ -116,7 +116,12 @@ class EnsembleModel(ClassifierBase):
         return {"members": [m.get("name") for m in self.manifest.members]}
 
     def infer(self, texts: Sequence[str], *, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        return self.logits(texts, batch_size=batch_size), self.embed(texts, batch_size=batch_size)
+        """Logits of the mean and the first member's embedding, one forward pass per member (the server's
+        call: ``logits`` + ``embed`` would run the first member twice)."""
+        texts = check_texts(texts)
+        outs = [m.infer(texts, batch_size=batch_size) for m in self.members]
+        mean = np.mean([m.proba_from_logits(lg) for m, (lg, _) in zip(self.members, outs, strict=True)], axis=0)
+        return _to_logits(mean, self.multilabel), outs[0][1]
 
     def __repr__(self) -> str:
         return (f"EnsembleModel(path={str(self.path)!r}, task={self.task!r}, labels={len(self.labels)}, "

@@ -339,6 +339,9 @@ def train(
     if not do_search and search_ensemble not in (None, 0, 1):
         raise ConfigError(f"search_ensemble: {search_ensemble} averages the model search's best candidates, but "
                           "this run does not search; drop --search-ensemble (or --strategy, to search)")
+    if refit and search_ensemble not in (None, 0, 1):  # before the search spends its budget
+        raise ConfigError("refit: refit refits one recipe, but --search-ensemble asks for an ensemble — "
+                          "pass --search-ensemble 0 with --refit")
 
     baseline: dict[str, Any] = {}
     fitted_baseline = None
@@ -410,9 +413,6 @@ def train(
         predict_logits = search_res.fitted.logits  # type: ignore[union-attr]
     val_logits = predict_logits(splits.validation.texts)
     refit_entry: dict[str, Any] = {}
-    if refit and kind == "ensemble":
-        raise ConfigError("refit: the search saved an ensemble (--search-ensemble); refit refits one recipe — "
-                          "pass --search-ensemble 0 with --refit")
     if refit:
         say(f"refitting {strategy} on train + validation ({len(train_part) + len(splits.validation)} rows) ...")
         ft, fitted_baseline, predict_logits, refit_entry = _refit(
