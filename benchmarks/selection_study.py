@@ -43,7 +43,7 @@ def run_one(few: Any, dev: Any, seed: int, budget: float, tmp: Path) -> dict[str
         cap.setdefault("fitted", {})[res.winner] = res.fitted
         return res
 
-    def keep_all(board: Any, fitted: dict[str, Any]) -> None:  # the study needs every fitted candidate
+    def keep_all(board: Any, fitted: dict[str, Any], keep: int = 1) -> None:  # the study needs every candidate
         cap["fitted"] = fitted
 
     search.run_search, search._drop_losers = run_search, keep_all

@@ -413,6 +413,14 @@ def test_small_validation_split_ships_an_ensemble_that_loads_evaluates_and_serve
 
     with pytest.raises(ConfigError, match="--search-ensemble 0"):
         export_onnx(tmp_path / "run", tmp_path / "x")
+    # an ensemble champion retrains like any other: it scores the fresh holdout, the challenger is searched anew
+    from transferops.monitor.retrain import retrain
+
+    new = keyword_frame({"alpha": 40, "beta": 40, "gamma": 40}, seed=9)
+    rr = retrain(tmp_path / "reg.db", model=str(tmp_path / "run"), new_data=new, out=tmp_path / "chal")
+    assert rr.holdout_size == 36 and rr.train_new_rows == 84 and rr.champion_metrics["macro_f1"] > 0.5
+    chal = transferops.load(rr.challenger_path)
+    assert chal.manifest["search"]["winner"] and len(chal.split("train")) > len(model.split("train"))
     # one model on request, the same search otherwise
     one = transferops.train(df, out=tmp_path / "one", checkpoint=str(tiny_bert), search=True, search_ensemble=0,
                             candidates=["tfidf_logreg", "probe", "stack", "head"], **FAST)

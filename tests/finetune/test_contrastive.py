@@ -166,13 +166,32 @@ def test_search_tries_contrastive_on_few_labels_only(tiny_bert: Path, tmp_path: 
         assert check is not None and check["challenger"] == winner and not check["kept"] and check["ci_low"] > 0
     elif check is not None:  # a higher score that was not significant: recorded, and contrastive kept
         assert check["kept"] and check["ci_low"] <= 0 and "kept at few labels" in res.manifest["search"]["reason"]
-    if winner == "contrastive":  # saved as the probe kind with the tuned body
-        assert res.manifest["kind"] == "probe" and res.manifest["training"]["contrastive"]["steps"] >= 20
+    if winner == "contrastive":  # saved as the probe kind with the tuned body, refit on train + validation
+        m = res.manifest
+        assert m["kind"] == "probe" and m["training"]["contrastive"]["steps"] >= 20
+        assert m["refit"]["done"] and m["refit"]["reason"].startswith("auto: contrastive at few labels")
+        assert m["refit"]["rows"] == m["splits"]["sizes"]["train"] + m["splits"]["sizes"]["validation"]
+        assert m["training"]["contrastive"]["pairs"] > row["params"]["pairs"]  # the pair budget grew with the rows
+        assert "refit on train + validation" in res.summary()
+    # --no-refit keeps the searched model
+    res = transferops.train(df, out=tmp_path / "n", checkpoint=str(tiny_bert), search=True, refit=False,
+                            candidates=["tfidf_logreg", "contrastive"], **FAST)
+    assert "refit" not in res.manifest
     monkeypatch.setattr(contrastive, "SEARCH_MAX_PER_CLASS", 2)
     res = transferops.train(df, out=tmp_path / "t", checkpoint=str(tiny_bert), search=True,
                             candidates=["tfidf_logreg", "contrastive"], **FAST)
     row = {c["name"]: c for c in res.manifest["search"]["leaderboard"]}["contrastive"]
     assert row["status"] == "skipped" and "per class" in row["reason"]
+
+
+def test_refit_by_default_only_for_contrastive_at_few_labels() -> None:
+    from transferops.finetune.search import FEW_SHOT_PER_CLASS, refit_by_default
+
+    assert "5 validation rows" in (refit_by_default("contrastive", 35, 5, 5) or "")
+    assert refit_by_default("contrastive", FEW_SHOT_PER_CLASS * 5, 5, 5) is not None
+    assert refit_by_default("contrastive", FEW_SHOT_PER_CLASS * 5 + 1, 5, 5) is None  # above few labels
+    assert refit_by_default("probe", 35, 5, 5) is None and refit_by_default("tfidf_logreg", 35, 5, 5) is None
+    assert refit_by_default("contrastive", 35, 0, 5) is None  # nothing to add
 
 
 def test_few_shot_prior_stands_unless_the_paired_lead_is_significant() -> None:

@@ -104,6 +104,10 @@ class TrainResult:
                          "scored on validation):")
             lines += ["    " + ln for ln in table.splitlines()]
             lines.append(f"  → {sr['reason']}")
+        if (m.get("refit") or {}).get("done"):
+            r = m["refit"]
+            lines.append(f"  refit on train + validation ({r['rows']} rows): {r.get('reason', 'set by the user')}; "
+                         "the test metrics are the refit model's, the validation ones from before it")
         if m.get("decision"):
             d = m["decision"]
             lines.append(f"  decision rule: per-class logit offsets (validation {d['metric']} "
@@ -153,7 +157,7 @@ def train(
     test_data: str | Path | pd.DataFrame | None = None,
     search: bool | None = None,
     time_budget: str | float | None = None,
-    refit: bool = False,
+    refit: bool | None = None,
     candidates: Sequence[str] | None = None,
     search_ensemble: int | None = None,
     explicit: Collection[str] | None = None,
@@ -233,7 +237,8 @@ def train(
     if ckpt.frozen is not None:  # a frozen (multilingual) encoder: strategy head only, one run, no search
         from transferops.finetune.frozen_head import frozen_run_config
 
-        cfg, search = frozen_run_config(ckpt.name, cfg, explicit_set, search=search, refit=refit, init_from=init_from)
+        cfg, search = frozen_run_config(ckpt.name, cfg, explicit_set, search=search, refit=bool(refit),
+                                         init_from=init_from)
     t_start = time.perf_counter()
     # Under accelerate launch / torchrun: join the process group now; rank 0 alone writes files.
     distributed.init()
@@ -413,11 +418,18 @@ def train(
         predict_logits = search_res.fitted.logits  # type: ignore[union-attr]
     val_logits = predict_logits(splits.validation.texts)
     refit_entry: dict[str, Any] = {}
-    if refit:
-        say(f"refitting {strategy} on train + validation ({len(train_part) + len(splits.validation)} rows) ...")
+    refit_reason = "set by the user" if refit else None
+    if refit is None and search_res is not None:
+        from transferops.finetune.search import refit_by_default
+
+        refit_reason = refit_by_default(strategy, len(train_part), len(splits.validation), len(labels))
+    if refit_reason is not None:
+        say(f"refitting {strategy} on train + validation ({len(train_part) + len(splits.validation)} rows) ..."
+            + ("" if refit else f" ({refit_reason})"))
         ft, fitted_baseline, predict_logits, refit_entry = _refit(
             kind, strategy, ft, fitted_baseline, search_res, train_part, splits.validation, y_tr, y_va,
             labels=labels, task=task, cfg=cfg, ckpt=ckpt)
+        refit_entry["reason"] = refit_reason
         if search_res is not None and kind != "model":
             search_res.fitted = refit_entry.pop("_fitted", ft)  # (a trainer's own refit returns it as ft)
         if fitted_baseline is not None:  # the gap stays like for like: the baseline is refit too

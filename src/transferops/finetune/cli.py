@@ -202,7 +202,9 @@ def register(sub: Any) -> None:
                         "rows a class, else 0 (docs/search.md)")
     g.add_argument("--validation-data", help="your own validation file (same columns as --data)")
     g.add_argument("--test-data", help="your own test file; no internal test split is cut from --data")
-    g.add_argument("--refit", action="store_true", help="after choosing, refit the recipe on train + validation")
+    g.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None,
+                   help="after choosing, refit the recipe on train + validation (default: only a contrastive "
+                        "search winner at <= 16 training rows a class; --no-refit never)")
     c = p.add_argument_group("add classes to a trained run (continual learning)")
     c.add_argument("--init-from", help="a trained run folder: extend its head to the old + new labels and "
                    "continue it on --data (docs/finetune.md, 'Adding classes')")
@@ -289,7 +291,7 @@ def _train(args: argparse.Namespace) -> int:
                             search_ensemble=getattr(args, "search_ensemble", None),
                             validation_data=getattr(args, "validation_data", None),
                             test_data=getattr(args, "test_data", None), explicit=explicit_keys(args),
-                            refit=bool(getattr(args, "refit", False)),
+                            refit=getattr(args, "refit", None),
                             init_from=getattr(args, "init_from", None), replay=getattr(args, "replay", None),
                             l2_to_old=getattr(args, "l2_to_old", 0.0) or 0.0,
                             max_forgetting=getattr(args, "max_forgetting", None),
