@@ -167,9 +167,9 @@ def with_embedding(model: Any) -> Any:
     return WithEmbedding(model).eval()
 
 
-def probe_graph(encoder: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
-    """A torch module: frozen encoder → :func:`mean_pool` → an affine map (a probe's LR), returning
-    ``(logits, embedding)``."""
+def probe_graph(encoder: Any, weight: np.ndarray, bias: np.ndarray, *, l2_input: bool = False) -> Any:
+    """A torch module: frozen encoder → :func:`mean_pool` → an affine map (a probe's LR; on the L2-normalised
+    pool when ``l2_input``), returning ``(logits, embedding)`` — the embedding always the raw pool."""
     import torch
 
     class ProbeGraph(torch.nn.Module):
@@ -184,7 +184,8 @@ def probe_graph(encoder: Any, weight: np.ndarray, bias: np.ndarray) -> Any:
             if token_type_ids is not None:
                 enc["token_type_ids"] = token_type_ids
             _, emb = encoder_outputs(self.inner, enc, "embedding")
-            return emb @ self.weight + self.bias, emb
+            x = emb / emb.norm(dim=-1, keepdim=True).clamp_min(1e-12) if l2_input else emb
+            return x @ self.weight + self.bias, emb
 
     return ProbeGraph().eval()
 

@@ -65,6 +65,14 @@ def test_train_contrastive_end_to_end_is_a_probe_artifact(tiny_bert: Path, tmp_p
     model = transferops.load(out)
     assert isinstance(model, ProbeModel)
     texts = df["text"].tolist()[:10]
+    # the head reads the L2-normalised embedding (stored with the LR); the served embedding stays the raw pool
+    assert model.l2_input and m["training"]["contrastive"]["head"]["input"] == "l2_normalised"
+    emb = model.embed(texts)
+    assert not np.allclose(np.linalg.norm(emb, axis=1), 1.0)
+    from transferops.artifacts.linear import l2_normalise, lr_logits
+
+    np.testing.assert_allclose(model.logits(texts), lr_logits(model.estimators, l2_normalise(emb), 3, False))
+    assert not np.allclose(model.logits(texts), lr_logits(model.estimators, emb, 3, False))
     preds = model.predict(texts)
     assert len(preds) == 10 and set(preds) <= set(WORDS)
     rep = evaluate(out)  # the saved artifact scores exactly what training recorded

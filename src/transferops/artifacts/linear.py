@@ -38,6 +38,14 @@ VECTORIZER = "vectorizer.json"
 #: (drift sketches need a dense vector; the seed is fixed so server and profile agree).
 BASELINE_EMBED_DIM = 256
 _NEG = -1e9  # logit of a class the LR never saw in training (probability 0, as scikit-learn's column)
+#: in a probe's weights: 1.0 when its LR reads the L2-normalised embedding (``contrastive``'s head), absent for the
+#: frozen probe's raw mean pool; the embedding the model serves and monitors stays the raw one either way
+L2_INPUT = "input.l2_normalised"
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 # --------------------------------------------------------------------------- LR (de)serialisation
@@ -239,6 +247,7 @@ class ProbeModel(TorchBacked, _LinearModel):
     """A frozen encoder's mean-pooled embeddings + logistic regression (kind ``probe``)."""
 
     subdir = PROBE_DIR
+    _l2: bool | None = None
 
     def _load(self) -> None:
         from transferops.modeling import load_encoder
@@ -251,8 +260,16 @@ class ProbeModel(TorchBacked, _LinearModel):
         return forward(self.torch_model, self.tokenizer, check_texts(texts), max_length=self.max_length,
                        batch_size=batch_size, output="embedding", desc="embed")[1]
 
+    @property
+    def l2_input(self) -> bool:
+        """Whether the LR reads the L2-normalised embedding (a ``contrastive`` head) rather than the raw one."""
+        if self._l2 is None:
+            self._l2 = bool(self._weights().get(L2_INPUT, np.zeros(1))[0])
+        return self._l2
+
     def logits_from_embeddings(self, emb: np.ndarray) -> np.ndarray:
-        return lr_logits(self.estimators, np.asarray(emb, dtype=np.float64), len(self.labels), self.multilabel)
+        x = l2_normalise(emb) if self.l2_input else np.asarray(emb, dtype=np.float64)
+        return lr_logits(self.estimators, x, len(self.labels), self.multilabel)
 
     def logits(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         return self.logits_from_embeddings(self.embed(texts, batch_size=batch_size))
@@ -327,17 +344,18 @@ def save_stack(path: str | Path, baseline: Any, probe_clf: Any, meta: Any, *, en
     save_file(lr_tensors(meta, False), str(d / WEIGHTS))
 
 
-def save_probe(path: str | Path, clf: Any, *, encoder_from: Any, multilabel: bool, tokenizer: Any = None) -> None:
+def save_probe(path: str | Path, clf: Any, *, encoder_from: Any, multilabel: bool, tokenizer: Any = None,
+               l2_input: bool = False) -> None:
     """Write a probe: the encoder + tokenizer under ``model/``, the LR under ``probe/``. ``encoder_from`` is
     a checkpoint folder (the frozen probe) or an encoder module (the body ``contrastive`` tuned), then
-    with its ``tokenizer``."""
+    with its ``tokenizer``; ``l2_input``: the LR reads the L2-normalised embedding (:data:`L2_INPUT`)."""
     from safetensors.numpy import save_file
 
     from transferops.modeling import load_encoder, load_tokenizer
 
     d = Path(path) / PROBE_DIR
     d.mkdir(parents=True, exist_ok=True)
-    save_file(lr_tensors(clf, multilabel), str(d / WEIGHTS))
+    save_file({**lr_tensors(clf, multilabel), **({L2_INPUT: np.ones(1)} if l2_input else {})}, str(d / WEIGHTS))
     enc = encoder_from if hasattr(encoder_from, "save_pretrained") else load_encoder(encoder_from)
     enc.save_pretrained(str(Path(path) / MODEL_DIR), safe_serialization=True)
     (tokenizer if tokenizer is not None else load_tokenizer(encoder_from)).save_pretrained(str(Path(path) / MODEL_DIR))
@@ -349,11 +367,13 @@ register_kind("stack", StackModel)
 
 __all__ = [
     "BASELINE_DIR",
+    "L2_INPUT",
     "PROBE_DIR",
     "STACK_DIR",
     "BaselineModel",
     "ProbeModel",
     "StackModel",
+    "l2_normalise",
     "load_vectorizer",
     "lr_from_tensors",
     "lr_logits",

@@ -253,7 +253,8 @@ def export_onnx(model_dir: str | Path, out: str | Path, *, quantize: Quantize | 
 
         probe = ProbeModel(src)
         wrapper = probe_graph(_load_encoder(src), *_affine(probe.estimators, probe.multilabel,
-                                                           len(manifest.labels), _hidden_size(src)))
+                                                           len(manifest.labels), _hidden_size(src)),
+                              l2_input=probe.l2_input)
         if kind == "stack":
             stack = StackModel(src)
     else:

@@ -184,7 +184,9 @@ def train(
     ``search=True`` (the default when no strategy is given and the training split has at most
     :data:`~transferops.finetune.search.SEARCH_DEFAULT_MAX_TRAIN` examples) runs the model search
     within ``time_budget`` (``"15m"``) and saves the winner on validation — possibly the tuned
-    baseline itself. ``search=True`` with an explicit strategy is an error.
+    baseline itself. ``search=True`` with an explicit strategy is an error. ``refit=True`` refits the chosen
+    recipe on train + validation; ``None`` (the default) refits only a ``contrastive`` search winner at few
+    labels (:func:`~transferops.finetune.search.refit_by_default`), ``False`` never.
 
     ``init_from`` (a trained run folder) continues that model on ``data``: its head is extended to the
     old + new labels, training adds a ``replay`` share of the old run's training split (default
