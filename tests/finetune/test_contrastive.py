@@ -184,7 +184,7 @@ def test_search_tries_contrastive_on_few_labels_only(tiny_bert: Path, tmp_path: 
     # --no-refit keeps the searched model
     res = transferops.train(df, out=tmp_path / "n", checkpoint=str(tiny_bert), search=True, refit=False,
                             candidates=["tfidf_logreg", "contrastive"], **FAST)
-    assert "refit" not in res.manifest
+    assert res.manifest["search"]["winner"] == "contrastive" and "refit" not in res.manifest  # 3 rows: it stays
     monkeypatch.setattr(contrastive, "SEARCH_MAX_PER_CLASS", 2)
     res = transferops.train(df, out=tmp_path / "t", checkpoint=str(tiny_bert), search=True,
                             candidates=["tfidf_logreg", "contrastive"], **FAST)
