@@ -421,6 +421,11 @@ def test_small_validation_split_ships_an_ensemble_that_loads_evaluates_and_serve
     assert rr.holdout_size == 36 and rr.train_new_rows == 84 and rr.champion_metrics["macro_f1"] > 0.5
     chal = transferops.load(rr.challenger_path)
     assert chal.manifest["search"]["winner"] and len(chal.split("train")) > len(model.split("train"))
+    # searched the way the champion was: its candidates and budget, not the default set
+    assert [c["name"] for c in chal.manifest["search"]["leaderboard"] if c["name"] != "ensemble"] == [
+        "tfidf_logreg", "probe", "stack", "head"]
+    assert chal.manifest["search"]["budget_seconds"] == m["search"]["budget_seconds"]
+    assert chal.manifest["search"]["requested"]["candidates"] == ["tfidf_logreg", "probe", "stack", "head"]
     # one model on request, the same search otherwise
     one = transferops.train(df, out=tmp_path / "one", checkpoint=str(tiny_bert), search=True, search_ensemble=0,
                             candidates=["tfidf_logreg", "probe", "stack", "head"], **FAST)
@@ -464,3 +469,22 @@ def test_search_ensemble_rule_and_bad_values(tiny_bert: Path, tmp_path: Path,
     assert main(["-q", "train", "--data", str(tmp_path / "d.csv"), "--out", str(tmp_path / "c"), "--checkpoint",
                  str(tiny_bert), "--search-ensemble", "-1", "--epochs", "1"]) == 2
     assert "search_ensemble: -1 must be an integer >= 0" in capsys.readouterr().err
+
+
+def test_retrain_searches_the_challenger_as_the_champion_was_searched() -> None:
+    from transferops.finetune.search import CANDIDATES
+    from transferops.monitor.retrain import search_kwargs
+
+    board = [{"name": n} for n in ("tfidf_logreg", "probe", "ensemble")]
+    new = {"search": {"budget_seconds": 120.0, "leaderboard": board,
+                      "requested": {"candidates": None, "search_ensemble": 0, "time_budget_seconds": 120.0}},
+           "refit": {"done": True}}
+    assert search_kwargs(new) == {"search": True, "time_budget": 120.0, "search_ensemble": 0, "refit": True}
+    # an automatic refit is the search's own decision: the challenger's search makes it again
+    assert "refit" not in search_kwargs({**new, "refit": {"done": True, "reason": "auto: contrastive ..."}})
+    # older manifests: the leaderboard says which candidates ran; the default set is left to the default
+    old = {"search": {"budget_seconds": 60.0, "leaderboard": board}}
+    assert search_kwargs(old) == {"search": True, "time_budget": 60.0, "candidates": ["tfidf_logreg", "probe"]}
+    full = {"search": {"budget_seconds": 60.0, "leaderboard": [{"name": n} for n in CANDIDATES]}}
+    assert search_kwargs(full) == {"search": True, "time_budget": 60.0}
+    assert search_kwargs({}) == {} and search_kwargs(new, {"strategy": "freeze"}) == {}

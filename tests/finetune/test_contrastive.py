@@ -213,3 +213,14 @@ def test_few_shot_prior_stands_unless_the_paired_lead_is_significant() -> None:
     assert not kept and d["ci_low"] > 0 and d["discordant"] == 8
     kept, _ = prior_stands(np.array([True, False] * 5), np.array([True, False] * 5))  # identical: no lead
     assert kept
+
+
+def test_learning_curve_refits_contrastive_with_its_own_trainer(tiny_bert: Path, tmp_path: Path) -> None:
+    # a contrastive run's curve went to the classifier trainer, whose 'contrastive' entry only raises
+    out = tmp_path / "c"
+    transferops.train(frame(), out=out, checkpoint=str(tiny_bert), strategy="contrastive", max_steps=6, **FAST)
+    assert main(["-q", "learning-curve", "--model", str(out), "--fractions", "0.25,1"]) == 0
+    lc = json.loads((out / "transferops.json").read_text())["learning_curve"]
+    assert lc["recipe"] == "contrastive" and [p["fraction"] for p in lc["points"]] == [0.25, 1.0]
+    assert lc["points"][0]["n_train"] < lc["points"][1]["n_train"]
+    assert all(0.0 <= p["model"] <= 1.0 for p in lc["points"])

@@ -45,7 +45,7 @@ from transferops.data import (
 from transferops.errors import ConfigError, DataError
 from transferops.finetune.config import TrainConfig
 from transferops.finetune.recipe import RecipeChoice
-from transferops.finetune.strategies import STRATEGY_REGISTRY
+from transferops.finetune.strategies import STRATEGY_REGISTRY, make_tuner
 from transferops.finetune.trainer import FineTuner
 from transferops.hooks import BUILTIN_PLUGINS, run_post_train
 from transferops.metrics import classification_metrics, encode_labels
@@ -391,10 +391,9 @@ def train(
         tuner = STRATEGY_REGISTRY[strategy].tuner if strategy in STRATEGY_REGISTRY else None
         if tuner is not None and old_run is not None:
             raise ConfigError(f"strategy: '{strategy}' does not continue an old run; drop --init-from")
-        ft = tuner(cfg, strategy=strategy, strategy_reason=reason) if tuner is not None else FineTuner(
-            cfg, strategy=strategy, strategy_reason=reason,
-            init_from=old_run.model_dir if old_run is not None else None,
-            l2_to_old=cont.l2 if cont is not None else 0.0)
+        ft = make_tuner(cfg, strategy, reason=reason,
+                        init_from=old_run.model_dir if old_run is not None else None,
+                        l2_to_old=cont.l2 if cont is not None else 0.0)
         if ckpt.frozen is not None:  # a head over the frozen encoder's cached embeddings
             from transferops.finetune.frozen_head import FrozenHeadTuner
 
@@ -542,7 +541,10 @@ def train(
         **({"augmentation": augmentation} if augmentation else {}),
         "metrics": metrics,
         "baseline": baseline,
-        **({"search": search_res.to_dict()} if search_res is not None else {}),
+        # what the user asked of the search, so that `retrain` searches the challenger the same way
+        **({"search": {**search_res.to_dict(), "requested": {
+            "candidates": list(candidates) if candidates else None, "search_ensemble": search_ensemble,
+            "time_budget_seconds": budget}}} if search_res is not None else {}),
         **({"members": members, "combine": "mean_proba"} if members else {}),
         **({"refit": refit_entry} if refit_entry else {}),
         **dmf,

@@ -145,10 +145,11 @@ def learning_curve(path: str | Path, *, fractions: tuple[float, ...] = FRACTIONS
                  fit_stack(b, pf, texts, emb, y, len(labels), seed).logits_from_parts(t_va, emb_va))
             model_val = classification_metrics(y_va, softmax(z))[metric]
         else:
-            from transferops.finetune.trainer import FineTuner
+            from transferops.finetune.strategies import make_tuner
 
             assert ckpt is not None
-            ft: Any = FineTuner(cfg, strategy=recipe, strategy_reason="learning curve")
+            ft: Any = make_tuner(TrainConfig.from_dict({**cfg.to_dict(), "strategy": recipe}), recipe,
+                                 reason="learning curve")
             if ckpt.frozen is not None:  # a head over a frozen encoder's embeddings (kind "frozen")
                 from transferops.finetune.frozen_head import FrozenHeadTuner
 

@@ -93,6 +93,19 @@ def strategy_names(*, auto: bool = True) -> tuple[str, ...]:
     return (("auto",) if auto else ()) + tuple(STRATEGY_REGISTRY)
 
 
+def make_tuner(cfg: Any, strategy: str, *, reason: str = "", **finetuner_kw: Any) -> Any:
+    """The trainer for ``strategy``: the method's own (a registered ``tuner``, e.g. ``contrastive``) or the
+    shared :class:`~transferops.finetune.trainer.FineTuner` (``finetuner_kw`` go to it only). Every place that
+    trains a named recipe (train, the learning curve) builds it here, so a new method with its own trainer
+    works everywhere at once."""
+    spec = get_strategy(strategy)
+    if spec.tuner is not None:
+        return spec.tuner(cfg, strategy=strategy, strategy_reason=reason)
+    from transferops.finetune.trainer import FineTuner
+
+    return FineTuner(cfg, strategy=strategy, strategy_reason=reason, **finetuner_kw)
+
+
 def get_strategy(name: str) -> StrategySpec:
     load_builtin_methods()
     if name not in STRATEGY_REGISTRY:

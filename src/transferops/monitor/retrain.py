@@ -156,6 +156,34 @@ def collect_new_rows(store: Store, new_data: str | Path | pd.DataFrame | None, w
     return out
 
 
+def search_kwargs(manifest: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How the champion was searched, as ``transferops.train`` arguments, so the challenger is searched the
+    same way: the same time budget, candidates and ensemble request, and ``refit`` when the user asked for
+    it. A champion that was not searched, or ``overrides`` that name a strategy, give ``{}``. Manifests from
+    before the ``requested`` entry: the budget, and the candidates when they were not the default set."""
+    from transferops.finetune.search import CANDIDATES
+
+    sr = manifest.get("search")
+    if not sr or "strategy" in (overrides or {}):
+        return {}
+    req = sr.get("requested") or {}
+    kw: dict[str, Any] = {"search": True,
+                          "time_budget": float(req.get("time_budget_seconds") or sr["budget_seconds"])}
+    if "requested" in sr:
+        cands = req.get("candidates")
+    else:
+        names = [c["name"] for c in sr.get("leaderboard", []) if c["name"] != "ensemble"]
+        cands = names if names and set(names) != set(CANDIDATES) else None
+    if cands:
+        kw["candidates"] = list(cands)
+    if req.get("search_ensemble") is not None:
+        kw["search_ensemble"] = int(req["search_ensemble"])
+    refit = manifest.get("refit") or {}
+    if refit.get("done") and not str(refit.get("reason", "")).startswith("auto"):
+        kw["refit"] = True
+    return kw
+
+
 def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str | Path | pd.DataFrame | None = None,
             window: str | None = None, out: str | Path | None = None, config: RetrainConfig | None = None,
             overrides: dict[str, Any] | None = None, promote: bool = True) -> RetrainResult:
@@ -203,7 +231,8 @@ def retrain(store: Store | str | Path, *, model: str = CHAMPION, new_data: str |
                                 replay=cfg.replay, max_forgetting=cfg.max_forgetting)
     else:
         say(f"training challenger on {len(old)} old + {len(new_train)} new rows → {out_dir}")
-        res = transferops.train(train_df, out=out_dir, config=tcfg)
+        res = transferops.train(train_df, out=out_dir, config=tcfg,
+                                **search_kwargs(champ_model.manifest, overrides))
     chal = reg.register(res.path, parent=champ.version, note=f"retrain of {champ.version}")
     reg.set_alias(CHALLENGER, chal.version, reason="retrain")
 
@@ -256,4 +285,4 @@ def skipped(reason: str, champion: str, drift_status: str | None = None) -> Retr
 
 
 __all__ = ["RetrainConfig", "RetrainResult", "collect_new_rows", "decide", "holdout_metrics", "retrain",
-           "skipped"]
+           "search_kwargs", "skipped"]
