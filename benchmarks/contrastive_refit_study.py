@@ -7,7 +7,14 @@ draws 300 development rows from the rest of the pool, and fits ``ContrastiveTune
 * ``search``: on the sample minus 5 held-out rows (what the search trains on: its validation split of 40 rows
   is 5 rows);
 * ``refit``: on the whole sample (what ``refit_by_default`` now does after the search);
-* ``seeds2``: the mean probability of two ``search`` bodies with different seeds (a cheap ensemble).
+* ``seeds2``: the mean probability of two ``search`` bodies with different seeds (a cheap ensemble);
+* ``search_ppe200`` / ``search_ppe400``: ``search`` with 2× / 4× the default pair budget (pairs per example).
+
+At 64/class the held-out rows are 10 % of the sample (32; the search's validation split is 30) instead of 5.
+``--name`` writes another results file (each (dataset, k)'s runs are kept; a rerun replaces them).
+
+    .venv/bin/python benchmarks/contrastive_refit_study.py --shots 64 --variants search search_ppe200 \
+        search_ppe400 --no-heads --name contrastive_steps_study_k64
 
     .venv/bin/python benchmarks/contrastive_refit_study.py --datasets headlines --seeds 3 4 5 6 7 8 9 10 11 12
 
@@ -25,7 +32,7 @@ import numpy as np
 from _common import RESULTS, machine
 from fewshot_vs_setfit import load1, load_dataset, macro_f1, sample
 
-VARIANTS = ("search", "refit", "seeds2")
+VARIANTS = ("search", "refit", "seeds2", "search_ppe200", "search_ppe400")
 #: heads refit on the ``refit`` body's embeddings (no extra body fit): raw / L2-normalised mean pool, C by the
 #: probe's 3-fold CV or SetFit's fixed C = 1 (its default head is sklearn's LogisticRegression on normalised
 #: sentence-transformers embeddings)
@@ -47,7 +54,8 @@ def run_seed(pool: Any, k: int, seed: int, variants: list[str], dev_size: int,
     labels = sorted(few["label"].unique())
     y = np.asarray([labels.index(v) for v in few["label"]])
     yd = np.asarray([labels.index(v) for v in dev["label"]])
-    hold = np.random.default_rng(seed).choice(len(few), HELD_OUT, replace=False)
+    n_hold = HELD_OUT if k <= 16 else int(round(0.1 * len(few)))
+    hold = np.random.default_rng(seed).choice(len(few), n_hold, replace=False)
     keep = np.setdiff1d(np.arange(len(few)), hold)
     ck = resolve_checkpoint("minilm-l6").path
     out = []
@@ -55,7 +63,9 @@ def run_seed(pool: Any, k: int, seed: int, variants: list[str], dev_size: int,
         idx = np.arange(len(few)) if v == "refit" else keep
         t0, probs = time.perf_counter(), []
         for j in range(2 if v == "seeds2" else 1):
-            t = ContrastiveTuner(TrainConfig(strategy="contrastive", seed=seed + 1000 * j))
+            ppe = {"ppe": int(v.split("_ppe")[1])} if "_ppe" in v else {}
+            t = ContrastiveTuner(TrainConfig(strategy="contrastive", seed=seed + 1000 * j),
+                                 **({"pairs_per_example": ppe["ppe"]} if ppe else {}))
             t.fit(few["text"].iloc[idx].tolist(), y[idx], [], np.asarray([]), labels=labels, task="multiclass",
                   checkpoint_path=ck)
             probs.append(softmax(t.predict_logits(dev["text"].tolist()), axis=1))
@@ -87,15 +97,18 @@ def head_variants(t: Any, texts: list[str], y: np.ndarray, dev_texts: list[str],
     return out
 
 
-def write_md(doc: dict[str, Any]) -> None:
+def write_md(doc: dict[str, Any], name: str = "contrastive_refit_study") -> None:
     md = ["# Contrastive at few labels: refit on train + validation? (development seeds)", "",
           "`ContrastiveTuner` (the search's recipe) per development seed; macro-F1 on 300 development rows from "
           "the training pool (never the few-shot benchmark's test split or seeds 0-2). `search` = trained on the "
-          f"sample minus {HELD_OUT} held-out rows (the search's validation split), `refit` = on the whole sample "
-          "(the default since 2026-12-03), `seeds2` = mean of two `search` bodies with different seeds; "
+          f"sample minus {HELD_OUT} held-out rows at 8/class, 10 % at 64/class (the search's validation split), "
+          "`refit` = on the whole sample (the default since 2026-12-03), `seeds2` = mean of two `search` bodies "
+          "with different seeds; `search_ppeN` = `search` with N pairs per example (default 100); "
           "`refit_head_*` = other heads on the `refit` body's embeddings (`norm` = L2-normalised mean pool, `cv` = "
           "C from {0.1, 1, 10} by 3-fold CV as the probe does, `c1` = C = 1 as SetFit's default head); `refit` "
-          "itself is the raw mean pool with CV (the shipped head).", ""]
+          "and `search*` have the head the tuner had when they ran: the 8/class rows ran with the raw mean pool and "
+          "CV, before the L2-normalised head (`refit_head_norm_cv`) became the default; the 64/class rows ran "
+          "with it.", ""]
     for (ds, k), runs in _groups(doc["runs"]).items():
         n_seeds = len({r["seed"] for r in runs})
         md += [f"## {ds}, {k} per class ({n_seeds} seeds)", "", "| variant | dev macro-F1 mean ± std | better "
@@ -119,7 +132,7 @@ def write_md(doc: dict[str, Any]) -> None:
             md.append(f"| {s} | " + " | ".join(cells) + " |")
         md.append("")
     md.append(f"Machine: {doc['machine']}")
-    (RESULTS / "contrastive_refit_study.md").write_text("\n".join(md) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(md) + "\n")
 
 
 def _groups(runs: list[dict[str, Any]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
@@ -137,12 +150,13 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     ap.add_argument("--dev-size", type=int, default=300)
     ap.add_argument("--no-heads", action="store_true", help="skip the head variants on the refit body")
+    ap.add_argument("--name", default="contrastive_refit_study")
     args = ap.parse_args()
     if set(args.seeds) & {0, 1, 2}:
         ap.error("--seeds: 0, 1 and 2 are the few-shot benchmark's own seeds; this study must not use them")
-    path = RESULTS / "contrastive_refit_study.json"
+    path = RESULTS / f"{args.name}.json"
     doc = json.loads(path.read_text()) if path.exists() else {"runs": []}
-    doc["runs"] = [r for r in doc["runs"] if r["dataset"] not in args.datasets]
+    doc["runs"] = [r for r in doc["runs"] if not (r["dataset"] in args.datasets and r["k"] == args.shots)]
     doc["machine"] = machine()
     for ds in args.datasets:
         pool, _test = load_dataset(ds)  # the benchmark's test split is never read
@@ -153,7 +167,7 @@ def main() -> None:
                 print(json.dumps(doc["runs"][-1]), flush=True)
             RESULTS.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(doc, indent=1))
-            write_md(doc)
+            write_md(doc, args.name)
 
 
 if __name__ == "__main__":

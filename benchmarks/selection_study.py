@@ -81,11 +81,12 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=90.0, help="the search's time budget (as fewshot_vs_setfit)")
     ap.add_argument("--dev-size", type=int, default=300)
     ap.add_argument("--name", default="selection_study")
-    ap.add_argument("--analyse", metavar="JSON", type=Path,
-                    help="only replay the selection rules on a finished study's JSON (writes its .md beside it)")
+    ap.add_argument("--analyse", metavar="JSON", type=Path, nargs="+",
+                    help="only replay the selection rules on finished studies' JSON (the runs of all of them; "
+                         "writes the .md beside the first, or results/NAME.md with --name)")
     args = ap.parse_args()
     if args.analyse is not None:
-        analyse(args.analyse)
+        analyse(args.analyse, None if args.name == ap.get_default("name") else RESULTS / f"{args.name}.md")
         return
     if set(args.seeds) & {0, 1, 2}:
         ap.error("--seeds: 0, 1 and 2 are the benchmark's own seeds; a selection study must not use them")
@@ -114,21 +115,22 @@ def main() -> None:
                     out.write_text(json.dumps({"machine": machine(), "args": vars(args), "runs": runs}))
 
 
-def analyse(path: Path) -> None:
+def analyse(paths: list[Path], md_path: Path | None = None) -> None:
     """Offline: each selection rule's pick per run, and its development macro-F1 (mean over runs)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from transferops.finetune.search import prior_stands
 
-    runs = json.loads(path.read_text())["runs"]
+    runs = [r for p in paths for r in json.loads(p.read_text())["runs"]]
     table: dict[tuple[str, int], dict[str, list[float]]] = {}
     for r in runs:
-        ok = {n: c for n, c in r["candidates"].items() if c["status"] == "ok"}
+        # the search's own "ensemble" row (kept by later studies) is a rule's output, not a candidate
+        ok = {n: c for n, c in r["candidates"].items() if c["status"] == "ok" and n != "ensemble"}
         yv = np.asarray(r["y_val"])
         correct = {n: np.asarray(c["val_proba"]).argmax(1) == yv for n, c in ok.items()}
         best_val = max(ok, key=lambda n: (ok[n]["val"], -list(ok).index(n)))
-        picks = {"current": r["winner"], "oracle": max(ok, key=lambda n: ok[n]["dev_macro_f1"])}
+        picks = {"validation-best": best_val, "oracle": max(ok, key=lambda n: ok[n]["dev_macro_f1"])}
         if "contrastive" in ok and best_val != "contrastive":
             picks["contrastive_prior"] = "contrastive" if prior_stands(correct[best_val], correct["contrastive"])[0] \
                 else best_val
@@ -139,10 +141,17 @@ def analyse(path: Path) -> None:
             table.setdefault((r["dataset"], r["k"]), {}).setdefault(f"always {n}", []).append(ok[n]["dev_macro_f1"])
         for k_, v in picks.items():
             table.setdefault((r["dataset"], r["k"]), {}).setdefault(k_, []).append(ok[v]["dev_macro_f1"])
-        top = sorted(ok, key=lambda n: -ok[n]["val"])[:3]
-        close = [n for n in top if n == top[0] or prior_stands(correct[top[0]], correct[n])[0]]
+        ranked = sorted(ok, key=lambda n: -ok[n]["val"])
+        top = ranked[:3]
+        # as the search does: every candidate the paired interval cannot tell from the best, the first K of them
+        passing = [n for n in ranked if n == ranked[0] or prior_stands(correct[ranked[0]], correct[n])[0]]
+        close, close5 = passing[:3], passing[:5]
+        nf = [n for n in ranked if n != "full"]
+        close_nf = [n for n in nf if n == nf[0] or prior_stands(correct[nf[0]], correct[n])[0]][:3]
         for label, members in (("mean of all", list(ok)), ("mean of top 3", top),
-                               ("shipped: top 3, paired filter", close)):
+                               ("up to 3, paired filter (shipped until 2026-12-03)", close),
+                               ("up to 3, paired filter, `full` left out", close_nf),
+                               ("shipped: up to 5, paired filter", close5)):
             pd_ = np.mean([np.asarray(ok[n]["dev_proba"]) for n in members], axis=0)
             from sklearn.metrics import f1_score
             table[(r["dataset"], r["k"])].setdefault(label, []).append(
@@ -153,12 +162,14 @@ def analyse(path: Path) -> None:
     md = ["# Selection at small validation splits (issue 18, lever 7)", "",
           f"{len(runs)} runs of the model search (`transferops.train` defaults, 90 s budget, MiniLM-L6) on "
           "development seeds (never the few-shot benchmark's seeds 0-2), every fitted candidate scored on 300 "
-          "development rows drawn from the BBC training pool (never the benchmark's test split). A rule is "
-          "how the saved model is chosen from the same fitted candidates; the table is the saved model's "
-          "development macro-F1, mean ± std over runs. `current` = the search before this study (the "
-          "validation-best); `oracle` = the candidate best on the development rows (not a rule: it looks at "
-          "them); `shipped` = the rule the search now applies (the mean probability of the validation-best and "
-          "up to 2 more candidates the paired 95 % interval cannot tell apart from it).", ""]
+          "development rows drawn from the dataset's training pool (never the benchmark's test split). A rule "
+          "is how the saved model is chosen from the same fitted candidates; the table is the saved model's "
+          "development macro-F1, mean ± std over runs. `validation-best` = the search before its ensemble; "
+          "`oracle` = the candidate best on the development rows (not a rule: it looks at them); `shipped` = "
+          "the rule the search now applies (the mean probability of the validation-best and up to 4 more of "
+          "the next by validation score that the paired 95 % interval cannot tell apart from it; up to 2 more "
+          "until 2026-12-03). `Δ` = shipped minus up to 3 per run, with a bootstrap 95 % interval over runs.",
+          ""]
     for (ds, k), rules in table.items():
         n_val = sorted({r["n_val"] for r in runs if (r["dataset"], r["k"]) == (ds, k)})
         md += [f"## {ds}, {k} per class (validation rows: {', '.join(map(str, n_val))})", "",
@@ -168,7 +179,13 @@ def analyse(path: Path) -> None:
             print(f"  {rule:<24} {np.mean(vals):.4f} ± {np.std(vals):.4f} ({len(vals)})")
             name = f"**{rule}**" if rule.startswith("shipped") else rule
             md.append(f"| {name} | {np.mean(vals):.4f} ± {np.std(vals):.4f} | {len(vals)} |")
-        md.append("")
+        new, old = (np.asarray(rules[k_]) for k_ in ("shipped: up to 5, paired filter",
+                                                      "up to 3, paired filter (shipped until 2026-12-03)"))
+        d = new - old
+        boot = np.random.default_rng(0).choice(d, (5000, len(d))).mean(axis=1)
+        md += ["", f"Δ shipped − up to 3: {d.mean():+.4f} (bootstrap 95 % [{np.percentile(boot, 2.5):+.4f}, "
+               f"{np.percentile(boot, 97.5):+.4f}]); better on {int((d > 1e-9).sum())}, worse on "
+               f"{int((d < -1e-9).sum())} of {len(d)} runs", ""]
     md += ["## Per run: validation / development macro-F1 of every fitted candidate", "",
            "| dataset | k | seed | candidates (validation / development) | validation pick |",
            "|---|---:|---:|---|---|"]
@@ -177,7 +194,7 @@ def analyse(path: Path) -> None:
         md.append(f"| {r['dataset']} | {r['k']} | {r['seed']} | "
                   + ", ".join(f"{n} {c['val']:.3f}/{c['dev_macro_f1']:.3f}" for n, c in ok.items())
                   + f" | {r['winner']} |")
-    path.with_suffix(".md").write_text("\n".join(md) + "\n")
+    (md_path or paths[0].with_suffix(".md")).write_text("\n".join(md) + "\n")
 
 
 if __name__ == "__main__":

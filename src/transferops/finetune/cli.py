@@ -198,7 +198,7 @@ def register(sub: Any) -> None:
     g.add_argument("--time-budget", help="search budget, e.g. 15m, 90s, 1h (default 15m)")
     g.add_argument("--search-ensemble", type=int, metavar="K",
                    help="save the mean of up to K of the best search candidates (0: one model, needed for "
-                        "ONNX export); default: 3 when the validation split has 30-99 rows and > 16 training "
+                        "ONNX export); default: 5 when the validation split has 30-99 rows and > 16 training "
                         "rows a class, else 0 (docs/search.md)")
     g.add_argument("--validation-data", help="your own validation file (same columns as --data)")
     g.add_argument("--test-data", help="your own test file; no internal test split is cut from --data")
