@@ -477,7 +477,7 @@ def test_retrain_searches_the_challenger_as_the_champion_was_searched() -> None:
 
     board = [{"name": n} for n in ("tfidf_logreg", "probe", "ensemble")]
     new = {"search": {"budget_seconds": 120.0, "leaderboard": board,
-                      "requested": {"candidates": None, "search_ensemble": 0, "time_budget_seconds": 120.0}},
+                      "requested": {"candidates": None, "search_ensemble": 0}},
            "refit": {"done": True}}
     assert search_kwargs(new) == {"search": True, "time_budget": 120.0, "search_ensemble": 0, "refit": True}
     # an automatic refit is the search's own decision: the challenger's search makes it again

@@ -167,8 +167,7 @@ def search_kwargs(manifest: dict[str, Any], overrides: dict[str, Any] | None = N
     if not sr or "strategy" in (overrides or {}):
         return {}
     req = sr.get("requested") or {}
-    kw: dict[str, Any] = {"search": True,
-                          "time_budget": float(req.get("time_budget_seconds") or sr["budget_seconds"])}
+    kw: dict[str, Any] = {"search": True, "time_budget": float(sr["budget_seconds"])}
     if "requested" in sr:
         cands = req.get("candidates")
     else:
