@@ -476,15 +476,21 @@ def test_retrain_searches_the_challenger_as_the_champion_was_searched() -> None:
     from transferops.monitor.retrain import search_kwargs
 
     board = [{"name": n} for n in ("tfidf_logreg", "probe", "ensemble")]
-    new = {"search": {"budget_seconds": 120.0, "leaderboard": board,
-                      "requested": {"candidates": None, "search_ensemble": 0}},
-           "refit": {"done": True}}
+    req = {"candidates": None, "search_ensemble": 0, "refit": True}
+    new = {"search": {"budget_seconds": 120.0, "leaderboard": board, "requested": req},
+           "refit": {"done": True, "reason": "set by the user"}}
     assert search_kwargs(new) == {"search": True, "time_budget": 120.0, "search_ensemble": 0, "refit": True}
-    # an automatic refit is the search's own decision: the challenger's search makes it again
-    assert "refit" not in search_kwargs({**new, "refit": {"done": True, "reason": "auto: contrastive ..."}})
+    # --no-refit is carried too; an automatic refit (refit None) is the challenger's search's own decision
+    no = {"search": {**new["search"], "requested": {**req, "refit": False}}}
+    assert search_kwargs(no)["refit"] is False
+    auto = {"search": {**new["search"], "requested": {**req, "refit": None}},
+            "refit": {"done": True, "reason": "auto: contrastive ..."}}
+    assert "refit" not in search_kwargs(auto)
     # older manifests: the leaderboard says which candidates ran; the default set is left to the default
     old = {"search": {"budget_seconds": 60.0, "leaderboard": board}}
     assert search_kwargs(old) == {"search": True, "time_budget": 60.0, "candidates": ["tfidf_logreg", "probe"]}
+    assert search_kwargs({**old, "refit": {"done": True, "reason": "set by the user"}})["refit"] is True
+    assert "refit" not in search_kwargs({**old, "refit": {"done": True, "reason": "auto: contrastive ..."}})
     full = {"search": {"budget_seconds": 60.0, "leaderboard": [{"name": n} for n in CANDIDATES]}}
     assert search_kwargs(full) == {"search": True, "time_budget": 60.0}
     assert search_kwargs({}) == {} and search_kwargs(new, {"strategy": "freeze"}) == {}

@@ -544,7 +544,7 @@ def train(
         # what the user asked of the search, so that `retrain` searches the challenger the same way
         **({"search": {**search_res.to_dict(), "requested": {
             "candidates": list(candidates) if candidates else None,
-            "search_ensemble": search_ensemble}}} if search_res is not None else {}),
+            "search_ensemble": search_ensemble, "refit": refit}}} if search_res is not None else {}),
         **({"members": members, "combine": "mean_proba"} if members else {}),
         **({"refit": refit_entry} if refit_entry else {}),
         **dmf,

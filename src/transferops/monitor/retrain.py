@@ -158,9 +158,9 @@ def collect_new_rows(store: Store, new_data: str | Path | pd.DataFrame | None, w
 
 def search_kwargs(manifest: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """How the champion was searched, as ``transferops.train`` arguments, so the challenger is searched the
-    same way: the same time budget, candidates and ensemble request, and ``refit`` when the user asked for
-    it. A champion that was not searched, or ``overrides`` that name a strategy, give ``{}``. Manifests from
-    before the ``requested`` entry: the budget, and the candidates when they were not the default set."""
+    same way: the same time budget, candidates, ensemble and refit requests (``--no-refit`` included). A
+    champion that was not searched, or ``overrides`` that name a strategy, give ``{}``. Manifests from before
+    the ``requested`` entry: the budget, and the candidates when they were not the default set."""
     from transferops.finetune.search import CANDIDATES
 
     sr = manifest.get("search")
@@ -177,9 +177,12 @@ def search_kwargs(manifest: dict[str, Any], overrides: dict[str, Any] | None = N
         kw["candidates"] = list(cands)
     if req.get("search_ensemble") is not None:
         kw["search_ensemble"] = int(req["search_ensemble"])
-    refit = manifest.get("refit") or {}
-    if refit.get("done") and not str(refit.get("reason", "")).startswith("auto"):
-        kw["refit"] = True
+    if req.get("refit") is not None:  # --refit / --no-refit as asked; None: the search decides again
+        kw["refit"] = bool(req["refit"])
+    elif "requested" not in sr:  # older manifests: a refit the user asked for says so in its reason
+        refit = manifest.get("refit") or {}
+        if refit.get("done") and not str(refit.get("reason", "")).startswith("auto"):
+            kw["refit"] = True
     return kw
 
 
