@@ -158,6 +158,11 @@ def test_retrain_champion_challenger(loans_run: Path, tmp_path: Path, capsys: py
     res = json.loads(capsys.readouterr().out)
     assert rc == 0 and res["winner"] == "challenger" and res["promoted"] and res["holdout_rows"] == 48
     assert set(res["champion"]["holdout"]) >= {"pr_auc", "f1"}
+    # the challenger is searched as the champion was: the same candidates and options (epochs overridden)
+    cfg_of = lambda p: json.loads((Path(p) / "transferops.json").read_text())["config"]  # noqa: E731
+    champ_cfg, chal_cfg = cfg_of(loans_run), cfg_of(tmp_path / "chal")
+    assert chal_cfg["models"] == champ_cfg["models"] == ["trees", "transformer", "stack"]
+    assert chal_cfg["folds"] == champ_cfg["folds"] == 2 and chal_cfg["epochs"] == 1
     reg = Registry(Store(str(db)))
     champ = reg.resolve("champion")
     assert champ.path == str((tmp_path / "chal").resolve()) and champ.parent == res["registry"]["champion"]
