@@ -159,8 +159,8 @@ def test_retrain_champion_challenger(loans_run: Path, tmp_path: Path, capsys: py
     assert rc == 0 and res["winner"] == "challenger" and res["promoted"] and res["holdout_rows"] == 48
     assert set(res["champion"]["holdout"]) >= {"pr_auc", "f1"}
     # the challenger is searched as the champion was: the same candidates and options (epochs overridden)
-    cfg_of = lambda p: json.loads((Path(p) / "transferops.json").read_text())["config"]  # noqa: E731
-    champ_cfg, chal_cfg = cfg_of(loans_run), cfg_of(tmp_path / "chal")
+    champ_cfg, chal_cfg = (json.loads((p / "transferops.json").read_text())["config"]
+                           for p in (loans_run, tmp_path / "chal"))
     assert chal_cfg["models"] == champ_cfg["models"] == ["trees", "transformer", "stack"]
     assert chal_cfg["folds"] == champ_cfg["folds"] == 2 and chal_cfg["epochs"] == 1
     reg = Registry(Store(str(db)))
