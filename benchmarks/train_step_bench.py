@@ -7,7 +7,10 @@ Interleaved rounds; min and median per variant:
 * AdamW: ``foreach`` (torch's default), ``fused=True`` (the loop's default since issue 18) and the
   single-tensor for-loop — the optimiser step alone, on real gradients-shaped tensors;
 * ``torch.compile(model, dynamic=True)``: compile time of the first step, then steady steps over the
-  sequence lengths length bucketing produces (``--lengths``); eager at the same lengths alongside.
+  sequence lengths length bucketing produces (``--lengths``); eager at the same lengths alongside;
+* ``torch.compile(model)`` at one static shape (batch x ``--length``: BBC at 128 tokens, where every article
+  is truncated and every batch has that shape), fp32 and bf16 autocast, eager alongside (``--no-static``
+  leaves it out).
 
     nice -n 10 .venv/bin/python benchmarks/train_step_bench.py [--rounds 5] [--no-compile]
 
@@ -32,6 +35,7 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=128)
     ap.add_argument("--lengths", default="64,96,128", help="sequence lengths of the compile probe")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--no-static", action="store_true", help="leave out the static-shape compile probe")
     ap.add_argument("--name", default="train_step_bench")
     args = ap.parse_args()
     import torch
@@ -132,6 +136,32 @@ def main() -> None:
         out["compile"] = {"error": err, "compile_first_step_s": compile_s, "first_step_at_new_length_s": first_at_len,
                           **{k: {"min_s": min(v), "median_s": statistics.median(v)} for k, v in ct.items() if v}}
 
+    # 4. torch.compile at one static shape, fp32 and bf16: the case most favourable to compile
+    if not args.no_compile and not args.no_static:
+        out["compile_static"] = {}
+        bs = batch(args.length)
+        for prec in ("fp32", "bf16"):
+            bf = prec == "bf16"
+            eager, comp = model(), model()
+            oe = torch.optim.AdamW(eager.parameters(), lr=5e-5, fused=True)
+            oc = torch.optim.AdamW(comp.parameters(), lr=5e-5, fused=True)
+            cm = torch.compile(comp)
+            t = time.perf_counter()
+            step(cm, oc, bs, bf)
+            first = time.perf_counter() - t
+            step(cm, oc, bs, bf)
+            step(eager, oe, bs, bf)
+            st: dict[str, list[float]] = {"eager": [], "compiled": []}
+            for _ in range(args.rounds * 2):
+                for k, (mm, oo) in (("eager", (eager, oe)), ("compiled", (cm, oc))):
+                    t = time.perf_counter()
+                    step(mm, oo, bs, bf)
+                    st[k].append(time.perf_counter() - t)
+            out["compile_static"][prec] = {"compile_first_step_s": first, **{
+                k: {"min_s": min(v), "median_s": statistics.median(v)} for k, v in st.items()}}
+            del eager, comp, cm, oe, oc
+        out["load_avg"].append([round(x, 2) for x in os.getloadavg()])
+
     pr = out["precision"]
     lines = [f"MiniLM-L6 training step, batch {args.batch} x {args.length} tokens, {out['threads']} threads, load "
              f"average {out['load_avg'][0]} .. {out['load_avg'][-1]}", "",
@@ -153,6 +183,15 @@ def main() -> None:
                       f"| compile (first step) | {c['compile_first_step_s']:.1f} | |"]
             lines += [f"| first compiled step at length {k} | {v:.2f} | |"
                       for k, v in c["first_step_at_new_length_s"].items()]
+    if "compile_static" in out:
+        lines += ["", f"| torch.compile, static shape {args.batch} x {args.length} | eager min / median s | "
+                  "compiled min / median s | compiled / eager (median) | compile (first step) s |",
+                  "|---|---|---|---|---|"]
+        for prec, c in out["compile_static"].items():
+            e, k = c["eager"], c["compiled"]
+            lines.append(f"| {prec} | {e['min_s']:.3f} / {e['median_s']:.3f} | "
+                         f"{k['min_s']:.3f} / {k['median_s']:.3f} | "
+                         f"{k['median_s'] / e['median_s']:.2f} | {c['compile_first_step_s']:.1f} |")
     save(args.name, out, "\n".join(lines))
 
 
