@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -170,9 +171,18 @@ def usable_cpus() -> float:
 
 
 def proc_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system, every thread) of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user + system, every thread) of process ``pid`` and its live children so far (``serve
+    --processes N`` runs the server in N children of a supervisor)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # the task ended meanwhile
+            children.update(int(c) for c in (task / "children").read_text().split())
+    return own + sum(proc_cpu_s(c) for c in children)
 
 
 async def _load(port: int, path: str, text: str, concurrency: int, duration: float,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,13 +15,14 @@ import numpy as np
 import pytest
 
 import transferops
+from server_testing import server_process
 from transferops.abtest.assignment import assign_arm
 from transferops.deploy.onnx_runtime import OnnxModel
 from transferops.deploy.server import ServeSettings, create_app
 from transferops.errors import ConfigError
 
 from .conftest import ADMIN_TOKEN
-from .deploy_helpers import Collector, free_port, running
+from .deploy_helpers import Collector, running
 
 pytestmark = pytest.mark.server
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -361,24 +359,7 @@ def test_review_threshold_derived_from_validation(tiny_export: Path) -> None:
 
 # ---------------------------------------------------------------------- CLI
 def test_cli_serve_subprocess(tiny_export: Path) -> None:
-    port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "transferops", "--quiet", "serve", "--model",
-                             f"news={tiny_export}", "--port", str(port), "--review-threshold", "0.5"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        t0 = time.monotonic()
-        while True:
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() - t0 < 180, "server did not become ready"
-            time.sleep(0.2)
-        r = httpx.post(f"http://127.0.0.1:{port}/v1/models/news/predict", json={"texts": ["hello"]})
+    with server_process(["--model", f"news={tiny_export}", "--review-threshold", "0.5"],
+                        env={"OMP_NUM_THREADS": "1"}) as (_, url):
+        r = httpx.post(f"{url}/v1/models/news/predict", json={"texts": ["hello"]})
         assert r.status_code == 200 and r.json()["predictions"][0]["route"] == "review"
-    finally:
-        proc.terminate()
-        proc.wait(30)

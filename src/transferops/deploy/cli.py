@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,9 @@ def register(sub: Any) -> None:
                         "predictions reach this accuracy (e.g. 0.98)")
     s.add_argument("--admin-token", help="token for /admin endpoints (or env TRANSFEROPS_ADMIN_TOKEN)")
     s.add_argument("--threads", type=int, help="intra-op threads for ONNX Runtime / PyTorch")
+    s.add_argument("--processes", type=int, default=1, metavar="N",
+                   help="server processes on the one port (Linux, SO_REUSEPORT), each with its own model copy "
+                        "and the cores divided by N as --threads; not with --admin-token (docs/deploy.md)")
     s.add_argument("--workers", type=int, default=None,
                    help="inference threads (batches of one model run in parallel); default: the cores "
                         "divided by --threads, 1 when --threads is not set")
@@ -147,9 +151,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from transferops._progress import say
     uvicorn = require("uvicorn", "serve")
     require("fastapi", "serve")  # one line naming the extra, before the server module imports it
+    from transferops.deploy import processes
     from transferops.deploy.server import create_app
 
     settings = settings_from_args(args)
+    n_proc = processes.check_processes(args.processes, port=settings.port, admin_token=settings.admin.admin_token)
     # fail here with one line rather than with a traceback from the server's startup
     for what, items in (("--model", settings.models), ("--ab", settings.experiments.ab or {})):
         for name, path in items.items():
@@ -159,6 +165,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--adapters: {settings.adapters} is not a folder")
     if settings.adapters:
         check_adapters_folder(Path(settings.adapters))
+    child = processes.is_child()
+    if n_proc > 1 and not child:
+        say(f"serving on http://{settings.host}:{settings.port} with {n_proc} processes  (docs at /docs, "
+            "metrics at /metrics)")
+        return processes.run_processes(args.argv, n_proc, host=settings.host, port=settings.port,
+                                        threads=args.threads, say=say)
     app = create_app(settings)
 
     class _NoStartupTraceback(logging.Filter):
@@ -166,11 +178,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return app.state.startup_error is None  # the error is printed as one line below
 
     logging.getLogger("uvicorn.error").addFilter(_NoStartupTraceback())
-    say(f"serving on http://{settings.host}:{settings.port}  (docs at /docs, metrics at /metrics)")
+    if not child:
+        say(f"serving on http://{settings.host}:{settings.port}  (docs at /docs, metrics at /metrics)")
     try:
         # h11 (when used) also bounds the header block while it is read; the app checks size and count
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False,
-                    h11_max_incomplete_event_size=settings.edge.max_header_bytes + 1024)
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                                access_log=False, h11_max_incomplete_event_size=settings.edge.max_header_bytes + 1024)
+        server = _uvicorn_server()(config)
+        # a child of --processes binds its own SO_REUSEPORT socket; uvicorn listens on it after start-up
+        server.run(sockets=[processes.reuseport_socket(settings.host, settings.port)] if child else None)
+        if not server.started:
+            sys.exit(3)  # what uvicorn.run does when start-up failed
     except SystemExit:
         err = app.state.startup_error
         if err is None:
@@ -180,6 +198,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         first = str(err).splitlines()[0] if str(err) else ""
         raise ConfigError(f"start-up failed: {type(err).__name__}: {first}") from err
     return 0
+
+
+def _uvicorn_server() -> Any:
+    """``uvicorn.Server`` that also marks a ``--processes`` child ready once it accepts connections."""
+    import uvicorn
+
+    from transferops.deploy import processes
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            if processes.is_child():
+                app_startup = self.lifespan.startup
+
+                async def startup_then_wait() -> None:
+                    await app_startup()  # the models load here
+                    if not self.lifespan.should_exit:
+                        processes.mark("loaded")
+                        await processes.wait_for_go(lambda: self.should_exit)  # listen once all have loaded
+
+                self.lifespan.startup = startup_then_wait  # type: ignore[method-assign]
+            await super().startup(sockets=sockets)
+            if self.started:
+                processes.mark("ready")
+
+    return Server
 
 
 def check_adapters_folder(root: Path) -> None:

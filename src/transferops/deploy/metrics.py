@@ -1,7 +1,14 @@
-"""Prometheus metrics of one server app, in its own registry (several apps can live in one process)."""
+"""Prometheus metrics of one server app, in its own registry (several apps can live in one process).
+
+Under ``serve --processes N`` (``PROMETHEUS_MULTIPROC_DIR`` set by the supervisor before the process
+started) ``prometheus_client`` keeps the values in files shared by the processes, and :meth:`render` sums
+them: counters and histograms over every process that served, ``queue_depth`` over the live ones;
+``models_loaded`` is the largest live value and ``review_rate`` the most recent one a process set.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from transferops._extras import require
@@ -26,18 +33,19 @@ class ServerMetrics:
         self.inference = pc.Histogram("transferops_inference_seconds", "Time of one model call",
                                       ["model"], buckets=LATENCY_BUCKETS, registry=r)
         self.queue_depth = pc.Gauge("transferops_queue_depth", "Texts waiting for a batch", ["model"],
-                                    registry=r)
+                                    registry=r, multiprocess_mode="livesum")
         self.predictions = pc.Counter("transferops_predictions", "Predicted labels", ["model", "label"],
                                       registry=r)
         self.routes = pc.Counter("transferops_routes", "Predictions by route (auto/review)",
                                  ["model", "route"], registry=r)
         self.review_rate = pc.Gauge("transferops_review_rate", "Share of predictions routed to human review "
-                                    "since start", ["model"], registry=r)
+                                    "since start", ["model"], registry=r, multiprocess_mode="mostrecent")
         self.rejected = pc.Counter("transferops_rejected", "Requests refused before inference",
                                    ["reason"], registry=r)
         self.listener_errors = pc.Counter("transferops_listener_errors",
                                           "Prediction listener failures or drops", ["kind"], registry=r)
-        self.models_loaded = pc.Gauge("transferops_models_loaded", "Named models being served", registry=r)
+        self.models_loaded = pc.Gauge("transferops_models_loaded", "Named models being served", registry=r,
+                                      multiprocess_mode="livemax")
         self._routes: dict[str, list[int]] = {}
 
     def observe_routes(self, model: str, n_review: int, n_total: int) -> None:
@@ -52,4 +60,10 @@ class ServerMetrics:
 
     def render(self) -> tuple[bytes, str]:
         pc = require("prometheus_client", "serve")
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            merged = pc.CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return pc.generate_latest(merged), pc.CONTENT_TYPE_LATEST
         return pc.generate_latest(self.registry), pc.CONTENT_TYPE_LATEST
