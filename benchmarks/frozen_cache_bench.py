@@ -113,6 +113,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--name", default="frozen_cache_bench", help="results file stem under benchmarks/results")
     args = ap.parse_args()
     if args.quick:
         args.per_class, args.val_per_class, args.test_rows, args.epochs, args.rounds, args.seeds = 8, 2, 60, 2, 1, 1
@@ -195,7 +196,7 @@ def main() -> None:
     lines += [f"| {d['seed']} | {d['head_tail_minus_head']:+.4f} | {d['paired_ci95']} |" for d in diffs]
     for x in runs + trunc:
         x.pop("pred", None)
-    save("frozen_cache_bench", {"args": vars(args), "runs": runs, "truncation": trunc, "differences": diffs},
+    save(args.name, {"args": vars(args), "runs": runs, "truncation": trunc, "differences": diffs},
          "\n".join(lines))
 
 
