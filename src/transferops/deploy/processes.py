@@ -166,6 +166,9 @@ def run_processes(argv: Sequence[str], n: int, *, host: str, port: int, threads:
     ``threads``: intra-op threads of each child (None: the usable cores divided by ``n``, at least 1).
     Returns the exit code: 0 after a clean stop, else the first failing child's."""
     _check_port_free(host, port)
+    if n > usable_cores():
+        say(f"warning: --processes {n} is more than the {usable_cores()} usable cores; each process loads its own "
+            "model copy and they share the cores")
     # Held, bound but never listening (so it gets no connections), until the end: from here on a second
     # server's plain bind fails. Two supervisors started within microseconds could still share the port.
     hold = reuseport_socket(host, port)
