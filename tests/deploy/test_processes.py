@@ -116,3 +116,16 @@ def test_a_start_up_error_is_printed_once(tmp_path: Path) -> None:
     lines = [ln for ln in err.decode().splitlines() if ln.startswith("error:")]
     assert proc.returncode == 2 and len(lines) == 1, err.decode()
     assert "start-up failed" in lines[0]
+
+
+def test_a_busy_port_is_one_line_before_anything_loads(tiny_export: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for extra in ([], ["--processes", "2"]):
+            assert main(["serve", "--model", f"news={tiny_export}", "--port", port, *extra]) == 2
+            err = capsys.readouterr().err
+            assert f"cannot bind 127.0.0.1:{port}" in err and "pick a free port" in err and err.count("\n") == 1

@@ -171,6 +171,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "metrics at /metrics)")
         return processes.run_processes(args.argv, n_proc, host=settings.host, port=settings.port,
                                         threads=args.threads, say=say)
+    if not child and settings.port != 0:
+        processes.check_port_free(settings.host, settings.port)  # one line, not uvicorn's bind error after start-up
     app = create_app(settings)
 
     class _NoStartupTraceback(logging.Filter):

@@ -99,7 +99,7 @@ async def wait_for_go(should_stop: Any = lambda: False, poll_s: float = 0.05) ->
         await asyncio.sleep(poll_s)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     """A plain bind (no SO_REUSEPORT) fails when anything holds the port, even another SO_REUSEPORT group
     of this user, which the children would otherwise silently join."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -165,7 +165,7 @@ def run_processes(argv: Sequence[str], n: int, *, host: str, port: int, threads:
 
     ``threads``: intra-op threads of each child (None: the usable cores divided by ``n``, at least 1).
     Returns the exit code: 0 after a clean stop, else the first failing child's."""
-    _check_port_free(host, port)
+    check_port_free(host, port)
     if n > usable_cores():
         say(f"warning: --processes {n} is more than the {usable_cores()} usable cores; each process loads its own "
             "model copy and they share the cores")
@@ -222,5 +222,5 @@ def run_processes(argv: Sequence[str], n: int, *, host: str, port: int, threads:
         shutil.rmtree(work, ignore_errors=True)
 
 
-__all__ = ["CHILD_ENV", "check_processes", "is_child", "mark", "reuseport_socket", "run_processes",
+__all__ = ["CHILD_ENV", "check_port_free", "check_processes", "is_child", "mark", "reuseport_socket", "run_processes",
            "usable_cores", "wait_for_go"]
