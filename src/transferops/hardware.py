@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,4 +39,9 @@ def read_cpuinfo() -> str:
         return ""
 
 
-__all__ = ["BF16_CPU_FLAGS", "cpu_flags", "cpu_has_native_bf16", "read_cpuinfo"]
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask (a pinned container sees its own share), else the count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+__all__ = ["BF16_CPU_FLAGS", "cpu_flags", "cpu_has_native_bf16", "read_cpuinfo", "usable_cores"]

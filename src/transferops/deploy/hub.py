@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import re
 import threading
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from transferops.deploy.batching import BatchSettings, DynamicBatcher
 from transferops.deploy.metrics import ServerMetrics
 from transferops.deploy.runtime import AdapterPool, Runner, check_safe_folder, model_version, open_runner
 from transferops.errors import ArtifactError, ConfigError
+from transferops.hardware import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class HubSettings:
             return self.inference_workers
         if not self.threads:
             return 1
-        return max(1, (os.cpu_count() or 1) // self.threads)
+        return max(1, usable_cores() // self.threads)
 
 
 @dataclass

@@ -32,17 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from transferops.errors import ConfigError
+from transferops.hardware import usable_cores
 
-#: set in a child's environment: the index of the child (its ready file is ``ready-{index}``)
+#: set in a child's environment: the index of the child
 CHILD_ENV = "TRANSFEROPS_SERVE_CHILD"
-#: the folder where a child touches its ready file once it accepts connections
+#: the folder of the start-up handshake: a child's ``loaded-{index}`` and ``ready-{index}``, the parent's ``go``
 READY_DIR_ENV = "TRANSFEROPS_SERVE_READY_DIR"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def check_processes(n: Any, *, port: int, admin_token: str | None) -> int:
@@ -223,4 +219,4 @@ def run_processes(argv: Sequence[str], n: int, *, host: str, port: int, threads:
 
 
 __all__ = ["CHILD_ENV", "check_port_free", "check_processes", "is_child", "mark", "reuseport_socket", "run_processes",
-           "usable_cores", "wait_for_go"]
+           "wait_for_go"]
