@@ -8,7 +8,7 @@ PY=../.venv/bin/python
 run() { echo "[$(date +%H:%M:%S)] $* (load $(cut -d' ' -f1 /proc/loadavg))"; "$PY" "$@" > "/tmp/issue18_${1%.py}.log" 2>&1; echo "[$(date +%H:%M:%S)]   rc=$?"; }
 for b in ${BENCHES:-serve_bench select_bench int8_accuracy_bench time_to_quality frozen_cache_bench ort_options_bench}; do
   case $b in
-    serve_bench) run serve_bench.py --duration 5 --rounds 2 ;;
+    serve_bench) run serve_bench.py --duration 5 --rounds 2 --system procs2='--processes 2' ;;
     select_bench) run select_bench.py --part timing --rounds 3 ;;
     *) run "$b.py" ;;
   esac
