@@ -63,17 +63,23 @@ def is_child() -> bool:
     return os.environ.get(CHILD_ENV) is not None
 
 
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` with ``SO_REUSEPORT`` (every process of the group binds its own)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+def _bound(host: str, port: int, *, reuseport: bool) -> socket.socket:
+    """A TCP socket bound to ``host:port``, or a one-line :class:`ConfigError` naming the flags."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if reuseport:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise ConfigError(f"--host/--port: cannot bind {host}:{port} ({exc.strerror}); pick a free port") from None
+    return sock
+
+
+def reuseport_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` with ``SO_REUSEPORT`` (every process of the group binds its own)."""
+    sock = _bound(host, port, reuseport=True)
     sock.set_inheritable(True)
     return sock
 
@@ -98,14 +104,7 @@ async def wait_for_go(should_stop: Any = lambda: False, poll_s: float = 0.05) ->
 def check_port_free(host: str, port: int) -> None:
     """A plain bind (no SO_REUSEPORT) fails when anything holds the port, even another SO_REUSEPORT group
     of this user, which the children would otherwise silently join."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise ConfigError(f"--host/--port: cannot bind {host}:{port} ({exc.strerror}); pick a free "
-                              "port") from None
+    _bound(host, port, reuseport=False).close()
 
 
 def _exit_code(rc: int) -> int:
